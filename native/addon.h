@@ -1,0 +1,19 @@
+// Module-wide state and the registration hooks of each mechanism file.
+#pragma once
+#include <napi.h>
+
+namespace cowlab {
+
+// Per-environment data (one per Node environment, so worker threads each get their own).
+struct AddonData {
+  Napi::FunctionReference errorClass;
+};
+
+AddonData* GetAddonData(Napi::Env env);
+
+// Each mechanism file adds its functions to `exports`. Keep one line per file in addon.cc.
+void InitMemory(Napi::Env env, Napi::Object exports);
+void InitPagemap(Napi::Env env, Napi::Object exports);
+void InitForkProbe(Napi::Env env, Napi::Object exports);
+
+}  // namespace cowlab

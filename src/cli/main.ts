@@ -1,0 +1,40 @@
+/**
+ * The cowlab CLI: commander over the public API. Each command lives in commands/ and adds
+ * itself here with one line.
+ */
+import { Command, CommanderError } from 'commander';
+
+import { registerEnv } from './commands/env.js';
+import { registerForkWrite } from './commands/forkWrite.js';
+import { registerPagemap } from './commands/pagemap.js';
+import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
+import { packageVersion } from '../util/package.js';
+
+export function buildProgram(): Command {
+  const program = new Command('cowlab')
+    .description('A laboratory for Linux copy-on-write: real fork-then-write faults, pagemap, simulation, validation.')
+    .version(packageVersion(), '-V, --version')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
+  registerForkWrite(program);
+  registerPagemap(program);
+  registerEnv(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (0 ok, 1 failed, 2 bad input). */
+export async function main(argv: string[]): Promise<number> {
+  process.exitCode = undefined;
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code) || err.exitCode === 0;
+      return ok ? EXIT_OK : EXIT_USAGE;
+    }
+    return reportError(err);
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+}

@@ -1,0 +1,68 @@
+/**
+ * Observations: the one shape every engine produces for a trace, so validate can diff them
+ * step by step. Engines observe; they never format (report/ does that).
+ *
+ * Definitions (the same in every engine; docs/trace.md explains them to users):
+ *   present    the process maps the page (pagemap bit 63)
+ *   exclusive  the page's frame is mapped by this process only (pagemap bit 56)
+ *   shared     present and not exclusive (the zero page counts as shared: everyone maps it)
+ *   zeroPage   mapped to the (huge) zero page (kpageflags bit 24)
+ *   copies     write faults that gave a present page a new frame
+ *   reuses     write faults that made a present COW page writable in place (same frame)
+ *   zeroFills  write faults that put a fresh frame where none, or the zero page, was mapped
+ *   faults     all minor faults the acting process took during the step's operation
+ *   frames     distinct physical frames mapped by the live processes (zero page excluded)
+ */
+import type { StepOp, Trace } from '../trace/types.js';
+
+export type EngineName = 'sim' | 'kernel' | 'region';
+
+/** Per-page state of one region in one live process (index = page). Null: not observable here. */
+export interface RegionObservation {
+  present: Uint8Array;
+  exclusive: Uint8Array | null;
+  zeroPage: Uint8Array | null;
+}
+
+/** What the acting process's operation did to one region. Null: not observable here. */
+export interface StepEvents {
+  copies: number | null;
+  reuses: number | null;
+  zeroFills: number | null;
+  faults: number | null;
+}
+
+export interface StepObservation {
+  /** Index into trace.steps; -1 for the state after setup (p0 mapped and populated). */
+  step: number;
+  op: StepOp | 'setup';
+  proc: string;
+  /** Live processes after the step -> region id -> pages. */
+  processes: Record<string, Record<string, RegionObservation>>;
+  /** Region id -> events of the acting process (every region, zeros where untouched). */
+  events: Record<string, StepEvents>;
+  /** Region id -> distinct frames across live processes; null without PFNs. */
+  frames: Record<string, number | null>;
+  /** Duration of the operation: measured (kernel, region) or predicted (sim), ns. */
+  timeNs: number | null;
+}
+
+export interface TraceObservations {
+  engine: EngineName;
+  trace: Trace;
+  /** setup first, then one per step. */
+  steps: StepObservation[];
+  /** Fields this engine could not observe here, with the reason (e.g. no root: frames). */
+  unavailable: Record<string, string>;
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  run(trace: Trace, options?: EngineRunOptions): Promise<TraceObservations>;
+}
+
+export interface EngineRunOptions {
+  /** A step that takes longer is abandoned, every process killed and reaped. */
+  stepDeadlineMs?: number;
+  onStep?: (done: number, total: number) => void;
+}

@@ -1,0 +1,112 @@
+/**
+ * The machine a result was measured on. Every result cowlab prints or writes carries this,
+ * because COW costs depend on all of it (DESIGN.md, measuring rules).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+
+import { native, nativePath } from '../native.js';
+import { packageVersion } from '../util/package.js';
+import { pfnAccess, type PfnAccess } from '../pagemap/access.js';
+
+export interface Environment {
+  /** Kernel release (uname -r) and build string (uname -v). */
+  kernel: string;
+  kernelBuild: string;
+  arch: string;
+  pageSize: number;
+  /** PMD huge page size (transparent_hugepage/hpage_pmd_size), null without THP. */
+  hugePageSize: number | null;
+  thp: {
+    /** transparent_hugepage/enabled: always | madvise | never; null without THP. */
+    enabled: string | null;
+    defrag: string | null;
+    /** Whether reads of untouched THP-able memory map the huge zero page. */
+    useZeroPage: boolean | null;
+  };
+  /** KSM (/sys/kernel/mm/ksm/run): 0 stopped, 1 running, 2 unmerging; null if absent. */
+  ksmRun: number | null;
+  cpu: { model: string; count: number };
+  hypervisor: { present: boolean; vendor: string | null };
+  memory: { totalBytes: number; availableBytes: number };
+  /** vm.overcommit_memory: 0 heuristic, 1 always, 2 never. */
+  overcommitMemory: number | null;
+  maxMapCount: number | null;
+  clocksource: string | null;
+  privileges: { uid: number; root: boolean } & PfnAccess;
+  node: string;
+  cowlab: string;
+  addon: string;
+}
+
+function read(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function readNumber(path: string): number | null {
+  const s = read(path);
+  return s === null || s === '' || !Number.isFinite(Number(s)) ? null : Number(s);
+}
+
+/** "always [madvise] never" -> "madvise". */
+function bracketed(s: string | null): string | null {
+  const m = s === null ? null : /\[([^\]]+)\]/.exec(s);
+  return m ? m[1]! : null;
+}
+
+export function meminfo(): { totalBytes: number; availableBytes: number } {
+  const text = read('/proc/meminfo') ?? '';
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { totalBytes: kb('MemTotal'), availableBytes: kb('MemAvailable') };
+}
+
+function hypervisor(): { present: boolean; vendor: string | null } {
+  const flags = /^flags\s*:(.*)$/m.exec(read('/proc/cpuinfo') ?? '')?.[1] ?? '';
+  const present = /\bhypervisor\b/.test(flags) || existsSync('/sys/hypervisor/type');
+  const vendor =
+    read('/sys/hypervisor/type') ?? read('/sys/class/dmi/id/sys_vendor') ?? read('/sys/class/dmi/id/product_name');
+  return { present, vendor: present ? vendor : null };
+}
+
+function cpuModel(): string {
+  const info = read('/proc/cpuinfo') ?? '';
+  return (/^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
+}
+
+let cached: Environment | undefined;
+
+/** Reads the environment once per process (it does not change under a running measurement). */
+export function environment(): Environment {
+  if (cached) return cached;
+  const thpDir = '/sys/kernel/mm/transparent_hugepage';
+  const uid = process.getuid?.() ?? -1;
+  const useZero = read(`${thpDir}/use_zero_page`);
+  cached = {
+    kernel: os.release(),
+    kernelBuild: os.version(),
+    arch: os.arch(),
+    pageSize: native().constants.PAGE_SIZE,
+    hugePageSize: readNumber(`${thpDir}/hpage_pmd_size`),
+    thp: {
+      enabled: bracketed(read(`${thpDir}/enabled`)),
+      defrag: bracketed(read(`${thpDir}/defrag`)),
+      useZeroPage: useZero === null ? null : useZero === '1',
+    },
+    ksmRun: readNumber('/sys/kernel/mm/ksm/run'),
+    cpu: { model: cpuModel(), count: os.cpus().length },
+    hypervisor: hypervisor(),
+    memory: meminfo(),
+    overcommitMemory: readNumber('/proc/sys/vm/overcommit_memory'),
+    maxMapCount: readNumber('/proc/sys/vm/max_map_count'),
+    clocksource: read('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
+    privileges: { uid, root: uid === 0, ...pfnAccess() },
+    node: process.version,
+    cowlab: packageVersion(),
+    addon: nativePath(),
+  };
+  return cached;
+}

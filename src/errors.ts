@@ -1,0 +1,69 @@
+/**
+ * The one error class of cowlab. Native code receives this class once (see native.ts), so
+ * errors from C++ arrive as CowlabError too. `code` is stable: match on it, not on messages.
+ */
+
+/** Codes a user can cause with bad input; the CLI exits 2 for these. */
+export const USAGE_ERROR_CODES = [
+  'ERR_INVALID_OPTION', // an option or argument is malformed or out of range
+  'ERR_TOO_LARGE', // the request does not fit the machine (memory, map count)
+  'ERR_UNSUPPORTED_PLATFORM', // not Linux
+] as const;
+
+/** Codes for failures while running; the CLI exits 1 for these. */
+export const RUNTIME_ERROR_CODES = [
+  'ERR_ADDON_LOAD', // the native addon could not be loaded
+  'ERR_SYSCALL', // a system call failed; see `errno` and `syscall`
+  'ERR_CHILD_FAILED', // a forked child died or reported a failure
+  'ERR_CHILD_DEADLINE', // a forked child did not finish in time and was killed
+  'ERR_SHORT_READ', // a /proc file returned fewer entries than asked
+  'ERR_INVALID_ARGUMENT', // the native layer was called wrongly (a cowlab bug)
+  'ERR_BUSY', // the object is in use by a running measurement
+  'ERR_RELEASED', // the object was released and cannot be used
+  'ERR_VERIFY', // a measurement's self-check failed (content or counts)
+  'ERR_NOT_MEASURABLE', // the machine cannot provide what was asked (e.g. PFNs without root)
+] as const;
+
+export type CowlabErrorCode =
+  | (typeof USAGE_ERROR_CODES)[number]
+  | (typeof RUNTIME_ERROR_CODES)[number];
+
+export interface CowlabErrorDetails {
+  /** errno name for a failed syscall, e.g. "ENOMEM". */
+  errno?: string;
+  errnoNumber?: number;
+  syscall?: string;
+  /** Where in the input the problem is, e.g. "--pages" or "steps[3].pages". */
+  field?: string;
+  cause?: unknown;
+}
+
+export class CowlabError extends Error {
+  readonly code: CowlabErrorCode;
+  readonly errno?: string;
+  readonly errnoNumber?: number;
+  readonly syscall?: string;
+  readonly field?: string;
+
+  constructor(code: CowlabErrorCode, message: string, details: CowlabErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'CowlabError';
+    this.code = code;
+    if (details.errno !== undefined) this.errno = details.errno;
+    if (details.errnoNumber !== undefined) this.errnoNumber = details.errnoNumber;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+    if (details.field !== undefined) this.field = details.field;
+  }
+}
+
+const usageCodes: ReadonlySet<string> = new Set(USAGE_ERROR_CODES);
+
+/** True for errors caused by the caller's input (CLI exit code 2). */
+export function isUsageError(err: unknown): err is CowlabError {
+  return err instanceof CowlabError && usageCodes.has(err.code);
+}
+
+/** Shorthand for the most common error: an option that is wrong. */
+export function invalidOption(field: string, message: string): CowlabError {
+  return new CowlabError('ERR_INVALID_OPTION', `${field}: ${message}`, { field });
+}

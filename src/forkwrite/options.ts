@@ -1,0 +1,103 @@
+/** Options of forkWrite: what a user may ask for, checked before anything is mapped. */
+import { choiceOption, integerOption } from '../options.js';
+import { checkFitsHalfAvailable } from '../memory/budget.js';
+import { pageSize } from '../memory/mapping.js';
+import { formatPattern, parsePattern, type WritePattern } from './pattern.js';
+
+export const WRITERS = ['child', 'parent', 'both'] as const;
+export type Writer = (typeof WRITERS)[number];
+export const PARENT_WHEN = ['child-alive', 'child-exited'] as const;
+export type ParentWhen = (typeof PARENT_WHEN)[number];
+export const THP_CHOICES = ['never', 'always'] as const;
+export type ForkWriteThp = (typeof THP_CHOICES)[number];
+
+export interface ForkWriteProgress {
+  done: number;
+  total: number;
+  warmup: boolean;
+}
+
+export interface ForkWriteOptions {
+  /** Size of the region in pages (4 KiB). It is populated (written) before the first fork. */
+  pages: number;
+  /** seq | rand | stride:N. Default seq. */
+  pattern?: string;
+  /** Seed of the rand pattern. Default 1. */
+  seed?: number;
+  /** Write only the first `count` pages of the pattern's order. Default: all of them. */
+  count?: number;
+  /** never: 4 KiB pages (MADV_NOHUGEPAGE); always: 2 MiB aligned, MADV_HUGEPAGE. Default never. */
+  thp?: ForkWriteThp;
+  /** Who writes after the fork. child: the child copies; parent: the parent copies while the
+   *  child holds the snapshot (or reuses after it exited); both: the child first, then the
+   *  parent. Default child. */
+  writer?: Writer;
+  /** When the parent writes: while the child is alive (copies), or after it exited (reuses).
+   *  Default child-alive. */
+  parentWhen?: ParentWhen;
+  /** Measured runs. Default 5. */
+  repeats?: number;
+  /** Runs before the measured ones, reported apart as cold. Default 1. */
+  warmup?: number;
+  /** A child that has not finished by then is killed (ERR_CHILD_DEADLINE). Default: 10 s
+   *  plus 50 µs per page plus holdMs. */
+  deadlineMs?: number;
+  /** The child keeps its snapshot this long after its writes. Default 0. */
+  holdMs?: number;
+  /** Called after each run. */
+  onProgress?: (p: ForkWriteProgress) => void;
+}
+
+export interface ResolvedForkWriteOptions {
+  pages: number;
+  pattern: WritePattern;
+  count: number;
+  thp: ForkWriteThp;
+  writer: Writer;
+  parentWhen: ParentWhen;
+  repeats: number;
+  warmup: number;
+  deadlineMs: number;
+  holdMs: number;
+}
+
+/** The largest region: page indices travel as 32-bit integers. */
+export const MAX_PAGES = 0xffff_ffff;
+
+/**
+ * Validates and completes the options. Throws ERR_INVALID_OPTION (naming the field) or
+ * ERR_TOO_LARGE; allocates nothing.
+ */
+export function resolveForkWriteOptions(
+  o: ForkWriteOptions,
+  f: (key: keyof ForkWriteOptions) => string = (k) => k,
+): ResolvedForkWriteOptions {
+  const pages = integerOption(f('pages'), o.pages, { min: 1, max: MAX_PAGES });
+  const seed = integerOption(f('seed'), o.seed ?? 1, { min: 0, max: 0xffff_ffff });
+  const pattern = parsePattern(o.pattern ?? 'seq', seed, f('pattern'));
+  const patternSize = pattern.kind === 'stride' ? Math.ceil(pages / pattern.stride) : pages;
+  const count = integerOption(f('count'), o.count ?? patternSize, { min: 1 });
+  const holdMs = integerOption(f('holdMs'), o.holdMs ?? 0, { min: 0, max: 3_600_000 });
+  const resolved: ResolvedForkWriteOptions = {
+    pages,
+    pattern,
+    count: Math.min(count, patternSize),
+    thp: choiceOption(f('thp'), o.thp ?? 'never', THP_CHOICES),
+    writer: choiceOption(f('writer'), o.writer ?? 'child', WRITERS),
+    parentWhen: choiceOption(f('parentWhen'), o.parentWhen ?? 'child-alive', PARENT_WHEN),
+    repeats: integerOption(f('repeats'), o.repeats ?? 5, { min: 1, max: 100_000 }),
+    warmup: integerOption(f('warmup'), o.warmup ?? 1, { min: 0, max: 100_000 }),
+    holdMs,
+    deadlineMs: integerOption(f('deadlineMs'), o.deadlineMs ?? 10_000 + Math.ceil(pages * 0.05) + holdMs, {
+      min: 1,
+      max: 24 * 3_600_000,
+    }),
+  };
+  checkFitsHalfAvailable(f('pages'), pages * pageSize(), `${pages} pages`);
+  return resolved;
+}
+
+/** The options as plain JSON (what results files record). */
+export function describeOptions(o: ResolvedForkWriteOptions): Record<string, unknown> {
+  return { ...o, pattern: formatPattern(o.pattern) };
+}
