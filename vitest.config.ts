@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Timing-sensitive fork tests share 2 cores badly; one file at a time keeps them honest.
     fileParallelism: false,
+    // Leak tests (fds, RSS) call gc() before they measure.
+    execArgv: ['--expose-gc'],
   },
 });

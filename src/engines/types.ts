@@ -43,7 +43,8 @@ export interface StepObservation {
   events: Record<string, StepEvents>;
   /** Region id -> distinct frames across live processes; null without PFNs. */
   frames: Record<string, number | null>;
-  /** Duration of the operation: measured (kernel, region) or predicted (sim), ns. */
+  /** Duration of the operation, ns: measured (kernel, region) or predicted (sim). For
+   *  write/read: the sum of the individually timed accesses; for fork: the fork() call. */
   timeNs: number | null;
 }
 
@@ -58,6 +59,8 @@ export interface TraceObservations {
 
 export interface Engine {
   readonly name: EngineName;
+  /** Null when the engine can run the trace; otherwise why not (validate reports it). */
+  supports(trace: Trace): string | null;
   run(trace: Trace, options?: EngineRunOptions): Promise<TraceObservations>;
 }
 
