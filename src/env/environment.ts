@@ -2,7 +2,7 @@
  * The machine a result was measured on. Every result cowlab prints or writes carries this,
  * because COW costs depend on all of it (DESIGN.md, measuring rules).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 import { native, nativePath } from '../native.js';
@@ -33,6 +33,14 @@ export interface Environment {
   overcommitMemory: number | null;
   maxMapCount: number | null;
   clocksource: string | null;
+  /** Things on this host that change fault costs behind cowlab's back. */
+  noise: {
+    /** Running DAMON kdamonds and their scheme actions (e.g. "paddr: pageout"); [] if none. */
+    damon: string[];
+    /** virtio-balloon free page reporting: freed guest memory is returned to the host, so
+     *  newly allocated frames can be cold (slow first touch). Null without a balloon. */
+    freePageReporting: boolean | null;
+  };
   privileges: { uid: number; root: boolean } & PfnAccess;
   node: string;
   cowlab: string;
@@ -77,6 +85,36 @@ function cpuModel(): string {
   return (/^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
 }
 
+function damonKdamonds(): string[] {
+  const base = '/sys/kernel/mm/damon/admin/kdamonds';
+  const n = readNumber(`${base}/nr_kdamonds`) ?? 0;
+  const out: string[] = [];
+  for (let k = 0; k < n; k++) {
+    if (read(`${base}/${k}/state`) !== 'on') continue;
+    const ctxs = readNumber(`${base}/${k}/contexts/nr_contexts`) ?? 0;
+    for (let c = 0; c < ctxs; c++) {
+      const ctx = `${base}/${k}/contexts/${c}`;
+      const schemes = readNumber(`${ctx}/schemes/nr_schemes`) ?? 0;
+      const actions = Array.from({ length: schemes }, (_, i) => read(`${ctx}/schemes/${i}/action`) ?? '?');
+      out.push(`${read(`${ctx}/operations`) ?? '?'}: ${actions.join(', ') || 'monitoring only'}`);
+    }
+  }
+  return out;
+}
+
+/** VIRTIO_BALLOON_F_REPORTING is feature bit 5 (the features file is a bit string). */
+function freePageReporting(): boolean | null {
+  const dir = '/sys/bus/virtio/drivers/virtio_balloon';
+  let devices: string[];
+  try {
+    devices = readdirSync(dir).filter((d) => d.startsWith('virtio'));
+  } catch {
+    return null;
+  }
+  if (devices.length === 0) return null;
+  return devices.some((d) => read(`${dir}/${d}/features`)?.[5] === '1');
+}
+
 let cached: Environment | undefined;
 
 /** Reads the environment once per process (it does not change under a running measurement). */
@@ -103,6 +141,7 @@ export function environment(): Environment {
     overcommitMemory: readNumber('/proc/sys/vm/overcommit_memory'),
     maxMapCount: readNumber('/proc/sys/vm/max_map_count'),
     clocksource: read('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
+    noise: { damon: damonKdamonds(), freePageReporting: freePageReporting() },
     privileges: { uid, root: uid === 0, ...pfnAccess() },
     node: process.version,
     cowlab: packageVersion(),

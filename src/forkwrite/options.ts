@@ -73,6 +73,7 @@ export function resolveForkWriteOptions(
   f: (key: keyof ForkWriteOptions) => string = (k) => k,
 ): ResolvedForkWriteOptions {
   const pages = integerOption(f('pages'), o.pages, { min: 1, max: MAX_PAGES });
+  checkFitsHalfAvailable(f('pages'), pages * pageSize(), `${pages} pages`);
   const seed = integerOption(f('seed'), o.seed ?? 1, { min: 0, max: 0xffff_ffff });
   const pattern = parsePattern(o.pattern ?? 'seq', seed, f('pattern'));
   const patternSize = pattern.kind === 'stride' ? Math.ceil(pages / pattern.stride) : pages;
@@ -93,7 +94,6 @@ export function resolveForkWriteOptions(
       max: 24 * 3_600_000,
     }),
   };
-  checkFitsHalfAvailable(f('pages'), pages * pageSize(), `${pages} pages`);
   return resolved;
 }
 

@@ -27,6 +27,8 @@ export function registerEnv(program: Command): void {
           ['overcommit', `vm.overcommit_memory=${e.overcommitMemory}`],
           ['max_map_count', String(e.maxMapCount)],
           ['clocksource', String(e.clocksource)],
+          ['DAMON', e.noise.damon.length ? e.noise.damon.join('; ') : 'not running'],
+          ['balloon', e.noise.freePageReporting === null ? 'none' : `free page reporting ${e.noise.freePageReporting ? 'on (new frames may be cold)' : 'off'}`],
           ['user', `uid ${p.uid}${p.root ? ' (root)' : ''}, CAP_SYS_ADMIN ${p.capSysAdmin ? 'yes' : 'no'}`],
           ['PFNs', p.pfnVisible ? 'visible' : `hidden: ${p.pfnReason}`],
           ['kpagecount', p.kpagecount ? 'readable' : `not readable: ${p.kpagecountReason}`],

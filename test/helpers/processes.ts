@@ -1,0 +1,57 @@
+/** Process hygiene checks: descendants, zombies, open fds. Read from /proc, no mocks. */
+import { readdirSync, readFileSync } from 'node:fs';
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  state: string;
+}
+
+function stat(pid: number): ProcStat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { pid, state: rest[0]!, ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+function allProcesses(): ProcStat[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => stat(Number(d)))
+    .filter((s): s is ProcStat => s !== null);
+}
+
+/** Every live or zombie process below `root` (children, grandchildren, ...). */
+export function descendants(root = process.pid): ProcStat[] {
+  const all = allProcesses();
+  const out: ProcStat[] = [];
+  let frontier = [root];
+  while (frontier.length > 0) {
+    const next = all.filter((p) => frontier.includes(p.ppid));
+    out.push(...next);
+    frontier = next.map((p) => p.pid);
+  }
+  return out;
+}
+
+export function zombieChildren(root = process.pid): ProcStat[] {
+  return descendants(root).filter((p) => p.state === 'Z');
+}
+
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+export function rssBytes(): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return Number(m?.[1]) * 1024;
+}
+
+/** Calls gc() when the test process was started with --expose-gc (vitest.config.ts does). */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
