@@ -38,3 +38,34 @@ export {
 } from './forkwrite/options.js';
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
+export {
+  CowRegion,
+  CowView,
+  AttachedView,
+  copyoutError,
+  PAGE_STATE,
+  NO_FRAME,
+  type CowRegionOptions,
+  type CowRegionStats,
+  type CowViewStats,
+  type CowViewPages,
+  type RegionCounters,
+  type RegionPopulate,
+  type PageStateName,
+} from './region/region.js';
+export { parsePolicy, formatPolicy, MAX_FAULT_AROUND, type CowPolicy, type CowPolicyInput } from './region/policy.js';
+export {
+  regionBench,
+  regionWriteRun,
+  createBenchRegion,
+  resolveRegionBenchOptions,
+  describeRegionBenchOptions,
+  PER_PAGE_DEFINITIONS,
+  type RegionBenchOptions,
+  type RegionBenchResult,
+  type ResolvedRegionBenchOptions,
+  type RegionWriteRun,
+  type BenchSide,
+  type PerPage,
+} from './region/bench.js';
+export { RegionEngine, type RegionEngineOptions } from './engines/region/regionEngine.js';

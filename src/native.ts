@@ -76,6 +76,53 @@ export interface ForkProbeRaw {
   parent: ForkProbeSideRaw;
 }
 
+/** Input of regionCreate (see native/region.cc); src/region/ checks user input first. */
+export interface RegionCreateInput {
+  pages: number;
+  /** 0 lazy, 1 eager, 2 faultAround. */
+  policy: 0 | 1 | 2;
+  /** faultAround: following pages copied with a faulting one. */
+  faultAround: number;
+  /** 0 none (untouched), 1 read (zero page), 2 write (zeroed frames). */
+  populate: 0 | 1 | 2;
+  maxFrames: number;
+  batchFrames: number;
+}
+
+export interface RegionViewRaw {
+  view: number;
+  address: bigint;
+  buffer: ArrayBuffer;
+}
+
+export interface RegionCountersRaw {
+  copies: number;
+  reuses: number;
+  zeroFills: number;
+  zeroMaps: number;
+  faults: number;
+}
+
+export interface RegionStatsRaw {
+  framesInUse: number;
+  freeFrames: number;
+  holeFrames: number;
+  poolFrames: number;
+  maxFrames: number;
+  batchFrames: number;
+  stagingAddress: bigint;
+  counters: RegionCountersRaw;
+  views: {
+    view: number;
+    present: number;
+    shared: number;
+    exclusive: number;
+    zeroPage: number;
+    borrows: number;
+    counters: RegionCountersRaw;
+  }[];
+}
+
 export interface NativeAddon {
   setErrorClass(cls: typeof CowlabError): void;
   constants: NativeConstants;
@@ -88,6 +135,22 @@ export interface NativeAddon {
   readPagemap(pid: number, address: bigint, pages: number): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
+  regionCreate(input: RegionCreateInput): RegionViewRaw & { region: number };
+  regionFork(view: number): RegionViewRaw & { ns: number };
+  regionRelease(view: number): void;
+  regionAttach(view: number): { borrow: number; address: bigint; pages: number; buffer: ArrayBuffer };
+  regionDetach(borrow: number): void;
+  regionPrepareWrite(view: number, start: number, end: number): void;
+  /** Per page: PageState (0 untouched, 1 zero page, 2 COW, 3 writable), frame (0xffffffff: none),
+   *  and the frame's reference count (0: none). */
+  regionViewPages(view: number): { state: Uint8Array; frame: Uint32Array; refcount: Uint32Array };
+  regionStats(region: number): RegionStatsRaw;
+  regionClose(region: number): void;
+  /** Punches every free frame but one batch out of the memfd. */
+  regionTrim(region: number): void;
+  /** One timed 8-byte store (`tag + page` at offset 0) or load per listed page, ns each. */
+  regionTimedAccess(view: number, order: Uint32Array, write: boolean, tag: bigint): Float64Array;
+  regionHandlerInfo(): { installed: boolean; previous: 'none' | 'siginfo' | 'handler' | 'default' | 'ignore' };
 }
 
 export interface LoadOptions {

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerEnv } from './commands/env.js';
 import { registerForkWrite } from './commands/forkWrite.js';
 import { registerPagemap } from './commands/pagemap.js';
+import { registerRegionBench } from './commands/regionBench.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
   registerForkWrite(program);
   registerPagemap(program);
+  registerRegionBench(program);
   registerEnv(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

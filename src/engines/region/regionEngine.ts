@@ -1,0 +1,244 @@
+/**
+ * The region engine: runs a trace on cowlab's userspace COW manager. Each process is a set of
+ * views (one per trace region); fork forks every view of the process, exit and exec release
+ * them, writes and reads are real stores and loads into the views (timed in native code, the
+ * handler doing the COW work). Observations come from the manager's own tables and counters;
+ * every step also checks the first word of every present page of every live view against a
+ * plain copying model, so a wrong observation can never come out silently.
+ *
+ * Untouched pages behave as private anonymous memory: a read maps the kernel's zero page, a
+ * write allocates a zeroed frame. What the manager does not model is refused by supports().
+ */
+import { CowlabError } from '../../errors.js';
+import { pageSize } from '../../memory/mapping.js';
+import { native } from '../../native.js';
+import { CowRegion, type CowView } from '../../region/region.js';
+import { formatPolicy, parsePolicy, type CowPolicyInput } from '../../region/policy.js';
+import { selectPages } from '../../trace/select.js';
+import { ROOT_PROC, type RegionSpec, type Step, type Trace } from '../../trace/types.js';
+import type {
+  Engine,
+  EngineRunOptions,
+  RegionObservation,
+  StepEvents,
+  StepObservation,
+  TraceObservations,
+} from '../types.js';
+
+export interface RegionEngineOptions {
+  /** The manager's copy policy. Default lazy (the kernel's); others make observations differ
+   *  from the kernel's by design (eager copies at fork, faultAround copies neighbours). */
+  policy?: CowPolicyInput;
+}
+
+/** Why the region engine cannot mirror a region spec, or null. */
+function unsupportedRegion(r: RegionSpec): string | null {
+  const why = (what: string) => `region '${r.id}': ${what}`;
+  if (r.map !== 'private') {
+    return why("map 'shared' is not modeled: MAP_SHARED pages are never copy-on-write, and the region engine mirrors private memory");
+  }
+  if (r.backing !== 'anon') {
+    return why(`backing '${r.backing}' is not modeled: the region engine mirrors private anonymous memory (its own frames are memfd pages)`);
+  }
+  if (r.thp) return why('thp is not modeled: region frames are 4 KiB pages; a COW on a huge page (split, then copy 4 KiB) has no counterpart');
+  if (r.advice.length > 0) {
+    return why(`advice ${r.advice.join(', ')} is not modeled: region views are never inherited by a real fork (MADV_DONTFORK), and view.fork() has no wipe-on-fork`);
+  }
+  return null;
+}
+
+function unsupportedStep(s: Step, i: number): string | null {
+  if (s.op === 'mprotect') {
+    return `steps[${i}]: mprotect is not modeled: the manager owns the protection of region pages (read-only is how it marks COW)`;
+  }
+  return null;
+}
+
+interface Process {
+  views: Map<string, CowView>;
+  /** Model of the first 8 bytes of every page, per region: what a correct view holds. */
+  model: Map<string, BigUint64Array>;
+}
+
+const ZERO_EVENTS: StepEvents = { copies: 0, reuses: 0, zeroFills: 0, faults: 0 };
+
+export class RegionEngine implements Engine {
+  readonly name = 'region' as const;
+  readonly #policy: CowPolicyInput;
+
+  /** @param options.policy copy policy of every region (default lazy). */
+  constructor(options: RegionEngineOptions = {}) {
+    this.#policy = options.policy ?? 'lazy';
+    parsePolicy(this.#policy);
+  }
+
+  /** Null when the trace can run here; otherwise the first thing the manager does not model. */
+  supports(trace: Trace): string | null {
+    for (const r of trace.regions) {
+      const why = unsupportedRegion(r);
+      if (why !== null) return why;
+    }
+    for (let i = 0; i < trace.steps.length; i++) {
+      const why = unsupportedStep(trace.steps[i]!, i);
+      if (why !== null) return why;
+    }
+    return null;
+  }
+
+  /**
+   * Runs the trace: setup (p0 creates and populates every region), then each step. Throws
+   * ERR_INVALID_OPTION for a trace supports() refuses or that names a process without the
+   * region; ERR_VERIFY if a view's content ever differs from the model. Every region is
+   * closed on every path.
+   */
+  async run(trace: Trace, options: EngineRunOptions = {}): Promise<TraceObservations> {
+    const why = this.supports(trace);
+    if (why !== null) throw new CowlabError('ERR_INVALID_OPTION', `the region engine cannot run trace '${trace.name}': ${why}`);
+    const regions = new Map<string, CowRegion>();
+    const procs = new Map<string, Process>();
+    try {
+      const root: Process = { views: new Map(), model: new Map() };
+      procs.set(ROOT_PROC, root);
+      for (const spec of trace.regions) {
+        const region = CowRegion.create({ pages: spec.pages, policy: this.#policy, populate: 'none' });
+        regions.set(spec.id, region);
+        root.views.set(spec.id, region.root);
+        root.model.set(spec.id, new BigUint64Array(spec.pages));
+      }
+      const steps: StepObservation[] = [];
+      steps.push(
+        this.#observe(trace, regions, procs, -1, 'setup', ROOT_PROC, () => {
+          for (const spec of trace.regions) {
+            if (spec.populate === 'none') continue;
+            const all = selectPages({ start: 0, end: spec.pages }, spec.pages);
+            access(root, spec.id, all, spec.populate === 'write', 0);
+          }
+          return null;
+        }),
+      );
+      for (let i = 0; i < trace.steps.length; i++) {
+        const step = trace.steps[i]!;
+        steps.push(this.#observe(trace, regions, procs, i, step.op, step.proc, () => this.#apply(trace, procs, step, i)));
+        options.onStep?.(i + 1, trace.steps.length);
+      }
+      return { engine: 'region', trace, steps, unavailable: {} };
+    } finally {
+      for (const region of regions.values()) region.close();
+    }
+  }
+
+  #apply(trace: Trace, procs: Map<string, Process>, step: Step, i: number): number | null {
+    const proc = procs.get(step.proc);
+    if (proc === undefined) throw stepError(i, `process '${step.proc}' is not alive`);
+    switch (step.op) {
+      case 'fork': {
+        const child: Process = { views: new Map(), model: new Map() };
+        let ns = 0;
+        for (const [id, view] of proc.views) {
+          const v = view.fork();
+          ns += v.forkNs!;
+          child.views.set(id, v);
+          child.model.set(id, proc.model.get(id)!.slice());
+        }
+        procs.set(step.child, child);
+        return ns;
+      }
+      case 'write':
+      case 'read': {
+        const spec = trace.regions.find((r) => r.id === step.region);
+        if (spec === undefined || !proc.views.has(step.region)) {
+          throw stepError(i, `process '${step.proc}' has no region '${step.region}'`);
+        }
+        return access(proc, step.region, selectPages(step.pages, spec.pages), step.op === 'write', i + 1);
+      }
+      case 'exit':
+      case 'exec':
+        for (const view of proc.views.values()) view.release();
+        proc.views.clear();
+        proc.model.clear();
+        if (step.op === 'exit') procs.delete(step.proc);
+        return null;
+      case 'mprotect':
+        throw stepError(i, 'mprotect is not modeled by the region engine');
+    }
+  }
+
+  #observe(
+    trace: Trace,
+    regions: Map<string, CowRegion>,
+    procs: Map<string, Process>,
+    step: number,
+    op: StepObservation['op'],
+    proc: string,
+    run: () => number | null,
+  ): StepObservation {
+    const before = new Map([...regions].map(([id, r]) => [id, r.stats()]));
+    const timeNs = run();
+    const events: Record<string, StepEvents> = {};
+    const frames: Record<string, number | null> = {};
+    for (const [id, region] of regions) {
+      const a = before.get(id)!;
+      const b = region.stats();
+      events[id] = b.faults === a.faults && b.copies === a.copies && b.zeroFills === a.zeroFills && b.reuses === a.reuses
+        ? { ...ZERO_EVENTS }
+        : { copies: b.copies - a.copies, reuses: b.reuses - a.reuses, zeroFills: b.zeroFills - a.zeroFills, faults: b.faults - a.faults };
+      frames[id] = b.framesInUse;
+    }
+    const processes: Record<string, Record<string, RegionObservation>> = {};
+    for (const [name, p] of procs) {
+      const out: Record<string, RegionObservation> = {};
+      for (const [id, view] of p.views) {
+        const t = view.pageTable();
+        verify(trace, step, name, id, view, t.state, p.model.get(id)!);
+        out[id] = { present: t.present, exclusive: t.exclusive, zeroPage: t.zeroPage };
+      }
+      processes[name] = out;
+    }
+    return { step, op, proc, processes, events, frames, timeNs };
+  }
+
+  /** The policy as text, for reports. */
+  get policy(): string {
+    return formatPolicy(parsePolicy(this.#policy));
+  }
+}
+
+function stepError(i: number, message: string): CowlabError {
+  return new CowlabError('ERR_INVALID_OPTION', `steps[${i}]: ${message}`, { field: `steps[${i}]` });
+}
+
+/** Stores `tag + page` (u64) at offset 0 of each page, or loads it; returns the summed ns. */
+function access(proc: Process, regionId: string, pages: Uint32Array, write: boolean, stepTag: number): number {
+  const view = proc.views.get(regionId)!;
+  const tag = BigInt(stepTag) << 32n;
+  const lat = native().regionTimedAccess(view.handle, pages, write, tag);
+  if (write) {
+    const model = proc.model.get(regionId)!;
+    for (const p of pages) model[p] = tag + BigInt(p);
+  }
+  let ns = 0;
+  for (let i = 0; i < lat.length; i++) ns += lat[i]!;
+  return ns;
+}
+
+/** Every present page's first word equals the model (untouched pages are not read: a load
+ *  there would map the zero page and change what is observed). */
+function verify(trace: Trace, step: number, proc: string, regionId: string, view: CowView, state: Uint8Array, model: BigUint64Array): void {
+  const words = new BigUint64Array(view.buffer);
+  const stride = pageSize() / 8;
+  let bad = 0;
+  let first = -1;
+  for (let p = 0; p < state.length; p++) {
+    if (state[p] === 0) continue;
+    if (words[p * stride] !== model[p]) {
+      bad++;
+      if (first < 0) first = p;
+    }
+  }
+  if (bad > 0) {
+    throw new CowlabError(
+      'ERR_VERIFY',
+      `trace '${trace.name}' step ${step}: ${bad} pages of region '${regionId}' in process '${proc}' differ from what was written to them (first: page ${first})`,
+    );
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * regionBench: the write-fault cost of the userspace region against the kernel's, in one run,
+ * on the same page count and write order, interleaved over repeats after a warm-up.
+ *
+ *   region  a region of `pages` populated pages; each repeat forks the root and stores one
+ *           8-byte word per page into the fork (like the kernel's child), timed in native code
+ *   kernel  forkWrite(): a populated private anonymous mapping, fork(), the child stores the
+ *           same pages in the same order
+ *
+ * The region is created once: its frame pool is warm after the warm-up (frames freed by a
+ * released fork are reused), which is what the pool is for. Per-page cost:
+ *   lazy                each store timed alone; p50/p90/p99/max over every store of the
+ *                       measured repeats (one store = one fault on both sides)
+ *   faultAround, eager  amortized: (sum of the store times [+ the eager snapshot, which is
+ *                       where eager copies]) / pages written, one figure per repeat;
+ *                       percentiles over repeats. The kernel side uses the same definition
+ *                       without its fork(), which forks all of Node, not just these pages.
+ */
+import { CowlabError } from '../errors.js';
+import { checkFitsHalfAvailable } from '../memory/budget.js';
+import { pageSize } from '../memory/mapping.js';
+import { forkWrite } from '../forkwrite/forkWrite.js';
+import { formatPattern, pageOrder, parsePattern, type WritePattern } from '../forkwrite/pattern.js';
+import { native } from '../native.js';
+import { integerOption } from '../options.js';
+import { band, summarize, type Band } from '../stats/summary.js';
+import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
+import { CowRegion, type CowView } from './region.js';
+
+export interface RegionBenchOptions {
+  pages: number;
+  /** seq | rand | stride:N (as fork-write). Default seq. */
+  pattern?: string;
+  seed?: number;
+  /** lazy | eager | faultAround:K. Default lazy. */
+  policy?: CowPolicyInput | string;
+  /** Measured repeats per side. Default 5. */
+  repeats?: number;
+  /** Unrecorded repeats per side first. Default 1. */
+  warmup?: number;
+  onProgress?: (p: { done: number; total: number; warmup: boolean }) => void;
+}
+
+export interface ResolvedRegionBenchOptions {
+  pages: number;
+  pattern: WritePattern;
+  policy: CowPolicy;
+  repeats: number;
+  warmup: number;
+}
+
+export interface PerPage {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface BenchSide {
+  /** Per-page cost (see `definition`). */
+  perPageNs: PerPage;
+  /** Mean store time over every measured store, ns. */
+  meanStoreNs: number;
+  /** The snapshot: region view.fork(), kernel fork() of the whole Node process. */
+  snapshotNs: Band;
+  /** Faults per repeat (region: handled SIGSEGVs; kernel: minor faults of the child). */
+  faults: Band;
+}
+
+export interface RegionBenchResult {
+  options: ResolvedRegionBenchOptions;
+  /** 'store': each store timed alone; 'amortized': total cost / pages written, per repeat. */
+  perPage: 'store' | 'amortized';
+  definition: string;
+  region: BenchSide & { copies: Band };
+  kernel: BenchSide;
+  /** region p50 / kernel p50 of the per-page cost. */
+  ratio: number;
+}
+
+/** One region repeat: fork the root, time a store per page into the fork, check content. */
+export interface RegionWriteRun {
+  latencyNs: Float64Array;
+  snapshotNs: number;
+  faults: number;
+  copies: number;
+}
+
+export function resolveRegionBenchOptions(
+  o: RegionBenchOptions,
+  f: (key: keyof RegionBenchOptions) => string = (k) => k,
+): ResolvedRegionBenchOptions {
+  const pages = integerOption(f('pages'), o.pages, { min: 1, max: 1 << 24 });
+  checkFitsHalfAvailable(f('pages'), 2 * pages * pageSize(), `${pages} pages on each side`);
+  const seed = integerOption(f('seed'), o.seed ?? 1, { min: 0, max: 0xffff_ffff });
+  return {
+    pages,
+    pattern: parsePattern(o.pattern ?? 'seq', seed, f('pattern')),
+    policy: parsePolicy(o.policy, f('policy')),
+    repeats: integerOption(f('repeats'), o.repeats ?? 5, { min: 1, max: 10_000 }),
+    warmup: integerOption(f('warmup'), o.warmup ?? 1, { min: 0, max: 10_000 }),
+  };
+}
+
+/** Every word of page p holds fill(p) until a store writes `tag + p` over its first 8 bytes. */
+function fill(p: number): number {
+  return (Math.imul(p + 1, 0x85eb_ca6b) ^ 0x3c3c_3c3c) >>> 0;
+}
+
+function fillRegion(view: CowView): void {
+  const words = new Uint32Array(view.buffer);
+  const wpp = pageSize() / 4;
+  for (let p = 0; p < view.pages; p++) words.fill(fill(p), p * wpp, (p + 1) * wpp);
+}
+
+/** Pages of `view` whose bytes differ from the fill pattern, except words 0-1 of `written`
+ *  pages, which must hold `tagHigh:p`. */
+function mismatches(view: CowView, written: Uint8Array | null, tagHigh: number): number {
+  const words = new Uint32Array(view.buffer);
+  const wpp = pageSize() / 4;
+  let bad = 0;
+  for (let p = 0; p < view.pages; p++) {
+    const base = p * wpp;
+    const w = fill(p);
+    const stored = written !== null && written[p] === 1;
+    let ok = stored ? words[base] === p && words[base + 1] === tagHigh : words[base] === w && words[base + 1] === w;
+    for (let i = base + 2; ok && i < base + wpp; i++) ok = words[i] === w;
+    if (!ok) bad++;
+  }
+  return bad;
+}
+
+/** A region for regionWriteRun: `pages` populated pages, each filled with its pattern. */
+export function createBenchRegion(pages: number, policy: CowPolicyInput): CowRegion {
+  const region = CowRegion.create({ pages, policy });
+  try {
+    fillRegion(region.root);
+  } catch (err) {
+    region.close();
+    throw err;
+  }
+  return region;
+}
+
+/**
+ * Runs one region repeat on a region made by createBenchRegion.
+ * Throws ERR_VERIFY when a byte of either view is not what was written to it.
+ */
+export function regionWriteRun(region: CowRegion, order: Uint32Array, run: number): RegionWriteRun {
+  const tagHigh = (0xd0_00_00_00 | (run & 0xff_ffff)) >>> 0;
+  const child = region.root.fork();
+  try {
+    const before = region.stats().views.find((v) => v.handle === child.handle)!;
+    const latencyNs = native().regionTimedAccess(child.handle, order, true, BigInt(tagHigh) << 32n);
+    const after = region.stats().views.find((v) => v.handle === child.handle)!;
+    const written = new Uint8Array(region.pages);
+    for (const p of order) written[p] = 1;
+    const badChild = mismatches(child, written, tagHigh);
+    const badRoot = mismatches(region.root, null, 0);
+    if (badChild + badRoot > 0) {
+      throw new CowlabError(
+        'ERR_VERIFY',
+        `region run ${run}: ${badChild} pages of the fork and ${badRoot} of the root differ from what was written to them`,
+      );
+    }
+    return {
+      latencyNs,
+      snapshotNs: child.forkNs!,
+      faults: after.faults - before.faults,
+      copies: after.copies + (region.policy.kind === 'eager' ? 0 : -before.copies),
+    };
+  } finally {
+    child.release();
+  }
+}
+
+function perPage(values: ArrayLike<number>): PerPage {
+  const s = summarize(values)!;
+  return { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max };
+}
+
+function sum(xs: ArrayLike<number>): number {
+  let t = 0;
+  for (let i = 0; i < xs.length; i++) t += xs[i]!;
+  return t;
+}
+
+function concat(arrays: Float64Array[]): Float64Array {
+  const out = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
+
+export const PER_PAGE_DEFINITIONS = {
+  store: 'each store timed alone with clock_gettime in native code; percentiles over every store of the measured repeats',
+  amortized:
+    'amortized: (sum of the store times, plus the snapshot for eager, which is where eager copies) / pages written, ' +
+    'one figure per repeat, percentiles over repeats; the kernel side without its fork(), which forks all of Node',
+} as const;
+
+/** Measures both sides, interleaved (region then kernel per repeat), warm-up first. */
+export async function regionBench(options: RegionBenchOptions): Promise<RegionBenchResult> {
+  const o = resolveRegionBenchOptions(options);
+  const order = pageOrder(o.pattern, o.pages);
+  const mode: 'store' | 'amortized' = o.policy.kind === 'lazy' ? 'store' : 'amortized';
+  const region = createBenchRegion(o.pages, o.policy);
+  const regionRuns: RegionWriteRun[] = [];
+  const kernelRuns: { latencyNs: Float64Array; forkNs: number; faults: number }[] = [];
+  try {
+    const total = o.warmup + o.repeats;
+    for (let i = 0; i < total; i++) {
+      const r = regionWriteRun(region, order, i);
+      const k = await forkWrite({ pages: o.pages, pattern: formatPattern(o.pattern), seed: seedOf(o.pattern), repeats: 1, warmup: 0 });
+      const child = k.runs[0]!.child!;
+      if (i >= o.warmup) {
+        regionRuns.push(r);
+        kernelRuns.push({ latencyNs: child.latencyNs, forkNs: k.runs[0]!.forkNs, faults: child.faults });
+      }
+      options.onProgress?.({ done: i + 1, total, warmup: i < o.warmup });
+    }
+  } finally {
+    region.close();
+  }
+  const n = order.length;
+  const regionCost =
+    mode === 'store'
+      ? perPage(concat(regionRuns.map((r) => r.latencyNs)))
+      : perPage(regionRuns.map((r) => (sum(r.latencyNs) + (o.policy.kind === 'eager' ? r.snapshotNs : 0)) / n));
+  const kernelCost =
+    mode === 'store'
+      ? perPage(concat(kernelRuns.map((r) => r.latencyNs)))
+      : perPage(kernelRuns.map((r) => sum(r.latencyNs) / n));
+  const mean = (runs: { latencyNs: Float64Array }[]) => sum(concat(runs.map((r) => r.latencyNs))) / (n * runs.length);
+  return {
+    options: o,
+    perPage: mode,
+    definition: PER_PAGE_DEFINITIONS[mode],
+    region: {
+      perPageNs: regionCost,
+      meanStoreNs: mean(regionRuns),
+      snapshotNs: band(regionRuns.map((r) => r.snapshotNs))!,
+      faults: band(regionRuns.map((r) => r.faults))!,
+      copies: band(regionRuns.map((r) => r.copies))!,
+    },
+    kernel: {
+      perPageNs: kernelCost,
+      meanStoreNs: mean(kernelRuns),
+      snapshotNs: band(kernelRuns.map((r) => r.forkNs))!,
+      faults: band(kernelRuns.map((r) => r.faults))!,
+    },
+    ratio: regionCost.p50 / kernelCost.p50,
+  };
+}
+
+function seedOf(p: WritePattern): number {
+  return p.kind === 'rand' ? p.seed : 1;
+}
+
+/** Options as plain JSON. */
+export function describeRegionBenchOptions(o: ResolvedRegionBenchOptions): Record<string, unknown> {
+  return { ...o, pattern: formatPattern(o.pattern), policy: formatPolicy(o.policy) };
+}
