@@ -1,0 +1,147 @@
+/**
+ * The region engine on small traces: processes become views, observations come from the
+ * manager's tables and counters, and what it cannot mirror is refused with the reason.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { RegionEngine } from '../../src/index.js';
+import type { RegionSpec, Step, Trace } from '../../src/trace/types.js';
+import type { StepObservation } from '../../src/engines/types.js';
+
+function spec(over: Partial<RegionSpec> = {}): RegionSpec {
+  return { id: 'a', pages: 8, map: 'private', backing: 'anon', thp: false, advice: [], populate: 'write', ...over };
+}
+
+function trace(steps: Step[], regions: RegionSpec[] = [spec()]): Trace {
+  return { name: 'test', regions, steps };
+}
+
+const bits = (a: Uint8Array | null) => (a === null ? null : Array.from(a).join(''));
+
+function pages(o: StepObservation, proc: string, region = 'a') {
+  const r = o.processes[proc]![region]!;
+  return { present: bits(r.present), exclusive: bits(r.exclusive), zeroPage: bits(r.zeroPage) };
+}
+
+describe('region engine', () => {
+  it('runs fork, writes, exit and reuse like the kernel: copies in the writer, reuse after the sharer exits', async () => {
+    const obs = await new RegionEngine().run(
+      trace([
+        { op: 'fork', proc: 'p0', child: 'p1' },
+        { op: 'write', proc: 'p1', region: 'a', pages: { start: 0, end: 4 } },
+        { op: 'write', proc: 'p0', region: 'a', pages: { pages: [4, 5] } },
+        { op: 'exit', proc: 'p1' },
+        { op: 'write', proc: 'p0', region: 'a', pages: { pages: [0, 7] } },
+      ]),
+    );
+    const [setup, fork, w1, w0, exit, reuse] = obs.steps;
+    expect(obs.engine).toBe('region');
+    expect(obs.unavailable).toEqual({});
+    expect(setup).toMatchObject({ step: -1, op: 'setup', proc: 'p0', events: { a: { zeroFills: 8, faults: 8, copies: 0 } }, frames: { a: 8 } });
+    expect(pages(setup!, 'p0')).toEqual({ present: '11111111', exclusive: '11111111', zeroPage: '00000000' });
+    expect(fork!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
+    expect(fork!.frames.a).toBe(8);
+    expect(fork!.timeNs).toBeGreaterThan(0);
+    for (const p of ['p0', 'p1']) expect(pages(fork!, p)).toEqual({ present: '11111111', exclusive: '00000000', zeroPage: '00000000' });
+    expect(w1!.events.a).toEqual({ copies: 4, reuses: 0, zeroFills: 0, faults: 4 });
+    expect(w1!.frames.a).toBe(12);
+    expect(pages(w1!, 'p1').exclusive).toBe('11110000');
+    expect(pages(w1!, 'p0').exclusive).toBe('11110000'); // p0's old frames are no longer shared
+    expect(w0!.events.a).toEqual({ copies: 2, reuses: 0, zeroFills: 0, faults: 2 });
+    expect(w0!.frames.a).toBe(14);
+    expect(Object.keys(exit!.processes)).toEqual(['p0']);
+    expect(exit!.frames.a).toBe(8);
+    expect(exit!.timeNs).toBeNull();
+    expect(pages(exit!, 'p0').exclusive).toBe('11111111');
+    // Page 0's frame lost its sharer when p1 copied it; page 7's when p1 exited: both reuse.
+    expect(reuse!.events.a).toEqual({ copies: 0, reuses: 2, zeroFills: 0, faults: 2 });
+  });
+
+  it('mirrors untouched memory: a read maps the zero page, a write zero-fills, the fork shares the zero page', async () => {
+    const obs = await new RegionEngine().run(
+      trace(
+        [
+          { op: 'read', proc: 'p0', region: 'a', pages: { start: 0, end: 2 } },
+          { op: 'fork', proc: 'p0', child: 'p1' },
+          { op: 'write', proc: 'p1', region: 'a', pages: { pages: [0, 3] } },
+        ],
+        [spec({ pages: 4, populate: 'none' })],
+      ),
+    );
+    const [setup, read, fork, write] = obs.steps;
+    expect(setup!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
+    expect(pages(setup!, 'p0').present).toBe('0000');
+    expect(read!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 2 });
+    expect(pages(read!, 'p0')).toEqual({ present: '1100', exclusive: '0000', zeroPage: '1100' });
+    expect(read!.frames.a).toBe(0);
+    expect(pages(fork!, 'p1')).toEqual({ present: '1100', exclusive: '0000', zeroPage: '1100' });
+    expect(write!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 2, faults: 2 });
+    expect(pages(write!, 'p1')).toEqual({ present: '1101', exclusive: '1001', zeroPage: '0100' });
+    expect(pages(write!, 'p0').present).toBe('1100');
+  });
+
+  it('exec releases every view of the process; the process stays, with no regions', async () => {
+    const obs = await new RegionEngine().run(
+      trace([
+        { op: 'fork', proc: 'p0', child: 'p1' },
+        { op: 'exec', proc: 'p1' },
+      ]),
+    );
+    const exec = obs.steps[2]!;
+    expect(exec.processes.p1).toEqual({});
+    expect(exec.frames.a).toBe(8);
+    expect(pages(exec, 'p0').exclusive).toBe('11111111'); // mapped once: exclusive, though still read-only
+  });
+
+  it('reports events for every region, zeros where the step did not touch it', async () => {
+    const obs = await new RegionEngine().run(
+      trace(
+        [
+          { op: 'fork', proc: 'p0', child: 'p1' },
+          { op: 'write', proc: 'p1', region: 'b', pages: { random: 3, seed: 9 } },
+        ],
+        [spec(), spec({ id: 'b', pages: 16, populate: 'read' })],
+      ),
+    );
+    const w = obs.steps[2]!;
+    expect(w.events).toEqual({ a: { copies: 0, reuses: 0, zeroFills: 0, faults: 0 }, b: { copies: 0, reuses: 0, zeroFills: 3, faults: 3 } });
+    expect(w.frames).toEqual({ a: 8, b: 3 });
+  });
+
+  it.each([
+    [{ map: 'shared' as const }, /region 'a': map 'shared' is not modeled/],
+    [{ backing: 'memfd' as const }, /region 'a': backing 'memfd' is not modeled/],
+    [{ thp: true }, /region 'a': thp is not modeled/],
+    [{ advice: ['wipeonfork' as const] }, /region 'a': advice wipeonfork is not modeled/],
+  ])('refuses %j with the reason, and run() throws it', async (over, reason) => {
+    const t = trace([], [spec(over)]);
+    expect(new RegionEngine().supports(t)).toMatch(reason);
+    await expect(new RegionEngine().run(t)).rejects.toThrow(reason);
+  });
+
+  it('refuses mprotect steps', () => {
+    const t = trace([{ op: 'mprotect', proc: 'p0', region: 'a', prot: 'r' }]);
+    expect(new RegionEngine().supports(t)).toMatch(/steps\[0\]: mprotect is not modeled/);
+  });
+
+  it('accepts everything else', () => {
+    expect(new RegionEngine().supports(trace([{ op: 'fork', proc: 'p0', child: 'p1' }]))).toBeNull();
+  });
+
+  it('refuses a step on a process without the region', async () => {
+    await expect(
+      new RegionEngine().run(trace([{ op: 'write', proc: 'p9', region: 'a', pages: { pages: [0] } }])),
+    ).rejects.toThrow(/steps\[0\]: process 'p9' is not alive/);
+  });
+
+  it('with policy eager, copies at fork and writes take no fault', async () => {
+    const obs = await new RegionEngine({ policy: 'eager' }).run(
+      trace([
+        { op: 'fork', proc: 'p0', child: 'p1' },
+        { op: 'write', proc: 'p1', region: 'a', pages: { start: 0, end: 8 } },
+      ]),
+    );
+    expect(obs.steps[1]!.events.a).toMatchObject({ copies: 8, faults: 0 });
+    expect(obs.steps[2]!.events.a).toMatchObject({ copies: 0, faults: 0 });
+  });
+});
