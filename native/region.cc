@@ -126,6 +126,11 @@ std::string MapCountNote() {
 }
 
 Napi::Error StatusError(Napi::Env env, const Status& s, const std::string& what, uint64_t maxFrames) {
+  if (s.readOnlyPage >= 0) {
+    return MakeError(env, "ERR_INVALID_OPTION",
+                     what + ": page " + std::to_string(s.readOnlyPage) +
+                         " was made read-only with view.protect(); make it writable with view.protect(start, end, 'rw') first");
+  }
   if (s.poolFull) {
     return MakeError(env, "ERR_TOO_LARGE",
                      what + ": the region's frame pool is full (maxFrames " + std::to_string(maxFrames) +
@@ -337,7 +342,37 @@ Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// regionViewPages(view) -> { state: Uint8Array, frame: Uint32Array, refcount: Uint32Array }
+// regionProtect(view, start, end, readOnly): view.protect.
+Napi::Value RegionProtect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "regionProtect";
+  uint64_t h = ArgCount(info, 0, fn, "view");
+  uint64_t start = ArgCount(info, 1, fn, "start");
+  uint64_t end = ArgCount(info, 2, fn, "end");
+  bool readOnly = ArgBool(info, 3, fn, "readOnly");
+  Status s;
+  uint64_t maxFrames = 0;
+  bool found = false, inRange = false;
+  {
+    Guard g;
+    View* v = region::FindView(h);
+    found = v != nullptr;
+    inRange = found && start <= end && end <= v->pages;
+    if (inRange) {
+      maxFrames = v->region->maxFrames;
+      s = region::Protect(v, start, end, readOnly);
+    }
+  }
+  if (!found) ThrowReleased(env);
+  if (!inRange) ThrowBadArg(env, fn, "end", "within the view, not below start");
+  if (!s.ok()) {
+    throw StatusError(env, s, std::string("making pages ") + std::to_string(start) + ".." + std::to_string(end) +
+                                  (readOnly ? " read-only" : " writable"), maxFrames);
+  }
+  return env.Undefined();
+}
+
+// regionViewPages(view) -> { state: Uint8Array, frame: Uint32Array, refcount: Uint32Array, readOnly: Uint8Array }
 Napi::Value RegionViewPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t h = ArgCount(info, 0, "regionViewPages", "view");
@@ -350,7 +385,9 @@ Napi::Value RegionViewPages(const Napi::CallbackInfo& info) {
   Napi::Uint8Array state = Napi::Uint8Array::New(env, pages);
   Napi::Uint32Array frame = Napi::Uint32Array::New(env, pages);
   Napi::Uint32Array refcount = Napi::Uint32Array::New(env, pages);
+  Napi::Uint8Array readOnly = Napi::Uint8Array::New(env, pages);
   uint8_t* sp = state.Data();
+  uint8_t* op = readOnly.Data();
   uint32_t* fp = frame.Data();
   uint32_t* rp = refcount.Data();
   bool found = false;
@@ -360,6 +397,7 @@ Napi::Value RegionViewPages(const Napi::CallbackInfo& info) {
     found = v != nullptr;
     if (found) {
       memcpy(sp, v->state, pages);
+      memcpy(op, v->readOnly, pages);
       memcpy(fp, v->frame, pages * sizeof(uint32_t));
       for (uint64_t p = 0; p < pages; p++) rp[p] = fp[p] == region::kNoFrame ? 0 : v->region->refcount[fp[p]];
     }
@@ -369,6 +407,7 @@ Napi::Value RegionViewPages(const Napi::CallbackInfo& info) {
   out.Set("state", state);
   out.Set("frame", frame);
   out.Set("refcount", refcount);
+  out.Set("readOnly", readOnly);
   return out;
 }
 
@@ -550,6 +589,7 @@ void InitRegion(Napi::Env env, Napi::Object exports) {
   exports.Set("regionAttach", Napi::Function::New(env, RegionAttach, "regionAttach"));
   exports.Set("regionDetach", Napi::Function::New(env, RegionDetach, "regionDetach"));
   exports.Set("regionPrepareWrite", Napi::Function::New(env, RegionPrepareWrite, "regionPrepareWrite"));
+  exports.Set("regionProtect", Napi::Function::New(env, RegionProtect, "regionProtect"));
   exports.Set("regionViewPages", Napi::Function::New(env, RegionViewPages, "regionViewPages"));
   exports.Set("regionStats", Napi::Function::New(env, RegionStats, "regionStats"));
   exports.Set("regionClose", Napi::Function::New(env, RegionClose, "regionClose"));

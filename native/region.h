@@ -84,7 +84,12 @@ struct View {
   uint64_t pages = 0;
   uint32_t* frame = nullptr;    // per page; kNoFrame when none
   uint8_t* state = nullptr;     // PageState per page
+  uint8_t* readOnly = nullptr;  // 1: made read-only by the user (view.protect): a store there is not ours
   Counters counters;
+  // Like a VMA's anon_vma: set once any page of the view (or of the view it was forked from)
+  // got a frame. A fork copies zero-page entries only then: Linux copies no page table entry
+  // of a private mapping that never allocated an anonymous page.
+  bool anonVma = false;
   uint32_t borrows = 0;         // live CowView.attach() borrowers
   bool orphaned = false;        // its owner's buffer was collected while borrowed: release at last detach
   View* prev = nullptr;
@@ -97,7 +102,8 @@ struct Status {
   int err = 0;                  // errno of the failed syscall
   const char* syscall = nullptr;
   bool poolFull = false;        // maxFrames reached
-  bool ok() const { return err == 0 && !poolFull; }
+  int64_t readOnlyPage = -1;    // a page the user made read-only cannot be made writable
+  bool ok() const { return err == 0 && !poolFull && readOnlyPage < 0; }
   static Status Sys(const char* sc, int e) { Status s; s.syscall = sc; s.err = e; return s; }
   static Status Full() { Status s; s.poolFull = true; return s; }
 };
@@ -138,6 +144,9 @@ Status Grow(Region* r, uint64_t need);
 void Trim(Region* r, bool all);
 // Makes pages [start, end) of v writable: reuse, copy or zero-fill, run by run.
 Status MakeWritable(View* v, uint64_t start, uint64_t end, Counters* c);
+// view.protect: pages [start, end) read-only (true) or writable again where the view alone
+// maps the frame (false), like mprotect on private memory (Linux >= 6.0).
+Status Protect(View* v, uint64_t start, uint64_t end, bool readOnly);
 // Maps [0, pages) of the new view dst (reserved, PROT_NONE) as a snapshot of src, by policy.
 Status ForkInto(View* src, View* dst, Counters* c);
 // Unmaps v and drops its frames' counts. v is unlinked; the caller frees it (FreeViewMemory).

@@ -199,6 +199,7 @@ Status CopyRun(View* v, uint64_t p, uint64_t q, const uint32_t* from, Counters* 
       PutBack(r, first, got);
       return s;
     }
+    v->anonVma = true;
     for (uint64_t k = 0; k < got; k++) {
       uint32_t old = v->frame[i + k];
       bool copied = from != nullptr && from[i + k] != kNoFrame;
@@ -225,22 +226,26 @@ Action ActionOf(const View* v, uint64_t p) {
   }
 }
 
-// mprotect over each maximal run of pages in [0, pages) whose state is `state`.
-Status ProtectRuns(View* v, uint8_t state, int prot, uint64_t limit) {
+// mprotect over each maximal run of pages in [from, to) that `pick` selects.
+template <typename Pick>
+Status ProtectRuns(View* v, uint64_t from, uint64_t to, Pick pick, int prot) {
   const size_t ps = PageSize();
-  uint64_t p = 0;
-  while (p < limit) {
-    if (v->state[p] != state) {
+  uint64_t p = from;
+  while (p < to) {
+    if (!pick(v, p)) {
       p++;
       continue;
     }
     uint64_t q = p + 1;
-    while (q < limit && v->state[q] == state) q++;
+    while (q < to && pick(v, q)) q++;
     if (mprotect(PageAddr(v, p), (q - p) * ps, prot) != 0) return Status::Sys("mprotect", errno);
     p = q;
   }
   return Status();
 }
+
+bool WritableByUser(const View* v, uint64_t p) { return v->state[p] == kWritable && v->readOnly[p] == 0; }
+bool WritableButReadOnly(const View* v, uint64_t p) { return v->state[p] == kWritable && v->readOnly[p] != 0; }
 
 // Zero-page pages of a new view: readable, and mapped now (fork copies zero-page PTEs).
 Status MapZeroPages(View* v) {
@@ -264,8 +269,10 @@ Status MapZeroPages(View* v) {
 Status ShareInto(View* src, View* dst) {
   Region* r = src->region;
   const uint64_t n = src->pages;
+  dst->anonVma = src->anonVma;
+  memcpy(dst->readOnly, src->readOnly, n);
   for (uint64_t p = 0; p < n; p++) {
-    dst->state[p] = src->state[p];
+    dst->state[p] = src->state[p] == kZeroPage && !src->anonVma ? static_cast<uint8_t>(kUntouched) : src->state[p];
     dst->frame[p] = src->frame[p];
     if (src->frame[p] != kNoFrame) AddRef(r, src->frame[p]);
   }
@@ -292,8 +299,10 @@ Status ShareInto(View* src, View* dst) {
 // Eager snapshot: dst gets a copy of every frame of src (the naive fork).
 Status CopyInto(View* src, View* dst, Counters* c) {
   const uint64_t n = src->pages;
+  dst->anonVma = src->anonVma;
+  memcpy(dst->readOnly, src->readOnly, n);
   for (uint64_t p = 0; p < n; p++) {
-    if (src->state[p] == kZeroPage) dst->state[p] = kZeroPage;
+    if (src->state[p] == kZeroPage && src->anonVma) dst->state[p] = kZeroPage;
   }
   uint64_t framed = 0;
   for (uint64_t p = 0; p < n; p++) framed += src->frame[p] != kNoFrame;
@@ -311,6 +320,9 @@ Status CopyInto(View* src, View* dst, Counters* c) {
     if (!s.ok()) return s;
     p = q;
   }
+  // The copies were mapped read-write; pages the user made read-only stay so in the copy.
+  s = ProtectRuns(dst, 0, n, WritableButReadOnly, PROT_READ);
+  if (!s.ok()) return s;
   return MapZeroPages(dst);
 }
 
@@ -522,6 +534,13 @@ void Trim(Region* r, bool all) {
 
 Status MakeWritable(View* v, uint64_t start, uint64_t end, Counters* c) {
   const size_t ps = PageSize();
+  for (uint64_t p = start; p < end; p++) {
+    if (v->readOnly[p] != 0) {
+      Status s;
+      s.readOnlyPage = static_cast<int64_t>(p);
+      return s;
+    }
+  }
   uint64_t p = start;
   while (p < end) {
     Action a = ActionOf(v, p);
@@ -544,6 +563,26 @@ Status MakeWritable(View* v, uint64_t start, uint64_t end, Counters* c) {
         break;
     }
     if (!s.ok()) return s;
+    p = q;
+  }
+  return Status();
+}
+
+Status Protect(View* v, uint64_t start, uint64_t end, bool readOnly) {
+  const size_t ps = PageSize();
+  uint64_t p = start;
+  while (p < end) {
+    if (v->state[p] != kWritable) {
+      v->readOnly[p] = readOnly;  // read-only (or nothing) already; a store faults either way
+      p++;
+      continue;
+    }
+    uint64_t q = p + 1;
+    while (q < end && v->state[q] == kWritable) q++;
+    if (mprotect(PageAddr(v, p), (q - p) * ps, readOnly ? PROT_READ : PROT_READ | PROT_WRITE) != 0) {
+      return Status::Sys("mprotect", errno);
+    }
+    for (uint64_t i = p; i < q; i++) v->readOnly[i] = readOnly;
     p = q;
   }
   return Status();
@@ -577,7 +616,7 @@ Status ForkInto(View* src, View* dst, Counters* c) {
   if (s.ok()) s = r->policy == kEager ? CopyInto(src, dst, c) : ShareInto(src, dst);
   // 3. Eager: src was only paused; its writable pages are writable again.
   if (r->policy == kEager) {
-    Status back = ProtectRuns(src, kWritable, PROT_READ | PROT_WRITE, p);
+    Status back = ProtectRuns(src, 0, p, WritableByUser, PROT_READ | PROT_WRITE);
     if (s.ok()) s = back;
   }
   return s;
@@ -613,6 +652,11 @@ bool HandleFault(uintptr_t addr, int write) {
   Counters c;
   Status s;
   bool mine = true;
+  // A store to a page the user made read-only is the user's fault, not COW.
+  if (v->readOnly[p] != 0 && write != 0) {
+    Unlock();
+    return false;
+  }
   switch (v->state[p]) {
     case kWritable:
       // Another thread made it writable first (or a stale TLB entry faulted): if the page
@@ -642,7 +686,7 @@ bool HandleFault(uintptr_t addr, int write) {
       }
       uint64_t end = p + 1;
       if (r->policy == kFaultAround && r->refcount[v->frame[p]] > 1) {
-        while (end < v->pages && end - p <= r->faultAround && v->state[end] == kCow &&
+        while (end < v->pages && end - p <= r->faultAround && v->state[end] == kCow && v->readOnly[end] == 0 &&
                r->refcount[v->frame[end]] > 1) {
           end++;
         }
@@ -707,11 +751,12 @@ Status AllocView(View* v, Region* r) {
   if (base == MAP_FAILED) return Status::Sys("mmap", errno);
   v->base = static_cast<uint8_t*>(base);
   if (madvise(base, v->pages * ps, MADV_DONTFORK) != 0) return Status::Sys("madvise", errno);
-  v->tableBytes = v->pages * (sizeof(uint32_t) + 1);
+  v->tableBytes = v->pages * (sizeof(uint32_t) + 2);
   void* t = mmap(nullptr, v->tableBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (t == MAP_FAILED) return Status::Sys("mmap", errno);
   v->frame = static_cast<uint32_t*>(t);
   v->state = static_cast<uint8_t*>(t) + v->pages * sizeof(uint32_t);
+  v->readOnly = v->state + v->pages;
   memset(v->frame, 0xff, v->pages * sizeof(uint32_t));  // kNoFrame
   return Status();
 }
@@ -722,6 +767,7 @@ void FreeViewMemory(View* v) {
   v->base = nullptr;
   v->frame = nullptr;
   v->state = nullptr;
+  v->readOnly = nullptr;
 }
 
 Status PopulateRoot(View* v, Populate populate) {
@@ -744,6 +790,7 @@ Status PopulateRoot(View* v, Populate populate) {
       PutBack(r, first, got);
       return s;
     }
+    v->anonVma = true;
     for (uint64_t k = 0; k < got; k++) {
       v->frame[p + k] = first + static_cast<uint32_t>(k);
       v->state[p + k] = kWritable;

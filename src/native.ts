@@ -141,9 +141,10 @@ export interface NativeAddon {
   regionAttach(view: number): { borrow: number; address: bigint; pages: number; buffer: ArrayBuffer };
   regionDetach(borrow: number): void;
   regionPrepareWrite(view: number, start: number, end: number): void;
+  regionProtect(view: number, start: number, end: number, readOnly: boolean): void;
   /** Per page: PageState (0 untouched, 1 zero page, 2 COW, 3 writable), frame (0xffffffff: none),
    *  and the frame's reference count (0: none). */
-  regionViewPages(view: number): { state: Uint8Array; frame: Uint32Array; refcount: Uint32Array };
+  regionViewPages(view: number): { state: Uint8Array; frame: Uint32Array; refcount: Uint32Array; readOnly: Uint8Array };
   regionStats(region: number): RegionStatsRaw;
   regionClose(region: number): void;
   /** Punches every free frame but one batch out of the memfd. */

@@ -97,6 +97,8 @@ export interface CowViewPages {
   frame: Uint32Array;
   /** Reference count of the page's frame; 0 for none. */
   refcount: Uint32Array;
+  /** Made read-only with view.protect(). */
+  readOnly: Uint8Array;
   present: Uint8Array;
   /** The frame is mapped by this view only. */
   exclusive: Uint8Array;
@@ -114,7 +116,7 @@ function counters(c: RegionCountersRaw): RegionCounters {
   return { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, zeroMaps: c.zeroMaps, faults: c.faults };
 }
 
-function pagesOf(raw: { state: Uint8Array; frame: Uint32Array; refcount: Uint32Array }): CowViewPages {
+function pagesOf(raw: { state: Uint8Array; frame: Uint32Array; refcount: Uint32Array; readOnly: Uint8Array }): CowViewPages {
   const n = raw.state.length;
   const present = new Uint8Array(n);
   const exclusive = new Uint8Array(n);
@@ -390,6 +392,22 @@ export class CowView {
     this.#live('prepareWrite on');
     const [s, e] = pageRange(startPage, endPage, this.pages);
     native().regionPrepareWrite(this.handle, s, e);
+  }
+
+  /**
+   * mprotect for a view: 'r' makes pages [startPage, endPage) read-only (a store there then
+   * kills the process with SIGSEGV, as it would without cowlab: the handler leaves it alone);
+   * 'rw' makes them writable again where this view alone maps the frame, exactly as Linux
+   * (>= 6.0) does for private memory: pages still shared, or not yet written, stay read-only
+   * and take their COW (or zero-fill) fault on the next store. A fork inherits the
+   * protection. Use this, not a raw mprotect, on region pages: the manager owns their
+   * protection (read-only is how it marks COW).
+   */
+  protect(startPage: number, endPage: number, prot: 'r' | 'rw'): void {
+    this.#live('protect');
+    const [s, e] = pageRange(startPage, endPage, this.pages);
+    const p = choiceOption('prot', prot, ['r', 'rw'] as const);
+    native().regionProtect(this.handle, s, e, p === 'r');
   }
 
   /**

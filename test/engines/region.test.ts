@@ -57,40 +57,54 @@ describe('region engine', () => {
     expect(reuse!.events.a).toEqual({ copies: 0, reuses: 2, zeroFills: 0, faults: 2 });
   });
 
-  it('mirrors untouched memory: a read maps the zero page, a write zero-fills, the fork shares the zero page', async () => {
+  it('mirrors untouched memory: a read maps the zero page, a write zero-fills; a fork copies zero pages only once the parent allocated', async () => {
     const obs = await new RegionEngine().run(
       trace(
         [
           { op: 'read', proc: 'p0', region: 'a', pages: { start: 0, end: 2 } },
           { op: 'fork', proc: 'p0', child: 'p1' },
           { op: 'write', proc: 'p1', region: 'a', pages: { pages: [0, 3] } },
+          { op: 'write', proc: 'p0', region: 'a', pages: { pages: [3] } },
+          { op: 'fork', proc: 'p0', child: 'p2' },
         ],
         [spec({ pages: 4, populate: 'none' })],
       ),
     );
-    const [setup, read, fork, write] = obs.steps;
+    const [setup, read, fork, write, write0, fork2] = obs.steps;
     expect(setup!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
     expect(pages(setup!, 'p0').present).toBe('0000');
     expect(read!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 2 });
     expect(pages(read!, 'p0')).toEqual({ present: '1100', exclusive: '0000', zeroPage: '1100' });
     expect(read!.frames.a).toBe(0);
-    expect(pages(fork!, 'p1')).toEqual({ present: '1100', exclusive: '0000', zeroPage: '1100' });
+    // p0 never allocated: like a VMA without anon_vma, the child starts with nothing mapped.
+    expect(pages(fork!, 'p1')).toEqual({ present: '0000', exclusive: '0000', zeroPage: '0000' });
     expect(write!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 2, faults: 2 });
-    expect(pages(write!, 'p1')).toEqual({ present: '1101', exclusive: '1001', zeroPage: '0100' });
+    expect(pages(write!, 'p1')).toEqual({ present: '1001', exclusive: '1001', zeroPage: '0000' });
     expect(pages(write!, 'p0').present).toBe('1100');
+    expect(write0!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 1, faults: 1 });
+    // Now p0 has allocated: its next child gets the zero pages and shares the frame.
+    expect(pages(fork2!, 'p2')).toEqual({ present: '1101', exclusive: '0000', zeroPage: '1100' });
   });
 
-  it('exec releases every view of the process; the process stays, with no regions', async () => {
+  it('exec releases every view of the process; it stays alive and reports every region with nothing present', async () => {
     const obs = await new RegionEngine().run(
       trace([
         { op: 'fork', proc: 'p0', child: 'p1' },
         { op: 'exec', proc: 'p1' },
+        { op: 'fork', proc: 'p1', child: 'p2' },
       ]),
     );
     const exec = obs.steps[2]!;
-    expect(exec.processes.p1).toEqual({});
+    expect(pages(exec, 'p1')).toEqual({ present: '00000000', exclusive: '00000000', zeroPage: '00000000' });
     expect(exec.frames.a).toBe(8);
+    expect(exec.timeNs).toBeNull();
     expect(pages(exec, 'p0').exclusive).toBe('11111111'); // mapped once: exclusive, though still read-only
+    expect(pages(obs.steps[3]!, 'p2').present).toBe('00000000');
+  });
+
+  it('reports the setup time as the populate time', async () => {
+    const obs = await new RegionEngine().run(trace([], [spec(), spec({ id: 'b', populate: 'none' })]));
+    expect(obs.steps[0]!.timeNs).toBeGreaterThan(0);
   });
 
   it('reports events for every region, zeros where the step did not touch it', async () => {
@@ -119,9 +133,20 @@ describe('region engine', () => {
     await expect(new RegionEngine().run(t)).rejects.toThrow(reason);
   });
 
-  it('refuses mprotect steps', () => {
-    const t = trace([{ op: 'mprotect', proc: 'p0', region: 'a', prot: 'r' }]);
-    expect(new RegionEngine().supports(t)).toMatch(/steps\[0\]: mprotect is not modeled/);
+  it("mprotect rw makes writable again only pages the process alone maps (Linux >= 6.0)", async () => {
+    const obs = await new RegionEngine().run(
+      trace([
+        { op: 'fork', proc: 'p0', child: 'p1' },
+        { op: 'write', proc: 'p1', region: 'a', pages: { start: 0, end: 2 } },
+        { op: 'mprotect', proc: 'p1', region: 'a', prot: 'r', pages: { start: 0, end: 4 } },
+        { op: 'mprotect', proc: 'p1', region: 'a', prot: 'rw' },
+        { op: 'write', proc: 'p1', region: 'a', pages: { start: 0, end: 4 } },
+      ]),
+    );
+    expect(obs.steps[3]!.events.a).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
+    expect(obs.steps[3]!.timeNs).toBeNull();
+    // Pages 0-1 were p1's own copies: writable again, no fault. Pages 2-3 are shared: copies.
+    expect(obs.steps[5]!.events.a).toEqual({ copies: 2, reuses: 0, zeroFills: 0, faults: 2 });
   });
 
   it('accepts everything else', () => {

@@ -15,7 +15,24 @@ const FATAL = /cowlab: fatal: a store to 0x[0-9a-f]+ \(page \d+ of \d+ in a cowl
 describe('faults that are not cowlab\'s still crash the process', () => {
   it.each([
     {
-      name: 'a store to a region page the user made read-only',
+      name: 'a store to a shared (COW) page the user made read-only with view.protect',
+      body: `const r = cowlab.CowRegion.create({ pages: 4 });
+        const snap = r.root.fork();
+        snap.protect(1, 2, 'r');
+        new Uint8Array(snap.buffer)[0] = 1;
+        console.log('before');
+        new Uint8Array(snap.buffer)[4096] = 1;`,
+    },
+    {
+      name: 'a store to a writable page the user made read-only with view.protect, in an eager copy of it',
+      body: `const r = cowlab.CowRegion.create({ pages: 4, policy: 'eager' });
+        r.root.protect(0, 4, 'r');
+        const copy = r.root.fork();
+        console.log('before');
+        new Uint8Array(copy.buffer)[8192] = 1;`,
+    },
+    {
+      name: 'a store to a region page the user made read-only with a raw mprotect',
       body: `const r = cowlab.CowRegion.create({ pages: 4 });
         native().protectMemory(r.root.address + 4096n, 4096, native().constants.PROT_READ);
         console.log('before');

@@ -17,7 +17,11 @@ const { untouched: UNTOUCHED, zeroPage: ZERO, cow: COW, writable: WRITABLE } = P
 
 interface ModelView {
   view: CowView;
+  /** Some page ever got a frame (the kernel's anon_vma): only then does fork copy zero pages. */
+  anon: boolean;
   state: Uint8Array;
+  /** view.protect(…, 'r'): a store there would kill the process, so the test makes none. */
+  readOnly: Uint8Array;
   token: Int32Array; // -1: no frame
   bytes: Uint8Array;
 }
@@ -34,7 +38,7 @@ class Model {
   ) {}
 
   root(view: CowView, populate: RegionPopulate): void {
-    const m: ModelView = { view, state: new Uint8Array(this.pages), token: new Int32Array(this.pages).fill(-1), bytes: new Uint8Array(this.pages * PS) };
+    const m: ModelView = { view, anon: populate === 'write', state: new Uint8Array(this.pages), readOnly: new Uint8Array(this.pages), token: new Int32Array(this.pages).fill(-1), bytes: new Uint8Array(this.pages * PS) };
     for (let p = 0; p < this.pages; p++) {
       if (populate === 'read') m.state[p] = ZERO;
       if (populate === 'write') {
@@ -58,6 +62,7 @@ class Model {
   }
 
   #copy(m: ModelView, p: number): void {
+    m.anon = true;
     this.#drop(m.token[p]!);
     m.token[p] = this.#newToken();
     m.state[p] = WRITABLE;
@@ -65,6 +70,7 @@ class Model {
   }
 
   #fill(m: ModelView, p: number): void {
+    m.anon = true;
     m.token[p] = this.#newToken();
     m.state[p] = WRITABLE;
     this.counters.zeroFills++;
@@ -82,11 +88,11 @@ class Model {
   }
 
   fork(src: ModelView, view: CowView): ModelView {
-    const m: ModelView = { view, state: new Uint8Array(this.pages), token: new Int32Array(this.pages).fill(-1), bytes: src.bytes.slice() };
+    const m: ModelView = { view, anon: src.anon, state: new Uint8Array(this.pages), readOnly: src.readOnly.slice(), token: new Int32Array(this.pages).fill(-1), bytes: src.bytes.slice() };
     for (let p = 0; p < this.pages; p++) {
       const s = src.state[p]!;
       if (s === UNTOUCHED || s === ZERO) {
-        m.state[p] = s;
+        m.state[p] = s === ZERO && src.anon ? ZERO : UNTOUCHED;
       } else if (this.policy === 'eager') {
         m.token[p] = this.#newToken();
         m.state[p] = WRITABLE;
@@ -111,7 +117,7 @@ class Model {
     if (s === COW && this.count.get(m.token[p]!)! > 1 && typeof this.policy === 'number') {
       // faultAround: the following shared COW pages of this view, up to K, in the same fault.
       let end = p + 1;
-      while (end < this.pages && end - p <= this.policy && m.state[end] === COW && this.count.get(m.token[end]!)! > 1) end++;
+      while (end < this.pages && end - p <= this.policy && m.state[end] === COW && m.readOnly[end] === 0 && this.count.get(m.token[end]!)! > 1) end++;
       for (let q = p; q < end; q++) this.#copy(m, q);
       return;
     }
@@ -125,8 +131,15 @@ class Model {
     this.counters.zeroMaps++;
   }
 
-  prepareWrite(m: ModelView, start: number, end: number): void {
+  /** False (and nothing changes) when the range holds a read-only page. */
+  prepareWrite(m: ModelView, start: number, end: number): boolean {
+    if (m.readOnly.subarray(start, end).some((x) => x === 1)) return false;
     for (let p = start; p < end; p++) this.#breakOne(m, p);
+    return true;
+  }
+
+  protect(m: ModelView, start: number, end: number, readOnly: boolean): void {
+    m.readOnly.fill(readOnly ? 1 : 0, start, end);
   }
 
   release(m: ModelView): void {
@@ -146,6 +159,7 @@ function check(region: CowRegion, model: Model, where: string): void {
     const u = new Uint8Array(m.view.buffer);
     for (let p = 0; p < model.pages; p++) {
       if (t.state[p] !== m.state[p]) problems.push(`${v} page ${p}: state ${t.state[p]}, model ${m.state[p]}`);
+      if (t.readOnly[p] !== m.readOnly[p]) problems.push(`${v} page ${p}: read-only ${t.readOnly[p]}, model ${m.readOnly[p]}`);
       const tok = m.token[p]!;
       if (tok < 0) {
         if (t.refcount[p] !== 0) problems.push(`${v} page ${p}: has a frame, model has none`);
@@ -213,6 +227,7 @@ describe('randomized sequences against a copying model', () => {
           what = `store ${run ? 'run' : 'scatter'}`;
           for (let i = 0; i < n; i++) {
             const p = run ? Math.min(start + i, pages - 1) : int(pages);
+            if (m.readOnly[p] === 1) continue; // it would kill the process (tested apart)
             const off = int(PS);
             const value = 1 + int(255);
             u[p * PS + off] = value;
@@ -223,16 +238,31 @@ describe('randomized sequences against a copying model', () => {
           const p = int(pages);
           void new Uint8Array(m.view.buffer)[p * PS + int(PS)];
           model.load(m, p);
-        } else if (r < 0.82) {
+        } else if (r < 0.8) {
           const a = int(pages + 1);
           const b = int(pages + 1);
-          what = `prepareWrite ${Math.min(a, b)}..${Math.max(a, b)}`;
-          m.view.prepareWrite(Math.min(a, b), Math.max(a, b));
-          model.prepareWrite(m, Math.min(a, b), Math.max(a, b));
-          // Bulk writes into the prepared range take no fault.
-          const u = new Uint8Array(m.view.buffer, Math.min(a, b) * PS, (Math.max(a, b) - Math.min(a, b)) * PS);
-          u.fill(op & 0xff);
-          m.bytes.fill(op & 0xff, Math.min(a, b) * PS, Math.max(a, b) * PS);
+          const [lo, hi] = [Math.min(a, b), Math.max(a, b)];
+          what = `prepareWrite ${lo}..${hi}`;
+          let threw = false;
+          try {
+            m.view.prepareWrite(lo, hi);
+          } catch (err) {
+            threw = true;
+            expect(err).toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/was made read-only with view\.protect\(\)/) });
+          }
+          expect(threw, `${what}: throws exactly when the range holds a read-only page`).toBe(!model.prepareWrite(m, lo, hi));
+          if (!threw) {
+            // Bulk writes into the prepared range take no fault.
+            new Uint8Array(m.view.buffer, lo * PS, (hi - lo) * PS).fill(op & 0xff);
+            m.bytes.fill(op & 0xff, lo * PS, hi * PS);
+          }
+        } else if (r < 0.86) {
+          const a = int(pages);
+          const b = Math.min(pages, a + 1 + int(6));
+          const ro = rnd() < 0.5;
+          what = `protect ${a}..${b} ${ro ? 'r' : 'rw'}`;
+          m.view.protect(a, b, ro ? 'r' : 'rw');
+          model.protect(m, a, b, ro);
         } else if (model.views.length > 1) {
           what = 'release';
           m.view.release();

@@ -126,6 +126,16 @@ describe('untouched and zero pages behave like private anonymous memory', () => 
     expect(r.stats()).toMatchObject({ zeroFills: 2, copies: 0 });
   });
 
+  it('a fork of a view that never had a frame starts empty (Linux copies no entry of a VMA without anon_vma)', () => {
+    const r = region({ pages: 4, populate: 'read' });
+    const snap = r.root.fork();
+    expect(Array.from(snap.pageTable().present)).toEqual([0, 0, 0, 0]);
+    expect(new Uint8Array(snap.buffer)[PS]).toBe(0); // a read maps the zero page again
+    expect(Array.from(snap.pageTable().present)).toEqual([0, 1, 0, 0]);
+    bytes(r.root)[0] = 1; // now the root has a frame: its forks copy zero pages
+    expect(Array.from(r.root.fork().pageTable().zeroPage)).toEqual([0, 1, 1, 1]);
+  });
+
   it('populate read: every page is the zero page until written', () => {
     const r = region({ pages: 16, populate: 'read' });
     expect(r.stats().views[0]).toMatchObject({ present: 16, zeroPage: 16, shared: 16, exclusive: 0 });
@@ -166,6 +176,30 @@ describe('policies', () => {
     bytes(a)[0] = 1; // a: page 0 copies; 1 shared -> copied; 2..6 count 1 now -> stop
     expect(r.stats().copies).toBe(7);
     expect(Array.from(a.pageTable().state)).toEqual([3, 3, 2, 2, 2, 2, 2, 2]);
+  });
+});
+
+describe('protect', () => {
+  it("'rw' makes writable again only the pages the view alone maps; shared ones fault and copy", () => {
+    const r = region({ pages: 4 });
+    const snap = r.root.fork();
+    bytes(snap)[0] = 1; // snap's own copy of page 0
+    snap.protect(0, 4, 'r');
+    expect(Array.from(snap.pageTable().readOnly)).toEqual([1, 1, 1, 1]);
+    expect(() => snap.prepareWrite(0, 1)).toThrow(/page 0 was made read-only with view\.protect\(\)/);
+    snap.protect(0, 4, 'rw');
+    const before = r.stats();
+    bytes(snap).fill(2);
+    const after = r.stats();
+    expect(after.faults - before.faults).toBe(3);
+    expect(after.copies - before.copies).toBe(3);
+    expect(bytes(r.root)[PS]).toBe(0);
+  });
+
+  it('is inherited by a fork', () => {
+    const r = region({ pages: 4 });
+    r.root.protect(1, 3, 'r');
+    expect(Array.from(r.root.fork().pageTable().readOnly)).toEqual([0, 1, 1, 0]);
   });
 });
 

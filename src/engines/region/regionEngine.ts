@@ -7,7 +7,10 @@
  * plain copying model, so a wrong observation can never come out silently.
  *
  * Untouched pages behave as private anonymous memory: a read maps the kernel's zero page, a
- * write allocates a zeroed frame. What the manager does not model is refused by supports().
+ * write allocates a zeroed frame, and a fork of a view that never had a frame copies no entry
+ * (a VMA without anon_vma). mprotect is view.protect(), with Linux's rule for 'rw' (writable
+ * again only where the view alone maps the frame). What the manager does not model (shared
+ * mappings, memfd backing, THP, madvise advice) is refused by supports().
  */
 import { CowlabError } from '../../errors.js';
 import { pageSize } from '../../memory/mapping.js';
@@ -47,13 +50,6 @@ function unsupportedRegion(r: RegionSpec): string | null {
   return null;
 }
 
-function unsupportedStep(s: Step, i: number): string | null {
-  if (s.op === 'mprotect') {
-    return `steps[${i}]: mprotect is not modeled: the manager owns the protection of region pages (read-only is how it marks COW)`;
-  }
-  return null;
-}
-
 interface Process {
   views: Map<string, CowView>;
   /** Model of the first 8 bytes of every page, per region: what a correct view holds. */
@@ -76,10 +72,6 @@ export class RegionEngine implements Engine {
   supports(trace: Trace): string | null {
     for (const r of trace.regions) {
       const why = unsupportedRegion(r);
-      if (why !== null) return why;
-    }
-    for (let i = 0; i < trace.steps.length; i++) {
-      const why = unsupportedStep(trace.steps[i]!, i);
       if (why !== null) return why;
     }
     return null;
@@ -108,12 +100,13 @@ export class RegionEngine implements Engine {
       const steps: StepObservation[] = [];
       steps.push(
         this.#observe(trace, regions, procs, -1, 'setup', ROOT_PROC, () => {
+          let ns = 0;
           for (const spec of trace.regions) {
             if (spec.populate === 'none') continue;
             const all = selectPages({ start: 0, end: spec.pages }, spec.pages);
-            access(root, spec.id, all, spec.populate === 'write', 0);
+            ns += access(root, spec.id, all, spec.populate === 'write', 0);
           }
-          return null;
+          return ns;
         }),
       );
       for (let i = 0; i < trace.steps.length; i++) {
@@ -158,8 +151,20 @@ export class RegionEngine implements Engine {
         proc.model.clear();
         if (step.op === 'exit') procs.delete(step.proc);
         return null;
-      case 'mprotect':
-        throw stepError(i, 'mprotect is not modeled by the region engine');
+      case 'mprotect': {
+        const spec = trace.regions.find((r) => r.id === step.region);
+        const view = proc.views.get(step.region);
+        if (spec === undefined || view === undefined) throw stepError(i, `process '${step.proc}' has no region '${step.region}'`);
+        const selected = step.pages ? selectPages(step.pages, spec.pages) : selectPages({ start: 0, end: spec.pages }, spec.pages);
+        const sorted = Uint32Array.from(new Set(selected)).sort();
+        for (let a = 0; a < sorted.length; ) {
+          let b = a + 1;
+          while (b < sorted.length && sorted[b] === sorted[b - 1]! + 1) b++;
+          view.protect(sorted[a]!, sorted[b - 1]! + 1, step.prot);
+          a = b;
+        }
+        return null;
+      }
     }
   }
 
@@ -184,13 +189,21 @@ export class RegionEngine implements Engine {
         : { copies: b.copies - a.copies, reuses: b.reuses - a.reuses, zeroFills: b.zeroFills - a.zeroFills, faults: b.faults - a.faults };
       frames[id] = b.framesInUse;
     }
+    // Every live process reports every region; one that exec'd (or descends from one) maps
+    // none of them any more, so nothing is present.
     const processes: Record<string, Record<string, RegionObservation>> = {};
     for (const [name, p] of procs) {
       const out: Record<string, RegionObservation> = {};
-      for (const [id, view] of p.views) {
+      for (const spec of trace.regions) {
+        const view = p.views.get(spec.id);
+        if (view === undefined) {
+          const none = () => new Uint8Array(spec.pages);
+          out[spec.id] = { present: none(), exclusive: none(), zeroPage: none() };
+          continue;
+        }
         const t = view.pageTable();
-        verify(trace, step, name, id, view, t.state, p.model.get(id)!);
-        out[id] = { present: t.present, exclusive: t.exclusive, zeroPage: t.zeroPage };
+        verify(trace, step, name, spec.id, view, t.state, p.model.get(spec.id)!);
+        out[spec.id] = { present: t.present, exclusive: t.exclusive, zeroPage: t.zeroPage };
       }
       processes[name] = out;
     }
