@@ -310,10 +310,11 @@ Napi::Value RegionDetach(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// regionPrepareWrite(view, start, end): breaks COW for pages [start, end) now.
-Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
+// The shape of regionPrepareWrite and regionProtect: arguments (view, start, end, ...), `op`
+// on the view's pages [start, end) under the lock, its failure thrown as "<verb> pages a..b".
+template <typename Op>
+void PageRangeCall(const Napi::CallbackInfo& info, const char* fn, const std::string& verb, Op op) {
   Napi::Env env = info.Env();
-  const char* fn = "regionPrepareWrite";
   uint64_t h = ArgCount(info, 0, fn, "view");
   uint64_t start = ArgCount(info, 1, fn, "start");
   uint64_t end = ArgCount(info, 2, fn, "end");
@@ -327,49 +328,34 @@ Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
     inRange = found && start <= end && end <= v->pages;
     if (inRange) {
       maxFrames = v->region->maxFrames;
-      Counters c;
-      s = region::MakeWritable(v, start, end, &c);
-      v->counters.add(c);
-      v->region->counters.add(c);
+      s = op(v, start, end);
     }
   }
   if (!found) ThrowReleased(env);
   if (!inRange) ThrowBadArg(env, fn, "end", "within the view, not below start");
   if (!s.ok()) {
-    throw StatusError(env, s, "breaking copy-on-write for pages " + std::to_string(start) + ".." + std::to_string(end),
-                      maxFrames);
+    throw StatusError(env, s, verb + " pages " + std::to_string(start) + ".." + std::to_string(end), maxFrames);
   }
-  return env.Undefined();
+}
+
+// regionPrepareWrite(view, start, end): breaks COW for pages [start, end) now.
+Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
+  PageRangeCall(info, "regionPrepareWrite", "breaking copy-on-write for", [](View* v, uint64_t start, uint64_t end) {
+    Counters c;
+    Status s = region::MakeWritable(v, start, end, &c);
+    v->counters.add(c);
+    v->region->counters.add(c);
+    return s;
+  });
+  return info.Env().Undefined();
 }
 
 // regionProtect(view, start, end, readOnly): view.protect.
 Napi::Value RegionProtect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "regionProtect";
-  uint64_t h = ArgCount(info, 0, fn, "view");
-  uint64_t start = ArgCount(info, 1, fn, "start");
-  uint64_t end = ArgCount(info, 2, fn, "end");
-  bool readOnly = ArgBool(info, 3, fn, "readOnly");
-  Status s;
-  uint64_t maxFrames = 0;
-  bool found = false, inRange = false;
-  {
-    Guard g;
-    View* v = region::FindView(h);
-    found = v != nullptr;
-    inRange = found && start <= end && end <= v->pages;
-    if (inRange) {
-      maxFrames = v->region->maxFrames;
-      s = region::Protect(v, start, end, readOnly);
-    }
-  }
-  if (!found) ThrowReleased(env);
-  if (!inRange) ThrowBadArg(env, fn, "end", "within the view, not below start");
-  if (!s.ok()) {
-    throw StatusError(env, s, std::string("making pages ") + std::to_string(start) + ".." + std::to_string(end) +
-                                  (readOnly ? " read-only" : " writable"), maxFrames);
-  }
-  return env.Undefined();
+  bool readOnly = ArgBool(info, 3, "regionProtect", "readOnly");
+  PageRangeCall(info, "regionProtect", readOnly ? "making read-only" : "making writable",
+                [readOnly](View* v, uint64_t start, uint64_t end) { return region::Protect(v, start, end, readOnly); });
+  return info.Env().Undefined();
 }
 
 // regionViewPages(view) -> { state: Uint8Array, frame: Uint32Array, refcount: Uint32Array, readOnly: Uint8Array }

@@ -175,8 +175,9 @@ Status MapFrames(View* v, uint64_t page, uint64_t n, uint32_t frame, int prot, b
 }
 
 // Gives pages [p, q) of v new frames, filled from `from[i]` (a copy of that frame) or with
-// zeros (from == null), mapped read-write. Drops the counts of the frames they replace.
-Status CopyRun(View* v, uint64_t p, uint64_t q, const uint32_t* from, Counters* c) {
+// zeros (from == null; `fresh`: the frames come zeroed from a new file, skip the memset),
+// mapped read-write. Drops the counts of the frames they replace.
+Status CopyRun(View* v, uint64_t p, uint64_t q, const uint32_t* from, Counters* c, bool fresh = false) {
   Region* r = v->region;
   const size_t ps = PageSize();
   Status s = Grow(r, q - p);
@@ -191,7 +192,7 @@ Status CopyRun(View* v, uint64_t p, uint64_t q, const uint32_t* from, Counters* 
       uint8_t* dst = Staging(r, first + k);
       uint32_t src = from != nullptr ? from[i + k] : kNoFrame;
       if (src != kNoFrame) memcpy(dst, Staging(r, src), ps);
-      else memset(dst, 0, ps);
+      else if (!fresh) memset(dst, 0, ps);
     }
     bool committed;
     s = MapFrames(v, i, got, first, PROT_READ | PROT_WRITE, kPopulateOnFault, true, &committed);
@@ -771,35 +772,14 @@ void FreeViewMemory(View* v) {
 }
 
 Status PopulateRoot(View* v, Populate populate) {
-  Region* r = v->region;
   if (populate == kPopulateRead) {
     for (uint64_t p = 0; p < v->pages; p++) v->state[p] = kZeroPage;
     return MapZeroPages(v);
   }
   if (populate != kPopulateWrite) return Status();
   // A fresh pool: the frames come straight from the file, zeroed, in one contiguous run.
-  Status s = Grow(r, v->pages);
-  if (!s.ok()) return s;
-  uint64_t p = 0;
-  while (p < v->pages) {
-    uint32_t first;
-    uint64_t got = TakeRun(r, v->pages - p, p == 0 ? 0 : v->frame[p - 1] + 1, &first);
-    bool committed;
-    s = MapFrames(v, p, got, first, PROT_READ | PROT_WRITE, true, true, &committed);
-    if (!committed) {
-      PutBack(r, first, got);
-      return s;
-    }
-    v->anonVma = true;
-    for (uint64_t k = 0; k < got; k++) {
-      v->frame[p + k] = first + static_cast<uint32_t>(k);
-      v->state[p + k] = kWritable;
-      AddRef(r, first + static_cast<uint32_t>(k));
-    }
-    if (!s.ok()) return s;
-    p += got;
-  }
-  return Status();
+  Counters created;  // creating the region is not a zero-fill fault
+  return CopyRun(v, 0, v->pages, nullptr, &created, true);
 }
 
 }  // namespace region
