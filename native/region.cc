@@ -198,10 +198,12 @@ Napi::Value RegionCreate(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// regionFork(view) -> { view, address, buffer, ns }
+// regionFork(view, wipe) -> { view, address, buffer, ns }. wipe: the new view starts with
+// every page untouched and the source is left alone (MADV_WIPEONFORK semantics).
 Napi::Value RegionFork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t h = ArgCount(info, 0, "regionFork", "view");
+  bool wipe = ArgBool(info, 1, "regionFork", "wipe");
   uint64_t t0 = child::NowNs();
   Region* r = nullptr;
   {
@@ -221,7 +223,8 @@ Napi::Value RegionFork(const Napi::CallbackInfo& info) {
       released = true;
     } else {
       Counters c;
-      s = region::ForkInto(src, d, &c);
+      if (!wipe) s = region::ForkInto(src, d, &c);
+      else memcpy(d->readOnly, src->readOnly, d->pages);  // the protection is inherited, the pages are not
       if (s.ok() && !region::AddView(d)) slots = false;
       if (s.ok() && slots) {
         d->counters.add(c);

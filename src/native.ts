@@ -136,7 +136,7 @@ export interface NativeAddon {
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   regionCreate(input: RegionCreateInput): RegionViewRaw & { region: number };
-  regionFork(view: number): RegionViewRaw & { ns: number };
+  regionFork(view: number, wipe: boolean): RegionViewRaw & { ns: number };
   regionRelease(view: number): void;
   regionAttach(view: number): { borrow: number; address: bigint; pages: number; buffer: ArrayBuffer };
   regionDetach(borrow: number): void;

@@ -167,7 +167,8 @@ export function regionWriteRun(region: CowRegion, order: Uint32Array, run: numbe
       latencyNs,
       snapshotNs: child.forkNs!,
       faults: after.faults - before.faults,
-      copies: after.copies + (region.policy.kind === 'eager' ? 0 : -before.copies),
+      // Eager copies inside fork(), which made the view: its whole count is this run's.
+      copies: region.policy.kind === 'eager' ? after.copies : after.copies - before.copies,
     };
   } finally {
     child.release();

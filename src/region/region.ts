@@ -371,10 +371,13 @@ export class CowView {
    * view is made read-only first, so a concurrent store either completed before (and is in
    * the snapshot) or faults and waits, and lands in this view's own copy after the call.
    * Throws ERR_TOO_LARGE when vm.max_map_count or maxFrames is reached (nothing changes).
+   *
+   * `wipe: true` mirrors MADV_WIPEONFORK instead: the new view starts with every page
+   * untouched (reads see zeros, writes zero-fill) and this view is left as it is.
    */
-  fork(): CowView {
+  fork(options: { wipe?: boolean } = {}): CowView {
     this.#live('fork');
-    const raw = native().regionFork(this.handle);
+    const raw = native().regionFork(this.handle, options.wipe === true);
     const v = new CowView(this.region, raw.view, raw.address, raw.buffer, raw.ns, CREATE);
     this.region._adopt(v);
     return v;

@@ -126,7 +126,6 @@ describe('region engine', () => {
     [{ map: 'shared' as const }, /region 'a': map 'shared' is not modeled/],
     [{ backing: 'memfd' as const }, /region 'a': backing 'memfd' is not modeled/],
     [{ thp: true }, /region 'a': thp is not modeled/],
-    [{ advice: ['wipeonfork' as const] }, /region 'a': advice wipeonfork is not modeled/],
   ])('refuses %j with the reason, and run() throws it', async (over, reason) => {
     const t = trace([], [spec(over)]);
     expect(new RegionEngine().supports(t)).toMatch(reason);
@@ -147,6 +146,30 @@ describe('region engine', () => {
     expect(obs.steps[3]!.timeNs).toBeNull();
     // Pages 0-1 were p1's own copies: writable again, no fault. Pages 2-3 are shared: copies.
     expect(obs.steps[5]!.events.a).toEqual({ copies: 2, reuses: 0, zeroFills: 0, faults: 2 });
+  });
+
+  it('dontfork: the child does not get the region and the parent writes it without a fault; wipeonfork: the child gets it empty', async () => {
+    const obs = await new RegionEngine().run(
+      trace(
+        [
+          { op: 'fork', proc: 'p0', child: 'p1' },
+          { op: 'write', proc: 'p0', region: 'd', pages: { start: 0, end: 4 } },
+          { op: 'read', proc: 'p1', region: 'w', pages: { start: 0, end: 2 } },
+          { op: 'write', proc: 'p1', region: 'w', pages: { start: 0, end: 4 } },
+          { op: 'write', proc: 'p0', region: 'w', pages: { start: 0, end: 4 } },
+        ],
+        [spec({ id: 'd', pages: 4, advice: ['dontfork'] }), spec({ id: 'w', pages: 4, advice: ['wipeonfork'] })],
+      ),
+    );
+    const [, fork, wd, rw, ww, pw] = obs.steps;
+    expect(pages(fork!, 'p1', 'd').present).toBe('0000');
+    expect(pages(fork!, 'p1', 'w').present).toBe('0000');
+    expect(pages(fork!, 'p0', 'd').exclusive).toBe('1111');
+    expect(wd!.events.d).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
+    expect(rw!.events.w).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 2 });
+    expect(ww!.events.w).toEqual({ copies: 0, reuses: 0, zeroFills: 4, faults: 4 });
+    expect(pw!.events.w).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
+    expect(pw!.frames).toEqual({ d: 4, w: 8 });
   });
 
   it('accepts everything else', () => {

@@ -87,6 +87,13 @@ class Model {
     } else this.#copy(m, p);
   }
 
+  /** fork({ wipe: true }): nothing shared, every page untouched, the protection inherited. */
+  wipeFork(src: ModelView, view: CowView): ModelView {
+    const m: ModelView = { view, anon: false, state: new Uint8Array(this.pages), readOnly: src.readOnly.slice(), token: new Int32Array(this.pages).fill(-1), bytes: new Uint8Array(this.pages * PS) };
+    this.views.push(m);
+    return m;
+  }
+
   fork(src: ModelView, view: CowView): ModelView {
     const m: ModelView = { view, anon: src.anon, state: new Uint8Array(this.pages), readOnly: src.readOnly.slice(), token: new Int32Array(this.pages).fill(-1), bytes: src.bytes.slice() };
     for (let p = 0; p < this.pages; p++) {
@@ -215,7 +222,10 @@ describe('randomized sequences against a copying model', () => {
         const m = pick(model.views);
         const r = rnd();
         let what: string;
-        if (r < 0.15 && model.views.length < 7) {
+        if (r < 0.02 && model.views.length < 7) {
+          what = 'fork (wipe)';
+          model.wipeFork(m, m.view.fork({ wipe: true }));
+        } else if (r < 0.15 && model.views.length < 7) {
           what = 'fork';
           model.fork(m, m.view.fork());
         } else if (r < 0.55) {

@@ -9,8 +9,9 @@
  * Untouched pages behave as private anonymous memory: a read maps the kernel's zero page, a
  * write allocates a zeroed frame, and a fork of a view that never had a frame copies no entry
  * (a VMA without anon_vma). mprotect is view.protect(), with Linux's rule for 'rw' (writable
- * again only where the view alone maps the frame). What the manager does not model (shared
- * mappings, memfd backing, THP, madvise advice) is refused by supports().
+ * again only where the view alone maps the frame); MADV_DONTFORK regions are not forked,
+ * MADV_WIPEONFORK ones are forked empty. What the manager does not model (shared mappings,
+ * memfd backing, THP) is refused by supports().
  */
 import { CowlabError } from '../../errors.js';
 import { pageSize } from '../../memory/mapping.js';
@@ -44,9 +45,6 @@ function unsupportedRegion(r: RegionSpec): string | null {
     return why(`backing '${r.backing}' is not modeled: the region engine mirrors private anonymous memory (its own frames are memfd pages)`);
   }
   if (r.thp) return why('thp is not modeled: region frames are 4 KiB pages; a COW on a huge page (split, then copy 4 KiB) has no counterpart');
-  if (r.advice.length > 0) {
-    return why(`advice ${r.advice.join(', ')} is not modeled: region views are never inherited by a real fork (MADV_DONTFORK), and view.fork() has no wipe-on-fork`);
-  }
   return null;
 }
 
@@ -55,8 +53,6 @@ interface Process {
   /** Model of the first 8 bytes of every page, per region: what a correct view holds. */
   model: Map<string, BigUint64Array>;
 }
-
-const ZERO_EVENTS: StepEvents = { copies: 0, reuses: 0, zeroFills: 0, faults: 0 };
 
 export class RegionEngine implements Engine {
   readonly name = 'region' as const;
@@ -128,10 +124,15 @@ export class RegionEngine implements Engine {
         const child: Process = { views: new Map(), model: new Map() };
         let ns = 0;
         for (const [id, view] of proc.views) {
-          const v = view.fork();
+          // MADV_DONTFORK: the child does not get the region (and fork leaves the parent's
+          // pages alone); MADV_WIPEONFORK: it gets the region empty.
+          const advice = trace.regions.find((r) => r.id === id)!.advice;
+          if (advice.includes('dontfork')) continue;
+          const wipe = advice.includes('wipeonfork');
+          const v = view.fork({ wipe });
           ns += v.forkNs!;
           child.views.set(id, v);
-          child.model.set(id, proc.model.get(id)!.slice());
+          child.model.set(id, wipe ? new BigUint64Array(view.pages) : proc.model.get(id)!.slice());
         }
         procs.set(step.child, child);
         return ns;
@@ -184,9 +185,7 @@ export class RegionEngine implements Engine {
     for (const [id, region] of regions) {
       const a = before.get(id)!;
       const b = region.stats();
-      events[id] = b.faults === a.faults && b.copies === a.copies && b.zeroFills === a.zeroFills && b.reuses === a.reuses
-        ? { ...ZERO_EVENTS }
-        : { copies: b.copies - a.copies, reuses: b.reuses - a.reuses, zeroFills: b.zeroFills - a.zeroFills, faults: b.faults - a.faults };
+      events[id] = { copies: b.copies - a.copies, reuses: b.reuses - a.reuses, zeroFills: b.zeroFills - a.zeroFills, faults: b.faults - a.faults };
       frames[id] = b.framesInUse;
     }
     // Every live process reports every region; one that exec'd (or descends from one) maps
