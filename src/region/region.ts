@@ -229,6 +229,7 @@ export class CowRegion {
     return new CowRegion(raw.region, pages, policy, populate, raw);
   }
 
+  /** True once close() ran. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -350,6 +351,7 @@ export class CowView {
     return new AttachedView(h, raw.borrow, raw.address, raw.pages, raw.buffer);
   }
 
+  /** True once release() ran (or the region was closed). */
   get released(): boolean {
     return this.#buffer === undefined;
   }
@@ -360,6 +362,7 @@ export class CowView {
     return this.#live('read the buffer of');
   }
 
+  /** Size of the view in bytes (pages x page size). */
   get bytes(): number {
     return this.pages * pageSize();
   }
@@ -468,6 +471,7 @@ export class AttachedView {
     this.#buffer = buffer;
   }
 
+  /** True once release() ran in this thread. */
   get released(): boolean {
     return this.#buffer === undefined;
   }
