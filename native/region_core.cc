@@ -458,11 +458,13 @@ bool DropBorrow(uint64_t borrowHandle, uint64_t* viewHandle) {
 
 Status Grow(Region* r, uint64_t need) {
   const size_t ps = PageSize();
-  // Punched-out frames first: they are already inside the file.
+  // Punched-out frames first: they are already inside the file. A batch (or what is
+  // missing) at a time, so one fault never repopulates a whole trimmed pool.
   while (r->freeCount < need && r->holeCount > 0) {
+    const uint64_t want = need - r->freeCount > r->batchFrames ? need - r->freeCount : r->batchFrames;
     uint64_t f = FindSet(r->holeBits, 0, r->poolFrames);
     uint64_t len = 0;
-    while (f + len < r->poolFrames && Bit(r->holeBits, f + len)) len++;
+    while (len < want && f + len < r->poolFrames && Bit(r->holeBits, f + len)) len++;
     if (madvise(Staging(r, f), len * ps, MADV_POPULATE_WRITE) != 0) return Status::Sys("madvise", errno);
     Pretouch(r, f, len);
     for (uint64_t i = f; i < f + len; i++) {

@@ -216,6 +216,7 @@ describe('randomized sequences against a copying model', () => {
       const int = (n: number) => Math.floor(rnd() * n);
       const region = (live = CowRegion.create({ pages, policy, populate, batchFrames: 8 }));
       const model = new Model(pages, mp);
+      let loadMismatches = 0;
       model.root(region.root, populate);
       check(region, model, `seed ${seed} start`);
       for (let op = 0; op < 160; op++) {
@@ -246,7 +247,10 @@ describe('randomized sequences against a copying model', () => {
         } else if (r < 0.7) {
           what = 'load';
           const p = int(pages);
-          void new Uint8Array(m.view.buffer)[p * PS + int(PS)];
+          const off = int(PS);
+          // The loaded value is used (compared), so the JIT cannot drop the load.
+          const value = new Uint8Array(m.view.buffer)[p * PS + off];
+          if (value !== m.bytes[p * PS + off]) loadMismatches++;
           model.load(m, p);
         } else if (r < 0.8) {
           const a = int(pages + 1);
@@ -281,6 +285,7 @@ describe('randomized sequences against a copying model', () => {
           what = 'nothing';
         }
         check(region, model, `seed ${seed} op ${op} (${what})`);
+        expect(loadMismatches, `seed ${seed} op ${op}: loaded values that differ from the model`).toBe(0);
       }
       region.close();
       live = undefined;
