@@ -117,7 +117,7 @@ describe('untouched and zero pages behave like private anonymous memory', () => 
 
   it('a fork shares zero pages and keeps untouched pages untouched', () => {
     const r = region({ pages: 3, populate: 'none' });
-    void bytes(r.root)[0]; // page 0: zero page
+    expect(bytes(r.root)[0]).toBe(0); // page 0: a load maps the zero page
     bytes(r.root)[PS] = 1; // page 1: a frame
     const snap = r.root.fork();
     expect(Array.from(snap.pageTable().state)).toEqual([PAGE_STATE.zeroPage, PAGE_STATE.cow, PAGE_STATE.untouched]);
