@@ -170,6 +170,7 @@ describe('concurrency', () => {
          });`,
         { eval: true, workerData: { index: DIST_INDEX, handle: view.handle } },
       );
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
       const next = () => new Promise((resolve) => worker.once('message', resolve));
       expect(await next()).toBe('attached');
       expect(new Uint8Array(view.buffer)[0]).toBe(42);
@@ -177,7 +178,7 @@ describe('concurrency', () => {
       expect(() => region.close()).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
       worker.postMessage('release');
       expect(await next()).toBe('released');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      await exited;
       view.release();
       expect(region.stats().views).toHaveLength(1);
     } finally {
