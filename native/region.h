@@ -117,6 +117,8 @@ void Unlock();
 // Taken by the handler; false when this thread already holds it (a fault inside cowlab's own
 // critical section is never ours to fix: it goes to the previous handler).
 bool LockFromHandler();
+// Remembers this process as the one the tables belong to (at handler installation).
+void RecordOwnerProcess();
 
 struct Guard {
   Guard() { Lock(); }

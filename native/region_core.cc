@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -31,6 +32,7 @@ constexpr bool kPopulateOnFault = true;
 // ---- the lock ----
 
 std::atomic<uintptr_t> g_owner{0};
+pid_t g_pid = 0;  // the process whose views the tables describe
 
 uintptr_t Self() { return reinterpret_cast<uintptr_t>(reinterpret_cast<void*>(pthread_self())); }
 
@@ -339,10 +341,18 @@ void Lock() {
 
 bool LockFromHandler() {
   uintptr_t me = Self();
-  if (g_owner.load(std::memory_order_relaxed) == me) return false;
+  uintptr_t expected = 0;
+  if (g_owner.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+  if (expected == me) return false;
+  // Contended. A child forked (or cloned) while another thread held the lock inherits it held,
+  // with nobody to release it; it has none of the views either (MADV_DONTFORK), so none of its
+  // faults are ours.
+  if (static_cast<pid_t>(syscall(SYS_getpid)) != g_pid) return false;
   SpinUntilTaken(me);
   return true;
 }
+
+void RecordOwnerProcess() { g_pid = static_cast<pid_t>(syscall(SYS_getpid)); }
 
 void Unlock() { g_owner.store(0, std::memory_order_release); }
 

@@ -167,6 +167,7 @@ int InstallHandler() {
     while (g_state.load() == 1) sched_yield();
     return g_state.load() == 2 ? 0 : g_installError;
   }
+  RecordOwnerProcess();
   // Read the current handler first, so that no fault ever sees a half-written g_prev.
   if (sigaction(SIGSEGV, nullptr, &g_prev) != 0) {
     g_installError = errno;

@@ -6,8 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { CowRegion } from '../../src/index.js';
+import { Worker } from 'node:worker_threads';
+
+import { CowRegion, Mapping } from '../../src/index.js';
 import { native } from '../../src/native.js';
+import { DIST_INDEX } from '../helpers/cli.js';
 import { runScript } from './helpers.js';
 
 const FATAL = /cowlab: fatal: a store to 0x[0-9a-f]+ \(page \d+ of \d+ in a cowlab region view\) needs a copy-on-write break that failed: /;
@@ -181,6 +184,49 @@ describe('a COW break that cannot be done', () => {
 });
 
 describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
+  it("a child forked while another thread holds the region lock still dies of its own bad store (it does not wait for the lock)", async () => {
+    const region = CowRegion.create({ pages: 16384 });
+    const readOnly = Mapping.create({ pages: 4 });
+    readOnly.protect('r');
+    const stopFlag = new SharedArrayBuffer(4);
+    // A worker keeps the region lock busy (prepareWrite in a loop), so forks often copy it held.
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       import(workerData.index).then(({ CowView }) => {
+         const v = CowView.attach(workerData.handle);
+         const stop = new Int32Array(workerData.stop);
+         parentPort.postMessage('running');
+         while (Atomics.load(stop, 0) === 0) v.prepareWrite(0, 16384); // ~50 µs under the lock each
+         v.release();
+       });`,
+      { eval: true, workerData: { index: DIST_INDEX, handle: region.root.handle, stop: stopFlag } },
+    );
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    try {
+      await new Promise((resolve) => worker.once('message', resolve));
+      for (let i = 0; i < 8; i++) {
+        const probe = native().forkProbe({
+          address: readOnly.address,
+          pages: 4,
+          childOrder: Uint32Array.from([0]),
+          parentOrder: new Uint32Array(0),
+          parentWhen: 0,
+          childTag: 1n << 32n,
+          parentTag: 0n,
+          deadlineMs: 10_000,
+          holdMs: 0,
+          kpagecount: false,
+        });
+        await expect(probe).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
+      }
+    } finally {
+      Atomics.store(new Int32Array(stopFlag), 0, 1);
+      await exited;
+      readOnly.unmap();
+      region.close();
+    }
+  }, 120_000);
+
   it.each(['a view', 'the staging mapping'])("a forked child storing into %s dies; the parent's bytes are unchanged", async (target) => {
     const region = CowRegion.create({ pages: 8 });
     try {
