@@ -13,6 +13,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMemory(env, exports);
   InitPagemap(env, exports);
   InitForkProbe(env, exports);
+  InitProcTree(env, exports);
   return exports;
 }
 

@@ -15,5 +15,6 @@ AddonData* GetAddonData(Napi::Env env);
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitForkProbe(Napi::Env env, Napi::Object exports);
+void InitProcTree(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab

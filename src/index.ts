@@ -11,6 +11,9 @@ export {
   readPagemap,
   readKpageCounts,
   readKpageFlags,
+  readPageCategories,
+  PageCategories,
+  PAGE_IS,
   PagemapEntries,
   PageFlagsList,
   KPF,
@@ -38,3 +41,22 @@ export {
 } from './forkwrite/options.js';
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
+export type {
+  Engine,
+  EngineName,
+  EngineRunOptions,
+  RegionObservation,
+  StepEvents,
+  StepObservation,
+  TraceObservations,
+} from './engines/types.js';
+export type { Trace, RegionSpec, Step, PageSelector } from './trace/types.js';
+export {
+  KernelEngine,
+  kernelWriteValue,
+  MAX_TRACE_PROCESSES,
+  type KernelRunDetailed,
+  type KernelStepDetail,
+  type KernelAccessDetail,
+} from './engines/kernel/engine.js';
+export { ACCESS_CLASS, type AccessClass } from './engines/kernel/observe.js';
