@@ -56,7 +56,15 @@ export {
   kernelWriteValue,
   MAX_TRACE_PROCESSES,
   type KernelRunDetailed,
+  type KernelDetailOptions,
   type KernelStepDetail,
   type KernelAccessDetail,
 } from './engines/kernel/engine.js';
 export { ACCESS_CLASS, type AccessClass } from './engines/kernel/observe.js';
+export {
+  measureKernelCosts,
+  calibrationTrace,
+  type KernelCosts,
+  type KernelCostOptions,
+  type KernelCostName,
+} from './engines/kernel/calibrate.js';

@@ -16,7 +16,7 @@ import { meminfo } from '../../env/environment.js';
 import { pageSize } from '../../memory/mapping.js';
 import { native, type NativeProcTree, type ProcTreeAccessRaw } from '../../native.js';
 import { pfnAccess } from '../../pagemap/access.js';
-import { readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
+import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
 import { formatBytes } from '../../report/format.js';
 import type { RegionSpec, Trace } from '../../trace/types.js';
 import type {
@@ -79,12 +79,20 @@ export interface KernelStepDetail {
   pids: Record<string, number>;
   /** Raw pagemap of every region in every live process after the step. */
   pagemap: Record<string, Record<string, PagemapEntries>>;
+  /** With `kpagecount: true` (root): /proc/kpagecount of each page's frame after the step, 0
+   *  where the page is not present. */
+  kpagecount: Record<string, Record<string, Float64Array>> | null;
   /** write/read (and the setup's populate passes). */
   access: KernelAccessDetail[];
   /** Minor faults of the acting process over the whole operation (null: not measured). */
   opFaults: number | null;
   /** fork: the fork() call. */
   forkNs: number | null;
+}
+
+export interface KernelDetailOptions extends EngineRunOptions {
+  /** Read /proc/kpagecount of every present frame after each step (root only). */
+  kpagecount?: boolean;
 }
 
 export interface KernelRunDetailed {
@@ -171,6 +179,7 @@ class KernelRun {
     readonly trace: Trace,
     readonly deadlineMs: number,
     readonly keepDetails: boolean,
+    readonly kpagecount: boolean,
   ) {
     this.plan = planTrace(trace);
     const n = this.plan.procs.length;
@@ -377,7 +386,23 @@ class KernelRun {
         pagemap[name] = Object.fromEntries(regions.map((s, r) => [this.trace.regions[r]!.id, s.entries]));
       }
     }
-    return { step, pids, pagemap, access: this.keepDetails ? access : [], opFaults, forkNs };
+    return { step, pids, pagemap, kpagecount: this.kpagecount ? this.readCounts() : null, access: this.keepDetails ? access : [], opFaults, forkNs };
+  }
+
+  readCounts(): Record<string, Record<string, Float64Array>> {
+    const out: Record<string, Record<string, Float64Array>> = {};
+    for (const [slot, regions] of this.snapshot) {
+      out[this.plan.procs[slot]!] = Object.fromEntries(
+        regions.map((s, r) => {
+          const present = s.entries.pfn.filter((_, i) => s.entries.present[i] === 1);
+          const counts = present.length > 0 ? readKpageCounts(present) : new Float64Array(0);
+          const full = new Float64Array(s.entries.length);
+          for (let i = 0, k = 0; i < full.length; i++) if (s.entries.present[i]) full[i] = counts[k++]!;
+          return [this.trace.regions[r]!.id, full];
+        }),
+      );
+    }
+    return out;
   }
 
   unavailable(): Record<string, string> {
@@ -453,16 +478,20 @@ export class KernelEngine implements Engine {
     return (await this.execute(trace, options, false)).observations;
   }
 
-  /** run(), plus per-step pids, raw pagemaps and per-access latencies, faults, classes and values. */
-  async runDetailed(trace: Trace, options: EngineRunOptions = {}): Promise<KernelRunDetailed> {
+  /** run(), plus per-step pids, raw pagemaps (and kpagecounts) and per-access latencies, faults,
+   *  classes and values. */
+  async runDetailed(trace: Trace, options: KernelDetailOptions = {}): Promise<KernelRunDetailed> {
+    if (options.kpagecount && !pfnAccess().kpagecount) {
+      throw new CowlabError('ERR_NOT_MEASURABLE', `kpagecount: ${pfnAccess().kpagecountReason ?? 'not readable'}`);
+    }
     return this.execute(trace, options, true);
   }
 
-  private async execute(trace: Trace, options: EngineRunOptions, keepDetails: boolean): Promise<KernelRunDetailed> {
+  private async execute(trace: Trace, options: KernelDetailOptions, keepDetails: boolean): Promise<KernelRunDetailed> {
     const reason = this.supports(trace);
     if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
-    const run = new KernelRun(trace, deadlineMs, keepDetails);
+    const run = new KernelRun(trace, deadlineMs, keepDetails, options.kpagecount === true);
     const steps: StepObservation[] = [];
     const details: KernelStepDetail[] = [];
     let failure: unknown = null;
