@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,6 +131,20 @@ void CloseForeignFds(Header* h, int32_t self) {
   }
 }
 
+// glibc registers an rseq area in the thread's TCB, which the kernel writes (cpu_id) when the
+// thread returns to user space after a preemption or migration. After a fork that TCB page is
+// COW-shared, so such a kernel write costs the process a fault at a random moment, inside
+// whatever is being measured. The trace processes never use rseq: p0 unregisters it, and its
+// descendants inherit the unregistered state.
+void UnregisterRseq() {
+  if (__rseq_size == 0) return;
+  void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+  const unsigned lengths[2] = {__rseq_size, 32};  // the length glibc registered
+  for (unsigned len : lengths) {
+    if (syscall(SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0) return;
+  }
+}
+
 // p0 only: a process group of its own (Node kills and reaps the whole tree through it),
 // default signal handling (Node's handlers must not run here; SIGPIPE ignored so a write to a
 // dead Node fails with EPIPE), and stdio on /dev/null (never hold Node's pipes or terminal).
@@ -145,6 +160,7 @@ void BecomeRoot(Header* h) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  UnregisterRseq();
   int fd = open(h->devNull, O_RDWR);
   if (fd >= 0) {
     for (int i = 0; i <= 2; i++) {
