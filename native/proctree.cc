@@ -88,16 +88,32 @@ void ReleaseSubreaper() {
 struct TextCollect {
   uintptr_t want[2];
   Header* h;
+  bool addonBindNow = false;
 };
+
+// Whether an object's dynamic section asks for every symbol to be bound at load (-z now).
+bool BindsNow(const struct dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+    const auto* d = reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    for (; d->d_tag != DT_NULL; d++) {
+      if (d->d_tag == DT_BIND_NOW) return true;
+      if (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_BIND_NOW) != 0) return true;
+      if (d->d_tag == DT_FLAGS_1 && (d->d_un.d_val & DF_1_NOW) != 0) return true;
+    }
+  }
+  return false;
+}
 
 int CollectText(struct dl_phdr_info* info, size_t, void* data) {
   auto* c = static_cast<TextCollect*>(data);
   bool match = info->dlpi_name != nullptr && strstr(info->dlpi_name, "vdso") != nullptr;
-  for (int i = 0; i < info->dlpi_phnum && !match; i++) {
+  for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD) continue;
     uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
     for (uintptr_t w : c->want) match = match || (w >= lo && w < hi);
+    if (c->want[0] >= lo && c->want[0] < hi) c->addonBindNow = BindsNow(info);
   }
   if (!match) return 0;
   const size_t ps = PageSize();
@@ -324,6 +340,14 @@ class Tree {
     }
     TextCollect tc = {{reinterpret_cast<uintptr_t>(&proctree::ProcessEntry), reinterpret_cast<uintptr_t>(&clone)}, h};
     dl_iterate_phdr(CollectText, &tc);
+    if (!tc.addonBindNow) {
+      // A lazily bound call in a forked process runs the dynamic linker's resolver, which reads
+      // Node's malloc heap and writes the GOT: neither is allowed (nor present) there.
+      *err = 0;
+      *syscallName = nullptr;
+      return "the cowlab addon was linked with lazy binding; the process tree needs it linked with -Wl,-z,now "
+             "(binding.gyp and CMakeLists.txt do this: rebuild with npm run build:addon)";
+    }
     return "";
   }
 
@@ -695,6 +719,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     std::string what = tree_->Create(regions, parents, capacity, execPath, shed, &err, &sc);
     if (!what.empty()) {
       tree_->Teardown(0);
+      if (sc == nullptr) throw MakeError(env, "ERR_ADDON_LOAD", what);
       throw MakeSyscallError(env, sc, err, what);
     }
   }
