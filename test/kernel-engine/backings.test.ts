@@ -259,6 +259,22 @@ describe('a THP region written after fork', () => {
     expect(readValues(r, 4)).toEqual(Array.from({ length: big / 64 }, (_, i) => kernelWriteValue(3, i * 64)));
   });
 
+  it('reuses the subpages of a PTE-mapped huge page once the sharer is gone (one fault each)', async () => {
+    const r = await engine.runDetailed(
+      trace('thp-pte-mapped-reuse', [region({ pages: 512, thp: true })], [
+        { op: 'fork', proc: 'p0', child: 'c1' },
+        // p0's own write splits its PMD: from now on p0 maps the huge page with 512 PTEs.
+        { op: 'write', proc: 'p0', region: 'm', pages: { pages: [0] } },
+        { op: 'exit', proc: 'c1' },
+        { op: 'write', proc: 'p0', region: 'm', pages: { start: 1, end: 512 } },
+      ]),
+    );
+    expect(events(r, -1), 'the region must be backed by a huge page').toEqual({ ...none, zeroFills: 1, faults: 1 });
+    expect(events(r, 1)).toEqual({ ...none, copies: 1, faults: 1 });
+    expect(events(r, 3)).toEqual({ ...none, reuses: 511, faults: 511 });
+    if (asRoot) expect(pfns(r, 3, 'p0').slice(1)).toEqual(pfns(r, 2, 'p0').slice(1));
+  });
+
   it("reports a PMD-mapped page as exclusive when the huge page's head is mapped once, whatever the subpages (6.18 pagemap)", async () => {
     for (const first of [0, 1]) {
       const r = await engine.runDetailed(

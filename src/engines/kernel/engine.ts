@@ -314,8 +314,12 @@ class KernelRun {
     for (const z of [...this.zombies]) {
       const parent = this.parentOf[z]!;
       if (parent >= 0 && this.state[parent] !== 'running') continue;
-      await this.tree.reap(parent, this.pids[z]!, this.deadlineMs);
+      const st = await this.tree.reap(parent, this.pids[z]!, this.deadlineMs);
       this.zombies.delete(z);
+      if (st.exitCode !== 0) {
+        const how = st.signal !== null ? `was killed by signal ${st.signal}` : `exited with status ${st.exitCode}`;
+        throw new CowlabError('ERR_CHILD_FAILED', `trace process '${this.plan.procs[z]}' (pid ${this.pids[z]}) ${how} instead of exiting normally`);
+      }
     }
   }
 
