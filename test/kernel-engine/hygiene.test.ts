@@ -62,6 +62,28 @@ describe('a trace process killed from outside', () => {
   });
 });
 
+describe('exits in any order', () => {
+  it('reaps each process through its parent, through Node once the parent is gone, and after an exec’d parent exits', async () => {
+    const r = await engine.runDetailed(
+      trace('exit-orders', [region({ pages: 8 })], [
+        { op: 'fork', proc: 'p0', child: 'c1' },
+        { op: 'fork', proc: 'c1', child: 'c2' },
+        { op: 'fork', proc: 'c1', child: 'c3' },
+        { op: 'exec', proc: 'c1' },
+        { op: 'exit', proc: 'c2' }, // a zombie of c1, which now runs cat and never waits
+        { op: 'exit', proc: 'c1' }, // reaped by p0; c2 (and c3) pass to Node, which reaps c2
+        { op: 'exit', proc: 'p0' }, // Node's own child
+        { op: 'write', proc: 'c3', region: 'm', pages: all(8) }, // an orphan keeps running
+        { op: 'exit', proc: 'c3' },
+      ]),
+    );
+    expect(Object.keys(r.observations.steps[8]!.processes)).toEqual(['c3']);
+    expect(events(r, 7).reuses).toBe(8); // every other mapper is gone
+    expect(Object.keys(r.observations.steps[9]!.processes)).toEqual([]);
+    expect(descendants()).toEqual([]);
+  });
+});
+
 describe('Node killed in the middle of a run', () => {
   it('leaves no trace process behind: each reads EOF on its command pipe and exits within a second', async () => {
     // A long trace (50,000 small steps), built in the script: two forks, then writes.
