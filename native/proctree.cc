@@ -241,6 +241,25 @@ const char* OpText(uint32_t op) {
 
 // ---- the tree (plain C++; used by the JS thread and, one operation at a time, a worker) ----
 
+// Where a slot's arrays start in its block (64-byte aligned), and the block's size.
+struct SlotLayout {
+  size_t pages, lat, faults, flags, values, bytes;
+  SlotLayout(size_t cap, size_t ps) {
+    size_t a = RoundUp(sizeof(Slot), 64);
+    pages = a;
+    a += RoundUp(cap * 4, 64);
+    lat = a;
+    a += RoundUp(cap * 8, 64);
+    faults = a;
+    a += RoundUp(cap * 4, 64);
+    flags = a;
+    a += RoundUp(cap, 64);
+    values = a;
+    a += RoundUp(cap * 8, 64);
+    bytes = RoundUp(a, ps);
+  }
+};
+
 struct RegionSpecIn {
   uint64_t pages;
   uint32_t backing, thp, dontfork, wipeonfork;
@@ -259,15 +278,8 @@ class Tree {
     const size_t ps = PageSize();
     slots_ = static_cast<uint32_t>(parents.size());
     size_t headerBytes = RoundUp(sizeof(Header), ps);
-    std::vector<size_t> blocks(slots_);
     controlBytes_ = headerBytes;
-    for (uint32_t i = 0; i < slots_; i++) {
-      size_t cap = capacity[i];
-      size_t b = RoundUp(sizeof(Slot), 64) + RoundUp(cap * 4, 64) + RoundUp(cap * 8, 64) + RoundUp(cap * 4, 64) +
-                 RoundUp(cap, 64) + RoundUp(cap * 8, 64);
-      blocks[i] = RoundUp(b, ps);
-      controlBytes_ += blocks[i];
-    }
+    for (uint32_t i = 0; i < slots_; i++) controlBytes_ += SlotLayout(capacity[i], ps).bytes;
     void* c = mmap(nullptr, controlBytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (c == MAP_FAILED) return Failed(errno, "mmap", "mapping the control area", err, syscallName);
     control_ = static_cast<uint8_t*>(c);
@@ -300,23 +312,18 @@ class Tree {
     for (uint32_t i = 0; i < slots_; i++) {
       h->parent[i] = parents[i];
       h->slotOffset[i] = off;
+      const SlotLayout l(capacity[i], ps);
       Slot* s = SlotAt(h, i);
       s->index = i;
       s->capacity = capacity[i];
-      s->blockBytes = blocks[i];
+      s->blockBytes = l.bytes;
       s->base = control_;
-      size_t a = off + RoundUp(sizeof(Slot), 64);
-      size_t cap = capacity[i];
-      s->pagesOff = a;
-      a += RoundUp(cap * 4, 64);
-      s->latOff = a;
-      a += RoundUp(cap * 8, 64);
-      s->faultOff = a;
-      a += RoundUp(cap * 4, 64);
-      s->flagsOff = a;
-      a += RoundUp(cap, 64);
-      s->valueOff = a;
-      off += blocks[i];
+      s->pagesOff = off + l.pages;
+      s->latOff = off + l.lat;
+      s->faultOff = off + l.faults;
+      s->flagsOff = off + l.flags;
+      s->valueOff = off + l.values;
+      off += l.bytes;
     }
     cmdWrite_.assign(slots_, -1);
     replyRead_.assign(slots_, -1);
@@ -406,7 +413,7 @@ class Tree {
     char c = 0;
     WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
     *ns = child::NowNs() - t0;
-    if (w == kTimedOut) return Deadline(i, "exec'ing", deadlineNs);
+    if (w == kTimedOut) return Deadline(i, "exec'ing");
     if (w == kPollFailed) return PollFailed();
     if (w == kGotByte && c == proctree::kReplyFailed) return Refused(i);
     if (w == kGotByte) return Protocol(i, c);
@@ -432,7 +439,7 @@ class Tree {
     }
     WaitResult w = WaitGone(pid, deadlineNs);
     *ns = child::NowNs() - t0;
-    if (w == kTimedOut) return Deadline(i, "exiting", deadlineNs);
+    if (w == kTimedOut) return Deadline(i, "exiting");
     if (w == kPollFailed) return PollFailed();
     gone_[i] = true;
     CloseFd(&cmdWrite_[i]);
@@ -544,7 +551,7 @@ class Tree {
     if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, OpText(op));
     char c = 0;
     WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
-    if (w == kTimedOut) return Deadline(i, OpText(op), deadlineNs);
+    if (w == kTimedOut) return Deadline(i, OpText(op));
     if (w == kPollFailed) return PollFailed();
     if (w == kGotEof) return Died(i, OpText(op));
     if (c == proctree::kReplyFailed) return Refused(i);
@@ -555,7 +562,7 @@ class Tree {
   bool ExpectReady(uint32_t i, uint64_t deadlineNs) {
     char c = 0;
     WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
-    if (w == kTimedOut) return Deadline(i, "starting", deadlineNs);
+    if (w == kTimedOut) return Deadline(i, "starting");
     if (w == kPollFailed) return PollFailed();
     if (w == kGotEof) return Died(i, "starting");
     if (c != proctree::kReplyReady) return Protocol(i, c);
@@ -566,7 +573,7 @@ class Tree {
     return "trace process in slot " + std::to_string(i) + " (pid " + std::to_string(slot(i)->pid) + ")";
   }
 
-  bool Deadline(uint32_t i, const char* doing, uint64_t deadlineNs) {
+  bool Deadline(uint32_t i, const char* doing) {
     std::string who = Who(i);
     Teardown(5000);
     error_.set("ERR_CHILD_DEADLINE", who + " did not finish " + doing +
@@ -741,6 +748,29 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     return static_cast<uint32_t>(s);
   }
 
+  // Copies a Uint32Array page list into the (idle) slot's command area.
+  static void SetPages(const Napi::CallbackInfo& info, size_t i, const char* fn, Slot* sl) {
+    if (info.Length() <= i || !info[i].IsTypedArray() ||
+        info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      ThrowBadArg(info.Env(), fn, "pages", "a Uint32Array");
+    }
+    Napi::Uint32Array pages = info[i].As<Napi::Uint32Array>();
+    if (pages.ElementLength() > sl->capacity) ThrowBadArg(info.Env(), fn, "pages", "within the slot's capacity");
+    sl->count = pages.ElementLength();
+    if (sl->count > 0) memcpy(sl->pages(), pages.Data(), sl->count * 4);
+  }
+
+  // A live process that still runs the command loop (has not exec'd).
+  uint32_t RunningSlot(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+    uint32_t s = LiveSlot(info, i, fn);
+    if (tree_->execd(s)) ThrowBadArg(info.Env(), fn, "slot", "a process that has not exec'd");
+    return s;
+  }
+
+  TreeWorker* Worker(const Napi::CallbackInfo& info, Kind kind, uint64_t deadlineMs) {
+    return new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), kind, deadlineMs);
+  }
+
   Napi::Value Queue(TreeWorker* w) {
     busy_ = true;
     Napi::Promise p = w->Promise();
@@ -753,20 +783,19 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     CheckUsable(info.Env(), false);
     if (tree_->started()) throw MakeError(info.Env(), "ERR_INVALID_ARGUMENT", "ProcTree: already started");
     uint64_t d = ArgCount(info, 0, "start", "deadlineMs");
-    return Queue(new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kStart, d));
+    return Queue(Worker(info, Kind::kStart, d));
   }
 
   // fork(slot, childSlot, deadlineMs) -> { pid, forkNs, faults }
   Napi::Value Fork(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
-    uint32_t s = LiveSlot(info, 0, "fork");
-    if (tree_->execd(s)) ThrowBadArg(info.Env(), "fork", "slot", "a process that has not exec'd");
+    uint32_t s = RunningSlot(info, 0, "fork");
     uint64_t c = ArgCount(info, 1, "fork", "childSlot", tree_->slots() - 1);
     if (tree_->header()->parent[c] != static_cast<int32_t>(s) || tree_->slot(static_cast<uint32_t>(c))->pid != 0) {
       ThrowBadArg(info.Env(), "fork", "childSlot", "an unused slot whose parent is slot");
     }
     uint64_t d = ArgCount(info, 2, "fork", "deadlineMs");
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kFork, d);
+    auto* w = Worker(info, Kind::kFork, d);
     w->slot = s;
     w->child = static_cast<uint32_t>(c);
     return Queue(w);
@@ -778,24 +807,16 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   Napi::Value Access(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
     const char* fn = "access";
-    uint32_t s = LiveSlot(info, 0, fn);
-    if (tree_->execd(s)) ThrowBadArg(info.Env(), fn, "slot", "a process that has not exec'd");
+    uint32_t s = RunningSlot(info, 0, fn);
     bool write = ArgBool(info, 1, fn, "write");
     uint64_t r = ArgCount(info, 2, fn, "region", tree_->header()->regions - 1);
-    Slot* sl = tree_->slot(s);
-    if (info.Length() < 4 || !info[3].IsTypedArray() ||
-        info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-      ThrowBadArg(info.Env(), fn, "pages", "a Uint32Array");
-    }
-    Napi::Uint32Array pages = info[3].As<Napi::Uint32Array>();
-    if (pages.ElementLength() > sl->capacity) ThrowBadArg(info.Env(), fn, "pages", "within the slot's capacity");
     uint64_t tag = ArgAddress(info, 4, fn, "tag");
     uint64_t d = ArgCount(info, 5, fn, "deadlineMs");
+    Slot* sl = tree_->slot(s);
+    SetPages(info, 3, fn, sl);
     sl->region = static_cast<uint32_t>(r);
-    sl->count = pages.ElementLength();
     sl->tag = tag;
-    if (sl->count > 0) memcpy(sl->pages(), pages.Data(), sl->count * 4);
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kAccess, d);
+    auto* w = Worker(info, Kind::kAccess, d);
     w->slot = s;
     w->write = write;
     return Queue(w);
@@ -805,23 +826,15 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   Napi::Value Protect(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
     const char* fn = "protect";
-    uint32_t s = LiveSlot(info, 0, fn);
-    if (tree_->execd(s)) ThrowBadArg(info.Env(), fn, "slot", "a process that has not exec'd");
+    uint32_t s = RunningSlot(info, 0, fn);
     uint64_t r = ArgCount(info, 1, fn, "region", tree_->header()->regions - 1);
     int32_t prot = ArgInt(info, 2, fn, "prot");
-    Slot* sl = tree_->slot(s);
-    if (info.Length() < 4 || !info[3].IsTypedArray() ||
-        info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-      ThrowBadArg(info.Env(), fn, "pages", "a Uint32Array");
-    }
-    Napi::Uint32Array pages = info[3].As<Napi::Uint32Array>();
-    if (pages.ElementLength() > sl->capacity) ThrowBadArg(info.Env(), fn, "pages", "within the slot's capacity");
     uint64_t d = ArgCount(info, 4, fn, "deadlineMs");
+    Slot* sl = tree_->slot(s);
+    SetPages(info, 3, fn, sl);
     sl->region = static_cast<uint32_t>(r);
     sl->arg = prot;
-    sl->count = pages.ElementLength();
-    if (sl->count > 0) memcpy(sl->pages(), pages.Data(), sl->count * 4);
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kProtect, d);
+    auto* w = Worker(info, Kind::kProtect, d);
     w->slot = s;
     return Queue(w);
   }
@@ -829,10 +842,9 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   // exec(slot, deadlineMs) -> { opNs }
   Napi::Value Exec(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
-    uint32_t s = LiveSlot(info, 0, "exec");
-    if (tree_->execd(s)) ThrowBadArg(info.Env(), "exec", "slot", "a process that has not exec'd");
+    uint32_t s = RunningSlot(info, 0, "exec");
     uint64_t d = ArgCount(info, 1, "exec", "deadlineMs");
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kExec, d);
+    auto* w = Worker(info, Kind::kExec, d);
     w->slot = s;
     return Queue(w);
   }
@@ -842,7 +854,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     CheckUsable(info.Env());
     uint32_t s = LiveSlot(info, 0, "exit");
     uint64_t d = ArgCount(info, 1, "exit", "deadlineMs");
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kExit, d);
+    auto* w = Worker(info, Kind::kExit, d);
     w->slot = s;
     return Queue(w);
   }
@@ -857,12 +869,11 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     if (pid <= 0) ThrowBadArg(info.Env(), "reap", "pid", "a positive pid");
     Kind k = Kind::kReapByNode;
     if (reaper >= 0) {
-      uint32_t s = LiveSlot(info, 0, "reap");
-      if (tree_->execd(s)) ThrowBadArg(info.Env(), "reap", "reaperSlot", "a process that has not exec'd");
+      uint32_t s = RunningSlot(info, 0, "reap");
       tree_->slot(s)->arg = pid;
       k = Kind::kReapByProcess;
     }
-    auto* w = new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), k, d);
+    auto* w = Worker(info, k, d);
     w->slot = reaper >= 0 ? static_cast<uint32_t>(reaper) : 0;
     w->pid = pid;
     return Queue(w);
@@ -872,7 +883,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
     if (busy_) throw MakeError(info.Env(), "ERR_BUSY", "the process tree is running another command");
     uint64_t d = ArgCount(info, 0, "destroy", "deadlineMs");
-    return Queue(new TreeWorker(info.Env(), this, info.This().As<Napi::Object>(), Kind::kDestroy, d));
+    return Queue(Worker(info, Kind::kDestroy, d));
   }
 
   // pids() -> Int32Array: the pid of each slot's process (0: not started yet).

@@ -313,6 +313,23 @@ bool DoMap(Slot* s) {
   return true;
 }
 
+// Time and fault counts of a whole operation, written into the slot when it ends.
+struct OpMeter {
+  uint64_t minflt, majflt, t0;
+  OpMeter() {
+    child::Faults(RUSAGE_THREAD, &minflt, &majflt);
+    t0 = child::NowNs();
+  }
+  void End(Slot* s) const {
+    uint64_t t1 = child::NowNs();
+    uint64_t minflt1, majflt1;
+    child::Faults(RUSAGE_THREAD, &minflt1, &majflt1);
+    s->timeNs = t1 - t0;
+    s->faults = minflt1 - minflt;
+    s->majorFaults = majflt1 - majflt;
+  }
+};
+
 bool PagesInRange(Slot* s, uint64_t regionPages) {
   const uint32_t* pages = s->pages();
   for (uint64_t i = 0; i < s->count; i++) {
@@ -326,16 +343,10 @@ bool DoAccess(Slot* s, bool write) {
   if (s->region >= h->regions || s->count > s->capacity) return Fail(s, kStageBadCommand, EINVAL);
   const Region& reg = h->region[s->region];
   if (!PagesInRange(s, reg.pages)) return false;
-  uint64_t f0, m0, f1, m1;
-  child::Faults(RUSAGE_THREAD, &f0, &m0);
-  uint64_t t0 = child::NowNs();
+  OpMeter meter;
   AccessLoop(RegionBase(h, s->region), h->pageSize, s->pages(), s->count, write, IsShared(reg.backing), s->tag,
              s->lat(), s->faultCounts(), s->flags(), s->values());
-  uint64_t t1 = child::NowNs();
-  child::Faults(RUSAGE_THREAD, &f1, &m1);
-  s->timeNs = t1 - t0;
-  s->faults = f1 - f0;
-  s->majorFaults = m1 - m0;
+  meter.End(s);
   return true;
 }
 
@@ -350,9 +361,7 @@ bool DoProtect(Slot* s) {
   uint8_t* base = RegionBase(h, s->region);
   const int prot = static_cast<int>(s->arg);
   const uint32_t* pages = s->pages();
-  uint64_t f0, m0, f1, m1;
-  child::Faults(RUSAGE_THREAD, &f0, &m0);
-  uint64_t t0 = child::NowNs();
+  OpMeter meter;
   int err = 0;
   if (s->count == 0) {
     if (mprotect(base, reg.pages * ps, prot) != 0) err = errno;
@@ -364,13 +373,8 @@ bool DoProtect(Slot* s) {
       i = j + 1;
     }
   }
-  uint64_t t1 = child::NowNs();
-  child::Faults(RUSAGE_THREAD, &f1, &m1);
-  if (err != 0) return Fail(s, kStageMprotect, err);
-  s->timeNs = t1 - t0;
-  s->faults = f1 - f0;
-  s->majorFaults = m1 - m0;
-  return true;
+  meter.End(s);
+  return err == 0 || Fail(s, kStageMprotect, err);
 }
 
 // clone() with the child's own shared stack: a fork (no CLONE_VM) in which the child starts in
@@ -385,13 +389,11 @@ bool DoFork(Slot* s) {
   uint8_t* top = StackTop(h, static_cast<uint32_t>(c));
   // The clone wrapper stores fn and arg at the top of the child's stack before the syscall.
   child::PretouchWrite(top - 2 * h->pageSize, 2 * h->pageSize, h->pageSize);
-  uint64_t f0, m0, f1, m1;
-  child::Faults(RUSAGE_THREAD, &f0, &m0);
-  uint64_t t0 = child::NowNs();
+  OpMeter meter;
   int pid = clone(ProcessEntry, top, SIGCHLD, cs);
-  uint64_t t1 = child::NowNs();
-  child::Faults(RUSAGE_THREAD, &f1, &m1);
-  if (pid < 0) return Fail(s, kStageClone, errno);
+  int err = errno;
+  meter.End(s);
+  if (pid < 0) return Fail(s, kStageClone, err);
   cs->pid = pid;
   // The child's subtree talks through the child from now on.
   for (uint32_t i = 0; i < h->slots; i++) {
@@ -400,9 +402,6 @@ bool DoFork(Slot* s) {
     close(h->replyWrite[i]);
   }
   s->childPid = pid;
-  s->timeNs = t1 - t0;
-  s->faults = f1 - f0;
-  s->majorFaults = m1 - m0;
   return true;
 }
 

@@ -174,6 +174,8 @@ class KernelRun {
   readonly pfnVisible: boolean;
   readonly zero: ZeroSource;
   snapshot = new Map<number, RegionSnapshot[]>();
+  /** Why some copies/zeroFills could not be classified (no zero-page information), if so. */
+  ambiguous: string | null = null;
 
   constructor(
     readonly trace: Trace,
@@ -216,15 +218,12 @@ class KernelRun {
     this.pids[0] = started.pid;
     this.parentOf[0] = -1;
     this.trace.regions.forEach((r, i) => this.geometry.push({ address: started.addresses[i]!, pages: r.pages }));
-    const events: Record<string, StepEvents> = {};
+    const events = this.zeroEvents();
     const access: KernelAccessDetail[] = [];
     let timeNs = started.mapNs;
     let before = this.takeSnapshot();
     for (const [r, region] of this.trace.regions.entries()) {
-      if (region.populate === 'none') {
-        events[region.id] = { copies: 0, reuses: 0, zeroFills: 0, faults: 0 };
-        continue;
-      }
+      if (region.populate === 'none') continue;
       const pages = Uint32Array.from({ length: region.pages }, (_, i) => i);
       const write = region.populate === 'write';
       const raw = await this.tree.access(0, write, r, pages, writeTag(-1), this.deadlineMs);
@@ -361,8 +360,6 @@ class KernelRun {
       },
     };
   }
-
-  ambiguous: string | null = null;
 
   observation(step: number, op: StepObservation['op'], proc: string, events: Record<string, StepEvents>, timeNs: number): StepObservation {
     const processes: StepObservation['processes'] = {};
