@@ -8,6 +8,7 @@ export const USAGE_ERROR_CODES = [
   'ERR_INVALID_OPTION', // an option or argument is malformed or out of range
   'ERR_TOO_LARGE', // the request does not fit the machine (memory, map count)
   'ERR_UNSUPPORTED_PLATFORM', // not Linux
+  'ERR_TRACE_INVALID', // a trace document is malformed or impossible (message names step and field)
 ] as const;
 
 /** Codes for failures while running; the CLI exits 1 for these. */
