@@ -81,8 +81,15 @@ const TYPE_NAMES: Record<string, string> = {
   int: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', array: 'an array', object: 'an object',
 };
 
-/** One zod issue as `field: message` (cowlab's words, never zod's raw output). */
-export function issueText(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): { field: string; message: string } {
+/**
+ * One zod issue as `field: message` (cowlab's words, never zod's raw output). `numbers` says
+ * how to word bounds: every number of a trace is an integer; a cost model's are not.
+ */
+export function issueText(
+  issue: z.core.$ZodIssue,
+  prefix: readonly PropertyKey[] = [],
+  numbers: 'int' | 'number' = 'int',
+): { field: string; message: string } {
   const path = [...prefix, ...issue.path];
   const input = (issue as { input?: unknown }).input;
   const got = input === undefined ? '' : `, got ${shown(input)}`;
@@ -103,7 +110,7 @@ export function issueText(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[
       const min = Number(issue.minimum);
       if (issue.origin === 'array') return { field: formatPath(path), message: `must not be empty` };
       if (issue.origin === 'string') return { field: formatPath(path), message: 'must not be empty' };
-      const what = min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `at least ${min}`;
+      const what = numbers === 'number' ? `at least ${min}` : min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `at least ${min}`;
       return { field: formatPath(path), message: `must be ${what}${got}` };
     }
     case 'too_big':

@@ -93,7 +93,7 @@ const costModelSchema = z.strictObject({
 export function parseCostModel(input: unknown, source?: string): CostModel {
   const r = costModelSchema.safeParse(input, { reportInput: true });
   if (r.success) return r.data;
-  const { field, message } = issueText(r.error.issues[0]!, ['costModel']);
+  const { field, message } = issueText(r.error.issues[0]!, ['costModel'], 'number');
   return invalidCostModel(field, `${message}${source ? ` (in ${source})` : ''}`);
 }
 
