@@ -184,7 +184,9 @@ class TraceChecker {
 
   /** A store to a page its VMA does not allow would kill the process with SIGSEGV. */
   private checkWritable(i: number, p: ProcLife, region: RegionSpec, prot: Protection, sel: PageSelector): void {
-    for (const page of selectedPages(sel, region.pages)) {
+    const pages = selectedPages(sel, region.pages);
+    for (let k = 0; k < pages.length; k++) {
+      const page = pages[k]!;
       const since = prot[page]!;
       if (since >= 0) {
         this.fail(
@@ -256,6 +258,14 @@ function checkMemory(regions: RegionSpec[], source?: string): void {
   if (regions.length > 1) fits('regions', total * PAGE_BYTES, `all regions together (${total} pages)`);
 }
 
+/** Traces parseTrace returned: engines may run them without checking again (do not mutate them). */
+const checked = new WeakSet<Trace>();
+
+/** True for a trace object parseTrace returned (so it needs no second check). */
+export function isCheckedTrace(trace: Trace): boolean {
+  return checked.has(trace);
+}
+
 /**
  * Checks a trace document (already parsed JSON) and returns it with every default applied:
  * region map/backing/thp/advice/populate and range strides. Throws ERR_TRACE_INVALID naming
@@ -270,6 +280,7 @@ export function parseTrace(input: unknown, opts: ParseTraceOptions = {}): Trace 
   const steps = doc.steps.map((raw, i) => checker.check(i, raw));
   const trace: Trace = { name: doc.name, regions, steps };
   if (doc.description !== undefined) trace.description = doc.description;
+  checked.add(trace);
   return trace;
 }
 

@@ -22,7 +22,6 @@ import {
 } from './machine.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpSuitable } from './huge.js';
 import {
-  anonVmaPrepare,
   PMD_HUGE,
   PMD_HUGE_ZERO,
   PMD_NONE,
@@ -49,10 +48,10 @@ function bug(what: string): never {
  * PMD-level fault; a write to a read-only huge PMD may split it and continue on the PTE.
  */
 export function handleMmFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean): number {
-  if (write && !vmaWritable(vma, i)) bug(`store to read-only page ${i} of '${vma.spec.id}' in ${mm.name} (SIGSEGV)`);
+  if (write && vma.readonly !== null && vma.readonly[i] === 1) bug(`store to read-only page ${i} of '${vma.spec.id}' in ${mm.name} (SIGSEGV)`);
   const chunk = i >> PMD_SHIFT_PAGES;
   const pmd = vma.pt.pmd[chunk]!;
-  if (pmd === PMD_NONE && thpSuitable(vma, chunk)) {
+  if (pmd === PMD_NONE && vma.hugepage && thpSuitable(vma, chunk)) {
     const r = doHugePmdAnonymousPage(m, mm, vma, chunk, write);
     if (r !== FAULT_FALLBACK) return r;
   } else if (pmd === PMD_HUGE || pmd === PMD_HUGE_ZERO) {
@@ -75,12 +74,16 @@ function handlePteFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean)
   return bug(`spurious fault at page ${i}`);
 }
 
-/** Puts `pfn` in the page table as a fresh anonymous page this process owns (folio_add_new_anon_rmap). */
-function mapNewAnonPage(m: Machine, mm: Mm, vma: Vma, i: number, pfn: number): void {
-  m.mem.addRmapPte(pfn, mm.id);
+/**
+ * Allocates a 4 KiB anonymous page and maps it at `i` as this process's own: one mapping,
+ * PageAnonExclusive (folio_add_new_anon_rmap), writable if the VMA is.
+ */
+function mapNewAnonPage(m: Machine, vma: Vma, i: number): void {
+  const pfn = m.mem.allocPage(true);
+  m.mem.mapcount[pfn] = 1;
   m.mem.anonExclusive[pfn] = 1;
   vma.pt.pfn[i] = pfn;
-  vma.pt.flags[i] = PTE_PRESENT | PTE_DIRTY | (vmaWritable(vma, i) ? PTE_WRITE : 0);
+  vma.pt.flags[i] = PTE_PRESENT | PTE_DIRTY | (vma.readonly === null || vma.readonly[i] === 0 ? PTE_WRITE : 0);
 }
 
 /**
@@ -93,8 +96,8 @@ export function doAnonymousPage(m: Machine, mm: Mm, vma: Vma, i: number, write: 
     vma.pt.flags[i] = PTE_PRESENT | PTE_SPECIAL;
     return FAULT_MAP;
   }
-  anonVmaPrepare(vma);
-  mapNewAnonPage(m, mm, vma, i, m.mem.allocFolio(1, true));
+  vma.hasAnonVma = true; // anon_vma_prepare
+  mapNewAnonPage(m, vma, i);
   return FAULT_ZERO_FILL;
 }
 
@@ -105,7 +108,7 @@ export function doAnonymousPage(m: Machine, mm: Mm, vma: Vma, i: number, write: 
 function shmemFault(m: Machine, file: ShmemFile, i: number): number {
   const pfn = file.cache[i]!;
   if (pfn !== 0) return pfn;
-  const fresh = m.mem.allocFolio(1, false); // the page cache's own reference
+  const fresh = m.mem.allocPage(false); // the page cache's own reference
   file.cache[i] = fresh;
   return -fresh;
 }
@@ -116,8 +119,7 @@ function shmemFault(m: Machine, file: ShmemFile, i: number): number {
  * gets it read-only, so the first store copies.
  */
 function mapPageCachePage(m: Machine, mm: Mm, vma: Vma, i: number, pfn: number, write: boolean): void {
-  m.mem.folioGet(pfn);
-  m.mem.addRmapPte(pfn, mm.id);
+  m.mem.getAndMapPte(pfn, mm.id);
   vma.pt.pfn[i] = pfn;
   const writable = vma.shared && vmaWritable(vma, i);
   vma.pt.flags[i] = PTE_PRESENT | (writable ? PTE_WRITE : 0) | (write ? PTE_DIRTY : 0);
@@ -173,9 +175,9 @@ export function doFaultAround(m: Machine, mm: Mm, vma: Vma, i: number): void {
  * new anonymous page filled from the page cache (which allocates its own page on a hole).
  */
 function doCowFault(m: Machine, mm: Mm, vma: Vma, i: number): number {
-  anonVmaPrepare(vma);
+  vma.hasAnonVma = true; // anon_vma_prepare
   shmemFault(m, vma.file!, i);
-  mapNewAnonPage(m, mm, vma, i, m.mem.allocFolio(1, true));
+  mapNewAnonPage(m, vma, i);
   return FAULT_COW_FILL;
 }
 
@@ -239,12 +241,11 @@ export function wpPageReuse(vma: Vma, i: number): number {
  * page if it was the last.
  */
 export function wpPageCopy(m: Machine, mm: Mm, vma: Vma, i: number): number {
-  anonVmaPrepare(vma);
+  vma.hasAnonVma = true; // anon_vma_prepare
   const wasZero = (vma.pt.flags[i]! & PTE_SPECIAL) !== 0;
   const old = vma.pt.pfn[i]!;
-  mapNewAnonPage(m, mm, vma, i, m.mem.allocFolio(1, true));
+  mapNewAnonPage(m, vma, i);
   if (wasZero) return FAULT_ZERO_FILL;
-  m.mem.removeRmapPte(old, mm.id);
-  m.mem.folioPut(m.mem.head[old]!);
+  m.mem.unmapAndPutPte(old, mm.id);
   return FAULT_COPY;
 }

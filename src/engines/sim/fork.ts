@@ -82,10 +82,8 @@ export function copyPresentPte(m: Machine, src: Vma, child: Mm, dst: Vma, i: num
   let flags = src.pt.flags[i]!;
   const pfn = src.pt.pfn[i]!;
   if ((flags & PTE_SPECIAL) === 0) {
-    const mem = m.mem;
-    mem.folioGet(mem.head[pfn]!);
-    mem.addRmapPte(pfn, child.id);
-    mem.anonExclusive[pfn] = 0;
+    m.mem.getAndMapPte(pfn, child.id);
+    m.mem.anonExclusive[pfn] = 0;
   }
   if (isCowMapping(src) && (flags & PTE_WRITE) !== 0) {
     flags &= ~PTE_WRITE;

@@ -43,28 +43,34 @@ export class PhysMem {
   inUse = 0;
 
   // Per frame.
-  head = new Int32Array(1024);
-  mapcount = new Int32Array(1024);
-  anonExclusive = new Uint8Array(1024);
-  frameState = new Uint8Array(1024);
-  /** Scratch marks for counting distinct frames (see countDistinct in observe.ts). */
-  mark = new Uint32Array(1024);
+  head = new Int32Array(0);
+  mapcount = new Int32Array(0);
+  anonExclusive = new Uint8Array(0);
+  frameState = new Uint8Array(0);
+  /** Scratch marks for counting distinct frames (Simulator.observe). */
+  mark = new Uint32Array(0);
 
   // Per folio, at the head pfn.
-  refcount = new Int32Array(1024);
-  nrPages = new Int32Array(1024);
-  folioFlags = new Uint8Array(1024);
-  entireMapcount = new Int32Array(1024);
-  largeMapcount = new Int32Array(1024);
-  mmId0 = new Int32Array(1024);
-  mmCount0 = new Int32Array(1024);
-  mmId1 = new Int32Array(1024);
-  mmCount1 = new Int32Array(1024);
-  mappedShared = new Uint8Array(1024);
+  refcount = new Int32Array(0);
+  nrPages = new Int32Array(0);
+  folioFlags = new Uint8Array(0);
+  entireMapcount = new Int32Array(0);
+  largeMapcount = new Int32Array(0);
+  mmId0 = new Int32Array(0);
+  mmCount0 = new Int32Array(0);
+  mmId1 = new Int32Array(0);
+  mmCount1 = new Int32Array(0);
+  mappedShared = new Uint8Array(0);
+
+  /** `frames`: a first guess of how many frames the run needs (the tables grow past it). */
+  constructor(frames = 1024) {
+    this.ensure(Math.max(frames, 1024));
+  }
 
   private ensure(pfnMax: number): void {
     let size = this.head.length;
     if (pfnMax < size) return;
+    size = Math.max(size, 1024);
     while (size <= pfnMax) size *= 2;
     this.head = grown(this.head, size);
     this.mapcount = grown(this.mapcount, size);
@@ -86,7 +92,7 @@ export class PhysMem {
   /** Allocates a folio of `nr` frames (1 or 512) with one reference; returns its head pfn. */
   allocFolio(nr: number, anon: boolean): number {
     const headPfn = this.top + 1;
-    this.ensure(headPfn + nr);
+    if (headPfn + nr >= this.head.length) this.ensure(headPfn + nr);
     for (let i = 0; i < nr; i++) {
       this.head[headPfn + i] = headPfn;
       this.frameState[headPfn + i] = FRAME_USED;
@@ -97,6 +103,19 @@ export class PhysMem {
     this.top += nr;
     this.inUse += nr;
     return headPfn;
+  }
+
+  /** allocFolio(1, anon), the common case, without the loop. */
+  allocPage(anon: boolean): number {
+    const pfn = ++this.top;
+    if (pfn >= this.head.length) this.ensure(pfn);
+    this.head[pfn] = pfn;
+    this.frameState[pfn] = FRAME_USED;
+    this.refcount[pfn] = 1;
+    this.nrPages[pfn] = 1;
+    this.folioFlags[pfn] = anon ? FOLIO_ANON : 0;
+    this.inUse++;
+    return pfn;
   }
 
   isAnon(headPfn: number): boolean {
@@ -172,18 +191,27 @@ export class PhysMem {
     if (this.mmCount0[headPfn] === total || this.mmCount1[headPfn] === total) this.mappedShared[headPfn] = 0;
   }
 
-  /** A PTE of process `mmId` now maps frame `pfn` (any folio_add_*_rmap_pte). */
-  addRmapPte(pfn: number, mmId: number): void {
-    this.mapcount[pfn] = this.mapcount[pfn]! + 1;
+  /**
+   * One more PTE of process `mmId` maps `pfn`, with its reference (folio_get plus any
+   * folio_add_*_rmap_pte / folio_dup_*_rmap_ptes: what fork and page-cache faults do).
+   */
+  getAndMapPte(pfn: number, mmId: number): void {
     const h = this.head[pfn]!;
+    this.refcount[h] = this.refcount[h]! + 1;
+    this.mapcount[pfn] = this.mapcount[pfn]! + 1;
     if (this.nrPages[h]! > 1) this.addLargeMapcount(h, 1, mmId);
   }
 
-  /** folio_remove_rmap_pte: a PTE of process `mmId` no longer maps `pfn`. */
-  removeRmapPte(pfn: number, mmId: number): void {
-    if ((this.mapcount[pfn] = this.mapcount[pfn]! - 1) < 0) throw new Error(`sim bug: frame ${pfn} mapcount went negative`);
+  /**
+   * A PTE of process `mmId` no longer maps `pfn`, and its reference goes (zap_present_pte:
+   * folio_remove_rmap_pte, then folio_put, which frees the folio with its last reference).
+   */
+  unmapAndPutPte(pfn: number, mmId: number): void {
     const h = this.head[pfn]!;
+    const left = (this.mapcount[pfn] = this.mapcount[pfn]! - 1);
+    if (left < 0) throw new Error(`sim bug: frame ${pfn} mapcount went negative`);
     if (this.nrPages[h]! > 1) this.subLargeMapcount(h, 1, mmId);
+    this.folioPut(h);
   }
 
   /** A PMD of process `mmId` now maps the whole large folio. */

@@ -7,7 +7,7 @@
  * processes), so a 65,536-page fork-and-write-all trace takes milliseconds.
  */
 import { CowlabError } from '../../errors.js';
-import { parseTrace } from '../../trace/parse.js';
+import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
 import { selectPages } from '../../trace/select.js';
 import { ROOT_PROC, type RegionSpec, type Step, type Trace } from '../../trace/types.js';
 import type { RegionObservation, StepEvents, StepObservation } from '../types.js';
@@ -141,9 +141,10 @@ export class Simulator {
   private epoch = 0;
 
   constructor(trace: Trace, options: SimOptions = {}) {
-    this.trace = parseTrace(trace, { checkMemory: false });
+    this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
     this.options = resolveSimOptions(options);
-    this.m = { mem: new PhysMem(), opts: this.options };
+    // Room for every page twice (a fork and a full copy) before the frame tables must grow.
+    this.m = { mem: new PhysMem(2 * this.trace.regions.reduce((n, r) => n + r.pages, 0)), opts: this.options };
     this.cost = costTable(this.options);
     this.files = this.trace.regions.map((r, i) => (r.map === 'shared' || r.backing === 'memfd' ? new ShmemFile(i, r.pages) : null));
   }
@@ -224,17 +225,18 @@ export class Simulator {
     const need = write ? PTE_PRESENT | PTE_WRITE : PTE_PRESENT;
     const cost = this.cost;
     let ns = 0;
+    let none = 0;
     for (let k = 0; k < pages.length; k++) {
       const i = pages[k]!;
       if ((flags[i]! & need) === need) {
-        ns += cost[FAULT_NONE]!;
+        none++; // the access needs no fault
         continue;
       }
       const kind = handleMmFault(this.m, mm, vma, i, write);
       tally.record(kind);
       ns += cost[kind]!;
     }
-    return ns;
+    return ns + none * cost[FAULT_NONE]!;
   }
 
   private spawn(name: string): Mm {
@@ -278,20 +280,21 @@ export class Simulator {
   // --- observation: what pagemap (present, exclusive) and kpageflags (zero page) would show ---
 
   private observe(step: number, op: StepObservation['op'], proc: string, tallies: Tally[], timeNs: number | null): StepObservation {
+    const live = this.mms.filter((mm) => mm.alive);
     const processes: StepObservation['processes'] = {};
-    for (const mm of this.mms) {
-      if (!mm.alive) continue;
-      const regions: Record<string, RegionObservation> = {};
-      this.trace.regions.forEach((spec, r) => {
-        regions[spec.id] = this.observeRegion(spec.pages, mm.vmas[r]!);
-      });
-      processes[mm.name] = regions;
-    }
+    for (const mm of live) processes[mm.name] = {};
     const events: StepObservation['events'] = {};
     const frames: StepObservation['frames'] = {};
     this.trace.regions.forEach((spec, r) => {
+      const epoch = ++this.epoch;
+      let distinct = 0;
+      for (const mm of live) {
+        const seen = this.observeRegion(spec.pages, mm.vmas[r]!, epoch);
+        processes[mm.name]![spec.id] = seen.region;
+        distinct += seen.newFrames;
+      }
       events[spec.id] = tallies[r]!.events();
-      frames[spec.id] = this.countFrames(r);
+      frames[spec.id] = distinct;
     });
     return { step, op, proc, processes, events, frames, timeNs };
   }
@@ -300,16 +303,20 @@ export class Simulator {
    * pagemap_pte_range in a nutshell: present when an entry maps something; zero page for
    * special entries (never exclusive: it has no rmap); exclusive when the page is mapped once
    * (precise page mapcount 1), or with pagemapExclusive 'folio' when its folio is not
-   * maybe-mapped-shared.
+   * maybe-mapped-shared. Also counts the frames not yet marked with `epoch`, so a region's
+   * distinct frames (zero page excluded) come out of the same pass.
    */
-  private observeRegion(pages: number, vma: Vma | null): RegionObservation {
+  private observeRegion(pages: number, vma: Vma | null, epoch: number): { region: RegionObservation; newFrames: number } {
     const present = new Uint8Array(pages);
     const exclusive = new Uint8Array(pages);
     const zeroPage = new Uint8Array(pages);
-    if (vma === null) return { present, exclusive, zeroPage };
+    const region = { present, exclusive, zeroPage };
+    if (vma === null) return { region, newFrames: 0 };
     const mem = this.m.mem;
+    const { mark, mapcount, entireMapcount, head } = mem;
     const precise = this.options.pagemapExclusive === 'precise';
     const { flags, pfn } = vma.pt;
+    let newFrames = 0;
     for (let i = 0; i < pages; i++) {
       const f = flags[i]!;
       if ((f & PTE_PRESENT) === 0) continue;
@@ -319,30 +326,15 @@ export class Simulator {
         continue;
       }
       const p = pfn[i]!;
-      const only = precise ? mem.precisePageMapcount(p) === 1 : !mem.maybeMappedShared(mem.head[p]!);
-      if (only) exclusive[i] = 1;
-    }
-    return { present, exclusive, zeroPage };
-  }
-
-  /** Distinct frames mapped in region `r` by live processes (the zero page not counted). */
-  private countFrames(r: number): number {
-    const mark = this.m.mem.mark;
-    const epoch = ++this.epoch;
-    let n = 0;
-    for (const mm of this.mms) {
-      const vma = mm.alive ? mm.vmas[r] : null;
-      if (!vma) continue;
-      const { flags, pfn } = vma.pt;
-      for (let i = 0; i < vma.pages; i++) {
-        if ((flags[i]! & (PTE_PRESENT | PTE_SPECIAL)) !== PTE_PRESENT) continue;
-        const p = pfn[i]!;
-        if (mark[p] === epoch) continue;
+      if (mark[p] !== epoch) {
         mark[p] = epoch;
-        n++;
+        newFrames++;
       }
+      // folio_precise_page_mapcount(page) == 1, without a call: this loop runs for every page.
+      const mapped = mapcount[p]!;
+      if (precise ? mapped <= 1 && mapped + entireMapcount[head[p]!]! === 1 : !mem.maybeMappedShared(head[p]!)) exclusive[i] = 1;
     }
-    return n;
+    return { region, newFrames };
   }
 
   /** A copy of the model's internals (frames, page tables, page caches). */

@@ -33,9 +33,7 @@ export function zapRange(m: Machine, mm: Mm, vma: Vma): void {
       for (let i = start; i < end; i++) {
         const flags = pt.flags[i]!;
         if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) continue;
-        const pfn = pt.pfn[i]!;
-        mem.removeRmapPte(pfn, mm.id);
-        mem.folioPut(mem.head[pfn]!);
+        mem.unmapAndPutPte(pt.pfn[i]!, mm.id);
       }
     }
     pt.pfn.fill(0, start, end);
