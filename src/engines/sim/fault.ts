@@ -22,6 +22,7 @@ import {
 } from './machine.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpSuitable } from './huge.js';
 import {
+  anonVmaPrepare,
   PMD_HUGE,
   PMD_HUGE_ZERO,
   PMD_NONE,
@@ -48,7 +49,7 @@ function bug(what: string): never {
  * PMD-level fault; a write to a read-only huge PMD may split it and continue on the PTE.
  */
 export function handleMmFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean): number {
-  if (write && vma.readonly !== null && vma.readonly[i] === 1) bug(`store to read-only page ${i} of '${vma.spec.id}' in ${mm.name} (SIGSEGV)`);
+  if (write && !vmaWritable(vma, i)) bug(`store to read-only page ${i} of '${vma.spec.id}' in ${mm.name} (SIGSEGV)`);
   const chunk = i >> PMD_SHIFT_PAGES;
   const pmd = vma.pt.pmd[chunk]!;
   if (pmd === PMD_NONE && vma.hugepage && thpSuitable(vma, chunk)) {
@@ -68,7 +69,7 @@ function handlePteFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean)
   const flags = vma.pt.flags[i]!;
   if ((flags & PTE_PRESENT) === 0) {
     vma.pt.pmd[i >> PMD_SHIFT_PAGES] = PMD_TABLE; // pte_alloc
-    return vma.anonymous ? doAnonymousPage(m, mm, vma, i, write) : doFault(m, mm, vma, i, write);
+    return vma.anonymous ? doAnonymousPage(m, vma, i, write) : doFault(m, mm, vma, i, write);
   }
   if (write && (flags & PTE_WRITE) === 0) return doWpPage(m, mm, vma, i);
   return bug(`spurious fault at page ${i}`);
@@ -83,20 +84,20 @@ function mapNewAnonPage(m: Machine, vma: Vma, i: number): void {
   m.mem.mapcount[pfn] = 1;
   m.mem.anonExclusive[pfn] = 1;
   vma.pt.pfn[i] = pfn;
-  vma.pt.flags[i] = PTE_PRESENT | PTE_DIRTY | (vma.readonly === null || vma.readonly[i] === 0 ? PTE_WRITE : 0);
+  vma.pt.flags[i] = PTE_PRESENT | PTE_DIRTY | (vmaWritable(vma, i) ? PTE_WRITE : 0);
 }
 
 /**
  * do_anonymous_page: first touch of private anonymous memory. A load maps the shared zero
  * page read-only (no anon_vma needed); a store allocates a fresh zeroed page.
  */
-export function doAnonymousPage(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean): number {
+export function doAnonymousPage(m: Machine, vma: Vma, i: number, write: boolean): number {
   if (!write) {
     vma.pt.pfn[i] = ZERO_PFN;
     vma.pt.flags[i] = PTE_PRESENT | PTE_SPECIAL;
     return FAULT_MAP;
   }
-  vma.hasAnonVma = true; // anon_vma_prepare
+  anonVmaPrepare(vma);
   mapNewAnonPage(m, vma, i);
   return FAULT_ZERO_FILL;
 }
@@ -128,7 +129,7 @@ function mapPageCachePage(m: Machine, mm: Mm, vma: Vma, i: number, pfn: number, 
 /** do_fault: first touch of a file-backed (shmem/memfd) mapping. */
 export function doFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean): number {
   if (!write) return doReadFault(m, mm, vma, i);
-  return vma.shared ? doSharedFault(m, mm, vma, i) : doCowFault(m, mm, vma, i);
+  return vma.shared ? doSharedFault(m, mm, vma, i) : doCowFault(m, vma, i);
 }
 
 /** do_read_fault: try fault-around first; if it did not map page `i`, fault that page in. */
@@ -174,8 +175,8 @@ export function doFaultAround(m: Machine, mm: Mm, vma: Vma, i: number): void {
  * do_cow_fault: a store to an unmapped page of a private file mapping. The process gets a
  * new anonymous page filled from the page cache (which allocates its own page on a hole).
  */
-function doCowFault(m: Machine, mm: Mm, vma: Vma, i: number): number {
-  vma.hasAnonVma = true; // anon_vma_prepare
+function doCowFault(m: Machine, vma: Vma, i: number): number {
+  anonVmaPrepare(vma);
   shmemFault(m, vma.file!, i);
   mapNewAnonPage(m, vma, i);
   return FAULT_COW_FILL;
@@ -241,7 +242,7 @@ export function wpPageReuse(vma: Vma, i: number): number {
  * page if it was the last.
  */
 export function wpPageCopy(m: Machine, mm: Mm, vma: Vma, i: number): number {
-  vma.hasAnonVma = true; // anon_vma_prepare
+  anonVmaPrepare(vma);
   const wasZero = (vma.pt.flags[i]! & PTE_SPECIAL) !== 0;
   const old = vma.pt.pfn[i]!;
   mapNewAnonPage(m, vma, i);
