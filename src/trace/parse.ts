@@ -11,16 +11,7 @@ import type { z } from 'zod';
 
 import { CowlabError } from '../errors.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
-import {
-  formatPath,
-  issueText,
-  listSchema,
-  OPS,
-  randomSchema,
-  rangeSchema,
-  stepSchemas,
-  traceSchema,
-} from './schema.js';
+import { formatPath, issueText, OPS, traceSchemas } from './schema.js';
 import { selectPages as selectedPages } from './select.js';
 import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type StepOp, type Trace } from './types.js';
 
@@ -54,20 +45,20 @@ function parseSelector(value: unknown, at: readonly PropertyKey[], region: Regio
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw traceInvalid(field, SELECTOR_FORMS, source);
   const beyond = (n: number) => `${n} is beyond region '${region.id}' (${region.pages} pages)`;
   if ('random' in value) {
-    const sel = parseWith(randomSchema, value, at, source);
+    const sel = parseWith(traceSchemas().random, value, at, source);
     if (sel.random > region.pages) {
       throw traceInvalid(`${field}.random`, `${sel.random} is more than the ${region.pages} pages of region '${region.id}'`, source);
     }
     return { random: sel.random, seed: sel.seed };
   }
   if ('pages' in value) {
-    const sel = parseWith(listSchema, value, at, source);
+    const sel = parseWith(traceSchemas().list, value, at, source);
     const bad = sel.pages.findIndex((p) => p >= region.pages);
     if (bad >= 0) throw traceInvalid(`${field}.pages[${bad}]`, `page ${beyond(sel.pages[bad]!)}`, source);
     return { pages: [...sel.pages] };
   }
   if ('start' in value || 'end' in value || 'stride' in value) {
-    const sel = parseWith(rangeSchema, value, at, source);
+    const sel = parseWith(traceSchemas().range, value, at, source);
     if (sel.end > region.pages) throw traceInvalid(`${field}.end`, beyond(sel.end), source);
     if (sel.start >= sel.end) throw traceInvalid(field, `empty range ${sel.start}..${sel.end} (start must be below end)`, source);
     return { start: sel.start, end: sel.end, stride: sel.stride };
@@ -148,12 +139,12 @@ class TraceChecker {
       this.fail(`steps[${i}].op`, `unknown op ${typeof op === 'string' ? `'${op}'` : String(op)} (ops: ${OPS.join(', ')})`);
     }
     switch (op as StepOp) {
-      case 'fork': return this.fork(i, parseWith(stepSchemas.fork, raw, at, this.source));
-      case 'write': return this.access(i, parseWith(stepSchemas.write, raw, at, this.source));
-      case 'read': return this.access(i, parseWith(stepSchemas.read, raw, at, this.source));
-      case 'exit': return this.exit(i, parseWith(stepSchemas.exit, raw, at, this.source));
-      case 'exec': return this.exec(i, parseWith(stepSchemas.exec, raw, at, this.source));
-      case 'mprotect': return this.mprotect(i, parseWith(stepSchemas.mprotect, raw, at, this.source));
+      case 'fork': return this.fork(i, parseWith(traceSchemas().steps.fork, raw, at, this.source));
+      case 'write': return this.access(i, parseWith(traceSchemas().steps.write, raw, at, this.source));
+      case 'read': return this.access(i, parseWith(traceSchemas().steps.read, raw, at, this.source));
+      case 'exit': return this.exit(i, parseWith(traceSchemas().steps.exit, raw, at, this.source));
+      case 'exec': return this.exec(i, parseWith(traceSchemas().steps.exec, raw, at, this.source));
+      case 'mprotect': return this.mprotect(i, parseWith(traceSchemas().steps.mprotect, raw, at, this.source));
     }
   }
 
@@ -272,7 +263,7 @@ export function isCheckedTrace(trace: Trace): boolean {
  * the step and field of the first problem.
  */
 export function parseTrace(input: unknown, opts: ParseTraceOptions = {}): Trace {
-  const doc = parseWith(traceSchema, input, [], opts.source);
+  const doc = parseWith(traceSchemas().trace, input, [], opts.source);
   const regions: RegionSpec[] = doc.regions.map((r) => ({ ...r, advice: [...r.advice] }));
   checkRegions(regions, opts.source);
   if (opts.checkMemory !== false) checkMemory(regions, opts.source);

@@ -3,7 +3,9 @@
  * cowlab's one-line `field: message` form. Shapes only: what a process or region may do at a
  * given step is checked by parse.ts, which simulates the processes' lives.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+
+import { zod } from '../util/lazyZod.js';
 
 import type { StepOp } from './types.js';
 
@@ -14,53 +16,62 @@ const NAME_MAX = 64;
 export const MAX_REGION_PAGES = 1 << 24;
 export const OPS: readonly StepOp[] = ['fork', 'write', 'read', 'exit', 'exec', 'mprotect'];
 
-const name = (what: string) =>
-  z
-    .string()
-    .max(NAME_MAX)
-    .regex(NAME_RE, { error: `${what} must start with a letter and hold only letters, digits, '_' and '-'` });
+/** Every schema of the document, built on first use (importing cowlab builds none). */
+function buildSchemas() {
+  const z = zod();
+  const name = (what: string) =>
+    z
+      .string()
+      .max(NAME_MAX)
+      .regex(NAME_RE, { error: `${what} must start with a letter and hold only letters, digits, '_' and '-'` });
+  const page = z.int().min(0);
+  const procName = name('a process name');
+  const regionRef = z.string().min(1);
 
-const page = z.int().min(0);
+  const region = z.strictObject({
+    id: name('a region id'),
+    pages: z.int().min(1).max(MAX_REGION_PAGES),
+    map: z.enum(['private', 'shared']).default('private'),
+    backing: z.enum(['anon', 'memfd']).default('anon'),
+    thp: z.boolean().default(false),
+    advice: z.array(z.enum(['dontfork', 'wipeonfork'])).default([]),
+    populate: z.enum(['none', 'read', 'write']).default('write'),
+  });
 
-export const regionSchema = z.strictObject({
-  id: name('a region id'),
-  pages: z.int().min(1).max(MAX_REGION_PAGES),
-  map: z.enum(['private', 'shared']).default('private'),
-  backing: z.enum(['anon', 'memfd']).default('anon'),
-  thp: z.boolean().default(false),
-  advice: z.array(z.enum(['dontfork', 'wipeonfork'])).default([]),
-  populate: z.enum(['none', 'read', 'write']).default('write'),
-});
+  return {
+    /** The document; steps are checked one by one (`steps`), so each error names its step. */
+    trace: z.strictObject({
+      name: z.string().min(1).max(200),
+      description: z.string().optional(),
+      regions: z.array(region).min(1),
+      steps: z.array(z.unknown()),
+    }),
+    range: z.strictObject({ start: page, end: page, stride: z.int().min(1).default(1) }),
+    list: z.strictObject({ pages: z.array(page).min(1) }),
+    random: z.strictObject({ random: z.int().min(1), seed: z.int().min(0).max(0xffff_ffff) }),
+    steps: {
+      fork: z.strictObject({ op: z.literal('fork'), proc: procName, child: procName }),
+      write: z.strictObject({ op: z.literal('write'), proc: procName, region: regionRef, pages: z.unknown() }),
+      read: z.strictObject({ op: z.literal('read'), proc: procName, region: regionRef, pages: z.unknown() }),
+      exit: z.strictObject({ op: z.literal('exit'), proc: procName }),
+      exec: z.strictObject({ op: z.literal('exec'), proc: procName }),
+      mprotect: z.strictObject({
+        op: z.literal('mprotect'),
+        proc: procName,
+        region: regionRef,
+        prot: z.enum(['r', 'rw']),
+        pages: z.unknown().optional(),
+      }),
+    } satisfies Record<StepOp, z.ZodType>,
+  };
+}
 
-/** The document; steps are checked one by one (stepSchemas), so each error names its step. */
-export const traceSchema = z.strictObject({
-  name: z.string().min(1).max(200),
-  description: z.string().optional(),
-  regions: z.array(regionSchema).min(1),
-  steps: z.array(z.unknown()),
-});
+let built: ReturnType<typeof buildSchemas> | undefined;
 
-export const rangeSchema = z.strictObject({ start: page, end: page, stride: z.int().min(1).default(1) });
-export const listSchema = z.strictObject({ pages: z.array(page).min(1) });
-export const randomSchema = z.strictObject({ random: z.int().min(1), seed: z.int().min(0).max(0xffff_ffff) });
-
-const procName = name('a process name');
-const regionRef = z.string().min(1);
-
-export const stepSchemas = {
-  fork: z.strictObject({ op: z.literal('fork'), proc: procName, child: procName }),
-  write: z.strictObject({ op: z.literal('write'), proc: procName, region: regionRef, pages: z.unknown() }),
-  read: z.strictObject({ op: z.literal('read'), proc: procName, region: regionRef, pages: z.unknown() }),
-  exit: z.strictObject({ op: z.literal('exit'), proc: procName }),
-  exec: z.strictObject({ op: z.literal('exec'), proc: procName }),
-  mprotect: z.strictObject({
-    op: z.literal('mprotect'),
-    proc: procName,
-    region: regionRef,
-    prot: z.enum(['r', 'rw']),
-    pages: z.unknown().optional(),
-  }),
-} satisfies Record<StepOp, z.ZodType>;
+/** The trace schemas (built once, on first use). */
+export function traceSchemas(): ReturnType<typeof buildSchemas> {
+  return (built ??= buildSchemas());
+}
 
 /** `['steps', 3, 'pages', 'end']` -> `steps[3].pages.end`. */
 export function formatPath(path: readonly PropertyKey[]): string {

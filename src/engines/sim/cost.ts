@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { z } from 'zod';
+import { zod } from '../../util/lazyZod.js';
 
 import { CowlabError } from '../../errors.js';
 import { issueText } from '../../trace/schema.js';
@@ -72,26 +72,30 @@ export function describeCostModel(model: CostModel): string {
   return `calibrated ${model.measuredAt}${typeof kernel === 'string' ? ` on kernel ${kernel}` : ''}`;
 }
 
-const ns = z.number().min(0).finite();
-const costModelSchema = z.strictObject({
-  version: z.literal(1),
-  env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).default({}),
-  constants: z.strictObject({
-    forkBaseNs: ns,
-    forkPerPageNs: ns,
-    copyNs: ns,
-    reuseNs: ns,
-    zeroFillNs: ns,
-    hugeZeroFillNs: ns.default(DEFAULT_COST_MODEL.constants.hugeZeroFillNs),
-    faultNs: ns,
-    accessNs: ns,
-  }),
-  measuredAt: z.string().min(1).nullable(),
-});
+/** The cost model schema, built on first use (importing cowlab builds no schema). */
+function costModelSchema() {
+  const z = zod();
+  const ns = z.number().min(0).finite();
+  return z.strictObject({
+    version: z.literal(1),
+    env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).default({}),
+    constants: z.strictObject({
+      forkBaseNs: ns,
+      forkPerPageNs: ns,
+      copyNs: ns,
+      reuseNs: ns,
+      zeroFillNs: ns,
+      hugeZeroFillNs: ns.default(DEFAULT_COST_MODEL.constants.hugeZeroFillNs),
+      faultNs: ns,
+      accessNs: ns,
+    }),
+    measuredAt: z.string().min(1).nullable(),
+  });
+}
 
 /** Checks a cost model document; errors name the field (`costModel.constants.copyNs: ...`). */
 export function parseCostModel(input: unknown, source?: string): CostModel {
-  const r = costModelSchema.safeParse(input, { reportInput: true });
+  const r = costModelSchema().safeParse(input, { reportInput: true });
   if (r.success) return r.data;
   const { field, message } = issueText(r.error.issues[0]!, ['costModel'], 'number');
   return invalidCostModel(field, `${message}${source ? ` (in ${source})` : ''}`);
