@@ -9,7 +9,6 @@
 import type { Machine } from './machine.js';
 import { HPAGE_PMD_NR } from './physmem.js';
 import {
-  dupVma,
   isCowMapping,
   PMD_HUGE,
   PMD_HUGE_ZERO,
@@ -32,7 +31,7 @@ export function dupMmap(m: Machine, parent: Mm, child: Mm): number {
   let copied = 0;
   parent.vmas.forEach((vma, r) => {
     if (vma === null || vma.dontfork) return;
-    const tmp = dupVma(vma);
+    const tmp = vma.dup();
     child.vmas[r] = tmp;
     if (vma.wipeonfork) {
       tmp.hasAnonVma = false;

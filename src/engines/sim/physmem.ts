@@ -67,11 +67,14 @@ export class PhysMem {
     this.ensure(Math.max(frames, 1024));
   }
 
+  /** Makes pfn `pfnMax` addressable: the first call sizes the tables, later ones double them. */
   private ensure(pfnMax: number): void {
-    let size = this.head.length;
+    const size = this.head.length;
     if (pfnMax < size) return;
-    size = Math.max(size, 1024);
-    while (size <= pfnMax) size *= 2;
+    this.resize(size === 0 ? pfnMax + 1 : Math.max(pfnMax + 1, size * 2));
+  }
+
+  private resize(size: number): void {
     this.head = grown(this.head, size);
     this.mapcount = grown(this.mapcount, size);
     this.anonExclusive = grown(this.anonExclusive, size);

@@ -32,7 +32,7 @@ import { changeProtection } from './mprotect.js';
 import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
 import { FRAME_USED, PhysMem } from './physmem.js';
 import { exitMmap } from './unmap.js';
-import { Mm, newVma, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, ShmemFile, type Vma } from './vm.js';
+import { Mm, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, ShmemFile, Vma } from './vm.js';
 
 /** The step's events in one region, counted per fault as the kernel takes them. */
 class Tally {
@@ -143,8 +143,8 @@ export class Simulator {
   constructor(trace: Trace, options: SimOptions = {}) {
     this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
     this.options = resolveSimOptions(options);
-    // Room for every page twice (a fork and a full copy) before the frame tables must grow.
-    this.m = { mem: new PhysMem(2 * this.trace.regions.reduce((n, r) => n + r.pages, 0)), opts: this.options };
+    // Room for every page twice (populated, then copied once) before the frame tables grow.
+    this.m = { mem: new PhysMem(2 * this.trace.regions.reduce((n, r) => n + r.pages, 0) + 1), opts: this.options };
     this.cost = costTable(this.options);
     this.files = this.trace.regions.map((r, i) => (r.map === 'shared' || r.backing === 'memfd' ? new ShmemFile(i, r.pages) : null));
   }
@@ -168,7 +168,7 @@ export class Simulator {
     const tallies = this.tallies();
     let ns = 0;
     this.trace.regions.forEach((spec, r) => {
-      const vma = newVma(r, spec, this.files[r]!);
+      const vma = new Vma(r, spec, this.files[r]!);
       p0.vmas[r] = vma;
       if (spec.populate !== 'none') ns += this.touch(p0, vma, allPages(spec.pages), spec.populate === 'write', tallies[r]!);
     });

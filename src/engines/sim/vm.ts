@@ -56,17 +56,13 @@ export class ShmemFile {
   }
 }
 
-export interface Vma {
-  /** Index of the trace region. */
-  readonly region: number;
-  readonly spec: RegionSpec;
+/** A VMA: one region as mapped by one process (vm_area_struct). */
+export class Vma {
   readonly pages: number;
   /** VM_SHARED: writes go to the page cache, never copied. */
   readonly shared: boolean;
   /** vma_is_anonymous: private anonymous memory (no file, no vm_ops). */
   readonly anonymous: boolean;
-  /** The shmem file behind a memfd or shared anonymous region. */
-  readonly file: ShmemFile | null;
   /** VM_HUGEPAGE (MADV_HUGEPAGE on private anonymous memory, THP mode madvise). */
   readonly hugepage: boolean;
   /** VM_DONTCOPY (MADV_DONTFORK): the child does not get this VMA. */
@@ -74,10 +70,35 @@ export interface Vma {
   /** VM_WIPEONFORK: the child gets this VMA empty. */
   readonly wipeonfork: boolean;
   /** vma->anon_vma != NULL: some page was ever allocated anonymously here. */
-  hasAnonVma: boolean;
+  hasAnonVma = false;
   /** Per page: 1 where mprotect(PROT_READ) removed VM_WRITE; null while all pages are writable. */
-  readonly: Uint8Array | null;
+  readonly: Uint8Array | null = null;
   readonly pt: PageTable;
+
+  /** A new VMA for region `spec` (index `region`), as mmap + madvise in p0 create it. */
+  constructor(
+    readonly region: number,
+    readonly spec: RegionSpec,
+    /** The shmem file behind a memfd or shared anonymous region. */
+    readonly file: ShmemFile | null,
+  ) {
+    this.pages = spec.pages;
+    this.shared = spec.map === 'shared';
+    this.anonymous = spec.map === 'private' && spec.backing === 'anon';
+    this.hugepage = spec.thp && this.anonymous;
+    this.dontfork = spec.advice.includes('dontfork');
+    this.wipeonfork = spec.advice.includes('wipeonfork');
+    this.pt = new PageTable(spec.pages);
+    if (file) file.users++;
+  }
+
+  /** vm_area_dup: the child's copy, with the same flags and protection and no entries yet. */
+  dup(): Vma {
+    const copy = new Vma(this.region, this.spec, this.file);
+    copy.hasAnonVma = this.hasAnonVma;
+    copy.readonly = this.readonly ? this.readonly.slice() : null;
+    return copy;
+  }
 }
 
 /** A process's address space (mm_struct). */
@@ -95,32 +116,6 @@ export class Mm {
   ) {
     this.vmas = new Array<Vma | null>(regions).fill(null);
   }
-}
-
-/** A new VMA for region `spec` (as mmap + madvise in p0 create it). */
-export function newVma(region: number, spec: RegionSpec, file: ShmemFile | null): Vma {
-  const anonymous = spec.map === 'private' && spec.backing === 'anon';
-  if (file) file.users++;
-  return {
-    region,
-    spec,
-    pages: spec.pages,
-    shared: spec.map === 'shared',
-    anonymous,
-    file,
-    hugepage: spec.thp && anonymous,
-    dontfork: spec.advice.includes('dontfork'),
-    wipeonfork: spec.advice.includes('wipeonfork'),
-    hasAnonVma: false,
-    readonly: null,
-    pt: new PageTable(spec.pages),
-  };
-}
-
-/** vm_area_dup: the child's copy of a VMA, with no page table entries yet. */
-export function dupVma(vma: Vma): Vma {
-  if (vma.file) vma.file.users++;
-  return { ...vma, readonly: vma.readonly ? vma.readonly.slice() : null, pt: new PageTable(vma.pages) };
 }
 
 /** VM_WRITE at page `i` (mprotect may have removed it). */
