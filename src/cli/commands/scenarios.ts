@@ -9,7 +9,7 @@ import { print, printJson } from '../output.js';
 export function registerScenarios(program: Command): void {
   program
     .command('scenarios')
-    .description('list the built-in scenarios (traces for simulate, run-trace and validate)')
+    .description('list the built-in scenarios: one trace per copy-on-write case')
     .option('--json', 'print a JSON array of { name, description, path }')
     .addHelpText(
       'after',
