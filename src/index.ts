@@ -41,6 +41,10 @@ export {
 } from './forkwrite/options.js';
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
+export { parseTrace, loadTrace, traceInvalid, type ParseTraceOptions } from './trace/parse.js';
+export { selectPages, describeSelector } from './trace/select.js';
+export { listScenarios, loadScenario, resolveTraceArg, scenariosDir, type ScenarioInfo } from './trace/scenarios.js';
+export type { Trace, RegionSpec, Step, StepOp, PageSelector, MapKind, BackingKind, Populate, ForkAdvice } from './trace/types.js';
 export type {
   Engine,
   EngineName,
@@ -50,7 +54,6 @@ export type {
   StepObservation,
   TraceObservations,
 } from './engines/types.js';
-export type { Trace, RegionSpec, Step, PageSelector } from './trace/types.js';
 export {
   KernelEngine,
   kernelWriteValue,
@@ -68,3 +71,32 @@ export {
   type KernelCostOptions,
   type KernelCostName,
 } from './engines/kernel/calibrate.js';
+export {
+  observationsToJson,
+  stepToJson,
+  countRegion,
+  sharedPages,
+  compactPages,
+  expandPages,
+  type RegionCounts,
+  type TraceObservationsJson,
+  type StepJson,
+} from './engines/observations.js';
+export {
+  SimEngine,
+  simulateTrace,
+  Simulator,
+  checkInvariants,
+  resolveSimOptions,
+  DEFAULT_SIM_OPTIONS,
+  DEFAULT_COST_MODEL,
+  loadCostModel,
+  parseCostModel,
+  isCalibrated,
+  describeCostModel,
+  type SimOptions,
+  type ResolvedSimOptions,
+  type SimState,
+  type CostModel,
+  type CostConstants,
+} from './engines/sim/index.js';

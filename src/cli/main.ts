@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { registerEnv } from './commands/env.js';
 import { registerForkWrite } from './commands/forkWrite.js';
 import { registerPagemap } from './commands/pagemap.js';
+import { registerScenarios } from './commands/scenarios.js';
+import { registerSimulate } from './commands/simulate.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerForkWrite(program);
   registerPagemap(program);
   registerEnv(program);
+  registerSimulate(program);
+  registerScenarios(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
