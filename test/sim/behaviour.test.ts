@@ -298,10 +298,18 @@ describe('transparent huge pages', () => {
     expect(r.frames(1)).toBe(1025);
     expect([...r.pmd('c1')]).toEqual([PMD_TABLE, PMD_HUGE]);
     expect([...r.pmd('p0')]).toEqual([PMD_HUGE, PMD_HUGE]);
-    // Page 5 is now mapped once in each process (precise page mapcount); the rest stays shared.
+    // c1's new page 5 is its own; its other 511 PTEs still share the huge page.
     expect(r.counts(1, 'c1')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 0 });
-    expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 0 });
+    // p0 still maps the huge page with a PMD: pagemap judges all 512 entries by the head page,
+    // which c1 still maps, so none reads exclusive (not even page 5, whose own mapcount is 1).
+    expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 1024, exclusive: 0, zeroPage: 0 });
     expect(same(r.pfn(1, 'c1'), r.pfn(1, 'p0'), 6, 512)).toBe(true); // the other 511 PTEs point into the huge page
+  });
+
+  it('a PMD mapping reads exclusive on all 512 entries once the other process copied the head page (6.18 pagemap)', () => {
+    const r = run(trace(thp(1024), [fork('p0', 'c1'), writePages('c1', [0])]));
+    expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 512, exclusive: 512, zeroPage: 0 });
+    expect(r.counts(1, 'c1')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 0 });
   });
 
   it("pagemapExclusive 'folio' reports a split huge page's pages as shared until no other process maps it", () => {

@@ -42,7 +42,8 @@ export interface SimOptions {
   hugeZeroPage?: boolean;
   /**
    * How pagemap's exclusive bit (56) is computed. 'precise' (default, CONFIG_PAGE_MAPCOUNT):
-   * the page's own mapcount (PTEs of this page plus PMDs of its folio) is 1. 'folio'
+   * the page's own mapcount (PTEs of this page plus PMDs of its folio) is 1; for an entry of a
+   * PMD mapping, the head page's (pagemap_pmd_range_thp judges all 512 entries by it). 'folio'
    * (CONFIG_NO_PAGE_MAPCOUNT, and kernels after 6.18 that drop per-page mapcounts): not
    * "maybe mapped shared" as a whole folio. The two differ only for huge pages.
    */

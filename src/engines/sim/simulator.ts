@@ -32,7 +32,7 @@ import { changeProtection } from './mprotect.js';
 import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
 import { FRAME_USED, PhysMem } from './physmem.js';
 import { exitMmap } from './unmap.js';
-import { Mm, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, ShmemFile, Vma } from './vm.js';
+import { Mm, PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, ShmemFile, Vma } from './vm.js';
 
 /** The step's events in one region, counted per fault as the kernel takes them. */
 class Tally {
@@ -331,8 +331,12 @@ export class Simulator {
         newFrames++;
       }
       // folio_precise_page_mapcount(page) == 1, without a call: this loop runs for every page.
-      const mapped = mapcount[p]!;
-      if (precise ? mapped <= 1 && mapped + entireMapcount[head[p]!]! === 1 : !mem.maybeMappedShared(head[p]!)) exclusive[i] = 1;
+      // For a PMD mapping, pagemap_pmd_range_thp computes the bit once, from the head page
+      // (pmd_page), and gives it to all 512 entries: once the other process has copied the
+      // head subpage, every entry of our huge mapping reads exclusive (seen on 6.18).
+      const h = head[p]!;
+      const mapped = mapcount[(f & PTE_HUGE) !== 0 ? h : p]!;
+      if (precise ? mapped <= 1 && mapped + entireMapcount[h]! === 1 : !mem.maybeMappedShared(h)) exclusive[i] = 1;
     }
     return { region, newFrames };
   }
