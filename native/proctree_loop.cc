@@ -9,7 +9,7 @@
 //
 // Life of a process:
 //   start    (p0 only: own process group, default signal dispositions with SIGPIPE ignored,
-//            stdin/stdout/stderr on /dev/null), close every fd except the channels of its own
+//            stdin/stdout/stderr on /dev/null, pinned to one CPU), close every fd except the channels of its own
 //            slot and of the slots its future descendants will use, pre-touch its stack and
 //            slot, prefault the code it runs (text is not copied at fork), run every timed
 //            path once, then say 'R' on its reply pipe.
@@ -145,6 +145,21 @@ void UnregisterRseq() {
   }
 }
 
+// Keeps the whole tree on the CPU p0 starts on (children inherit the affinity). Whether a
+// write fault reuses a page depends on its reference count, and a freshly allocated page holds
+// an extra reference while it sits in a per-CPU LRU batch; the fault handler drains only the
+// batch of the CPU it runs on (lru_add_drain in wp_can_reuse_anon_folio). A process that
+// migrated after allocating a page could therefore see a copy where the algorithm says reuse.
+// On one CPU every batch is the local one, so the outcome is the algorithm's, every time.
+void PinToCurrentCpu() {
+  unsigned cpu = 0;
+  if (syscall(SYS_getcpu, &cpu, nullptr, nullptr) != 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
 // p0 only: a process group of its own (Node kills and reaps the whole tree through it),
 // default signal handling (Node's handlers must not run here; SIGPIPE ignored so a write to a
 // dead Node fails with EPIPE), and stdio on /dev/null (never hold Node's pipes or terminal).
@@ -161,6 +176,7 @@ void BecomeRoot(Header* h) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   UnregisterRseq();
+  PinToCurrentCpu();
   int fd = open(h->devNull, O_RDWR);
   if (fd >= 0) {
     for (int i = 0; i <= 2; i++) {

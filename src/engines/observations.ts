@@ -40,7 +40,8 @@ export interface TraceObservationsJson {
   steps: StepJson[];
 }
 
-function sum(a: Uint8Array): number {
+/** Pages set in a per-page array. */
+export function countPages(a: Uint8Array): number {
   let n = 0;
   for (let i = 0; i < a.length; i++) n += a[i]!;
   return n;
@@ -57,10 +58,10 @@ export function sharedPages(r: RegionObservation): Uint8Array | null {
 export function countRegion(r: RegionObservation): RegionCounts {
   const shared = sharedPages(r);
   return {
-    present: sum(r.present),
-    shared: shared === null ? null : sum(shared),
-    exclusive: r.exclusive === null ? null : sum(r.exclusive),
-    zeroPage: r.zeroPage === null ? null : sum(r.zeroPage),
+    present: countPages(r.present),
+    shared: shared === null ? null : countPages(shared),
+    exclusive: r.exclusive === null ? null : countPages(r.exclusive),
+    zeroPage: r.zeroPage === null ? null : countPages(r.zeroPage),
   };
 }
 

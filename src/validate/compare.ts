@@ -5,6 +5,7 @@
  * the prediction by a small allowance for the measuring loop's own incidental faults.
  * Fields either engine could not observe are listed, never counted as matches.
  */
+import { countPages, sharedPages } from '../engines/observations.js';
 import type { RegionObservation, StepEvents, StepObservation, TraceObservations } from '../engines/types.js';
 
 export const PAGE_FIELDS = ['present', 'exclusive', 'shared', 'zeroPage'] as const;
@@ -70,27 +71,17 @@ export interface TraceComparison {
 
 const MAX_LISTED_PAGES = 8;
 
-function shared(r: RegionObservation): Uint8Array | null {
-  if (r.exclusive === null) return null;
-  const out = new Uint8Array(r.present.length);
-  for (let i = 0; i < out.length; i++) out[i] = r.present[i]! & (r.exclusive[i]! ^ 1);
-  return out;
-}
-
 function pageArray(r: RegionObservation, f: PageField): Uint8Array | null {
   switch (f) {
     case 'present': return r.present;
     case 'exclusive': return r.exclusive;
     case 'zeroPage': return r.zeroPage;
-    case 'shared': return shared(r);
+    case 'shared': return sharedPages(r);
   }
 }
 
 function count(a: Uint8Array | null): number | null {
-  if (a === null) return null;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) n += a[i]!;
-  return n;
+  return a === null ? null : countPages(a);
 }
 
 function differingPages(a: Uint8Array, b: Uint8Array): number[] {

@@ -106,19 +106,19 @@ function invalidCostModel(field: string, message: string): never {
 }
 
 /** Reads a cost model JSON file (as written by `cowlab calibrate`). */
-export function loadCostModel(path: string): CostModel {
+export function loadCostModel(path: string, field = 'costModel'): CostModel {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return invalidCostModel('costModel', `cannot read '${path}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    return invalidCostModel(field, `cannot read '${path}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return invalidCostModel('costModel', `not valid JSON: ${(err as Error).message} (in ${path})`);
+    return invalidCostModel(field, `not valid JSON: ${(err as Error).message} (in ${path})`);
   }
   return parseCostModel(json, path);
 }
