@@ -100,3 +100,15 @@ export {
   type CostModel,
   type CostConstants,
 } from './engines/sim/index.js';
+export { calibrate, type Calibration } from './calibrate/calibrate.js';
+export { chooseCostModel, saveCostModel, defaultCostModelPath, type ChosenCostModel } from './calibrate/store.js';
+export { createEngine, parseEngineList, ENGINE_NAMES, type EngineConfig } from './engines/registry.js';
+export { validateTrace, referenceEngine, type TraceValidation, type EngineOutcome } from './validate/validate.js';
+export {
+  compareObservations,
+  compareStep,
+  faultAllowance,
+  type TraceComparison,
+  type StepComparison,
+  type FieldDiff,
+} from './validate/compare.js';
