@@ -4,9 +4,13 @@
  */
 import { Command, CommanderError } from 'commander';
 
+import { registerCompare } from './commands/compare.js';
 import { registerEnv } from './commands/env.js';
 import { registerForkWrite } from './commands/forkWrite.js';
+import { registerList } from './commands/list.js';
 import { registerPagemap } from './commands/pagemap.js';
+import { registerReport } from './commands/report.js';
+import { registerRun } from './commands/run.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -17,6 +21,10 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
+  registerRun(program);
+  registerList(program);
+  registerReport(program);
+  registerCompare(program);
   registerForkWrite(program);
   registerPagemap(program);
   registerEnv(program);
