@@ -157,6 +157,8 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
   const writes = Math.round(c.ratePerSec * c.seconds);
   const order = writeOrder(pages, writes);
   const paceNs = Math.round(1e9 / c.ratePerSec);
+  // The child holds the snapshot this long after the parent's last write, then exits.
+  const holdMs = 3 * c.intervalMs + 50;
   ctx.progress(0, 1, `${formatCount(writes)} writes at ${formatCount(c.ratePerSec)}/s`);
   const sampler = startSampler(c.intervalMs);
   let result;
@@ -168,7 +170,7 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
       parentWhen: 'child-alive',
       order,
       parentPaceNs: paceNs,
-      holdMs: 3 * c.intervalMs + 50,
+      holdMs,
       warmup: 0,
       repeats: 1,
       onRunStart: (r) => sampler.watch(r.address, r.bytes),
@@ -181,8 +183,11 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
   const fork = r.forkedAtNs;
   const startNs = parent.startNs!.map((t) => t - fork);
   const schedule: WriteSchedule = { pages, order, startNs };
-  const samples = sampler.samples.filter((s) => s.childNs > fork);
   const lastMs = startNs[writes - 1]! / 1e6;
+  // Samples after the fork and before the hold can have ended: a child that is exiting shows
+  // a half-torn-down smaps (and the parent then owns every page), which is not the snapshot.
+  const holdEnd = fork + (lastMs + holdMs) * 1e6;
+  const samples = sampler.samples.filter((s) => s.childNs > fork && s.parentNs <= holdEnd);
   const grid = Array.from({ length: 41 }, (_, i) => (i / 40) * Math.max(lastMs * 1.1, samples.at(-1) ? (samples.at(-1)!.childNs - fork) / 1e6 : 0) * 1e6);
   const at = [...samples.map((s) => s.childNs - fork), ...samples.map((s) => s.parentNs - fork), ...grid];
   const predicted = await predictor.predict(schedule, at);

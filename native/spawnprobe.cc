@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "addon.h"
 #include "args.h"
@@ -45,9 +46,21 @@ class SpawnProbe : public Napi::AsyncWorker {
     deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
     Napi::Value path = opts.Get("path");
     if (!path.IsString()) ThrowBadArg(env, fn, "path", "a string");
-    path_ = path.As<Napi::String>().Utf8Value();
-    argv_[0] = const_cast<char*>(path_.c_str());
-    argv_[1] = nullptr;
+    args_.push_back(path.As<Napi::String>().Utf8Value());
+    Napi::Value args = opts.Get("args");
+    if (!args.IsUndefined()) {
+      if (!args.IsArray()) ThrowBadArg(env, fn, "args", "an array of strings");
+      Napi::Array a = args.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsString()) ThrowBadArg(env, fn, "args", "an array of strings");
+        args_.push_back(v.As<Napi::String>().Utf8Value());
+      }
+    }
+    path_ = args_[0];
+    // argv is built here, before any fork: the child only calls execve with it.
+    for (std::string& s : args_) argv_.push_back(&s[0]);
+    argv_.push_back(nullptr);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -59,17 +72,17 @@ class SpawnProbe : public Napi::AsyncWorker {
     if (kind_ == kFork) {
       pid = _Fork();
       if (pid == 0) {
-        execve(argv_[0], argv_, environ);
+        execve(argv_[0], argv_.data(), environ);
         _exit(127);
       }
     } else if (kind_ == kVfork) {
       pid = vfork();
       if (pid == 0) {
-        execve(argv_[0], argv_, environ);
+        execve(argv_[0], argv_.data(), environ);
         _exit(127);
       }
     } else {
-      int err = posix_spawn(&pid, argv_[0], nullptr, nullptr, argv_, environ);
+      int err = posix_spawn(&pid, argv_[0], nullptr, nullptr, argv_.data(), environ);
       if (err != 0) {
         errno = err;
         pid = -1;
@@ -148,12 +161,13 @@ class SpawnProbe : public Napi::AsyncWorker {
   int kind_ = kFork;
   uint64_t deadlineMs_ = 0;
   std::string path_;
-  char* argv_[2] = {nullptr, nullptr};
+  std::vector<std::string> args_;  // argv[0] is the path
+  std::vector<char*> argv_;
   uint64_t callNs_ = 0, totalNs_ = 0;
   PendingError error_;
 };
 
-// spawnProbe({ kind, path, deadlineMs }) -> Promise<{ callNs, totalNs }>
+// spawnProbe({ kind, path, args?, deadlineMs }) -> Promise<{ callNs, totalNs }>
 Napi::Value StartSpawnProbe(const Napi::CallbackInfo& info) {
   Napi::Object opts = ArgObject(info, 0, "spawnProbe", "options");
   auto* worker = new SpawnProbe(info.Env(), opts);

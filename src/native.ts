@@ -98,7 +98,7 @@ export interface NativeAddon {
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   /** Starts `path` by fork+exec (0), vfork+exec (1) or posix_spawn (2); times the call in the
    *  parent and the whole life until reaped (native/spawnprobe.cc). */
-  spawnProbe(input: { kind: 0 | 1 | 2; path: string; deadlineMs: number }): Promise<{ callNs: number; totalNs: number }>;
+  spawnProbe(input: { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }): Promise<{ callNs: number; totalNs: number }>;
   /** memcpy of `bytes` from `source` into a destination mapped for it, timed (native/eagercopy.cc). */
   copyMemory(input: { source: bigint; bytes: number; fresh: boolean }): { ns: number };
   /** SIGKILLs every live child the addon forked or spawned; returns how many (native/children.cc). */

@@ -178,7 +178,7 @@ function finish(svg: Svg, top: number, title: string, caption?: string): string 
   const h = top + PLOT_H + M.bottom;
   const desc = caption ? `<desc>${escapeXml(caption)}</desc>` : '';
   return (
-    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" role="img" aria-label="${escapeXml(title)}">` +
+    `<svg class="chart" viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" role="img" aria-label="${escapeXml(title)}">` +
     `<title>${escapeXml(title)}</title>${desc}` +
     svg.parts.join('') +
     '</svg>'
