@@ -39,32 +39,5 @@ export {
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
 
-// The experiment suite (cowlab run / list / report / compare).
-export { EXPERIMENTS } from '../experiments/index.js';
-export { runSuite, selectExperiments, type SuiteOptions, type SuiteProgress } from './suite/runner.js';
-export {
-  ResultsSchema,
-  EnvironmentSchema,
-  RESULTS_VERSION,
-  parseResults,
-  type ResultsDocument,
-  type ExperimentResult,
-  type ExperimentStatus,
-} from './suite/schema.js';
-export {
-  defineExperiment,
-  type Experiment,
-  type AnyExperiment,
-  type RunContext,
-  type Verdict,
-  type VerdictKind,
-  type Metric,
-  type Presentation,
-  type Requirements,
-  type TableSpec,
-} from './suite/types.js';
-export { plannedExperiment } from './suite/planned.js';
-export { registerEngine, engineAvailable } from './suite/engines.js';
-export { compareResults, beyondNoise, COMPARE_RULE, type Comparison } from './suite/compare.js';
-export { renderReport } from './report/html.js';
-export { renderChart, type ChartSpec, type Axis } from './report/chart.js';
+// The experiment suite (cowlab run / list / report / compare) is its own entry point,
+// 'cowlab/suite' (src/suite/index.ts), so importing the measuring API loads none of it.
