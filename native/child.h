@@ -41,19 +41,26 @@ inline void PretouchWrite(void* p, size_t bytes, size_t pageSize) {
 
 // The measurement itself: one 8-byte store per listed page at offset 0, each timed with
 // CLOCK_MONOTONIC. The value written is `tag + page`, so content can be checked afterwards.
-// The barriers keep the compiler from moving the store out of its timed window. Never
-// inlined: one copy of the loop, so a warm-up pass faults in exactly the code that is timed.
+// The barriers keep the compiler from moving the store out of its timed window. TimedStore
+// is one timed store (inlined into each loop that uses it, with its start time); TimedStores
+// is never inlined: one copy of the loop, so a warm-up pass faults in exactly the code that
+// is timed.
+__attribute__((always_inline)) inline uint64_t TimedStore(uint8_t* base, size_t pageSize, uint32_t page, uint64_t tag,
+                                                         uint64_t* startNs) {
+  volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + page * pageSize);
+  uint64_t t0 = NowNs();
+  __asm__ volatile("" ::: "memory");
+  *p = tag + page;
+  __asm__ volatile("" ::: "memory");
+  uint64_t t1 = NowNs();
+  *startNs = t0;
+  return t1 - t0;
+}
+
 __attribute__((noinline)) inline void TimedStores(uint8_t* base, size_t pageSize, const uint32_t* order, size_t n,
                         uint64_t tag, uint64_t* latNs) {
-  for (size_t i = 0; i < n; i++) {
-    volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + order[i] * pageSize);
-    uint64_t t0 = NowNs();
-    __asm__ volatile("" ::: "memory");
-    *p = tag + order[i];
-    __asm__ volatile("" ::: "memory");
-    uint64_t t1 = NowNs();
-    latNs[i] = t1 - t0;
-  }
+  uint64_t start;
+  for (size_t i = 0; i < n; i++) latNs[i] = TimedStore(base, pageSize, order[i], tag, &start);
 }
 
 // The copyout case: instead of a store, the kernel writes into each listed page with one
@@ -85,14 +92,7 @@ inline size_t PacedStores(uint8_t* base, size_t pageSize, const uint32_t* order,
     struct timespec ts = {static_cast<time_t>(due / 1000000000ULL), static_cast<long>(due % 1000000000ULL)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
-    volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + order[i] * pageSize);
-    uint64_t t0 = NowNs();
-    __asm__ volatile("" ::: "memory");
-    *p = tag + order[i];
-    __asm__ volatile("" ::: "memory");
-    uint64_t t1 = NowNs();
-    latNs[i] = t1 - t0;
-    startNs[i] = t0;
+    latNs[i] = TimedStore(base, pageSize, order[i], tag, &startNs[i]);
   }
   return n;
 }
