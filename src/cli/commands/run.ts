@@ -80,7 +80,7 @@ Examples:
     )
     .action(
       action(async (names: string[], flags: Flags) => {
-        selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
+        const selected = selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
         const dir = resolve(flags.out);
         try {
           mkdirSync(dir, { recursive: true });
@@ -103,14 +103,17 @@ Examples:
         process.on('SIGTERM', onSignal);
         const bar = progress('cowlab run');
         const tty = process.stderr.isTTY === true;
+        let finished = 0;
         let doc: ResultsDocument;
         try {
           doc = await runSuite(EXPERIMENTS, {
             names,
             quick: flags.quick === true,
             signal: controller.signal,
-            onProgress: (p) => bar.update(p.index, p.count, `${p.name}${p.detail ? `: ${p.detail}` : ''}`),
+            onProgress: (p) => bar.update(finished, p.count, `${p.name}${p.detail ? `: ${p.detail}` : ''}`),
             onResult: (r) => {
+              finished++;
+              bar.update(finished, selected.length, r.name);
               if (!tty) process.stderr.write(`cowlab run: ${r.number} ${r.name}: ${verdictCell(r.verdict)} (${(r.durationMs / 1000).toFixed(1)} s)\n`);
             },
           });
