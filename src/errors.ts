@@ -23,6 +23,7 @@ export const RUNTIME_ERROR_CODES = [
   'ERR_RELEASED', // the object was released and cannot be used
   'ERR_VERIFY', // a measurement's self-check failed (content or counts)
   'ERR_NOT_MEASURABLE', // the machine cannot provide what was asked (e.g. PFNs without root)
+  'ERR_INTERRUPTED', // the run was interrupted (Ctrl-C: killAllChildren)
 ] as const;
 
 export type CowlabErrorCode =

@@ -112,3 +112,6 @@ export {
   type StepComparison,
   type FieldDiff,
 } from './validate/compare.js';
+
+// The experiment suite (cowlab run / list / report / compare) is its own entry point,
+// 'cowlab/suite' (src/suite/index.ts), so importing the measuring API loads none of it.

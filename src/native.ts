@@ -51,6 +51,10 @@ export interface ForkProbeInput {
   holdMs: number;
   /** Read /proc/kpagecount of every present page right after the fork (root only). */
   kpagecount: boolean;
+  /** 0: the child stores; 1: the kernel writes each page with pread(2) (copyout). */
+  childAccess: 0 | 1;
+  /** > 0: the parent's stores are paced, one per this many ns, each with a start timestamp. */
+  parentPaceNs: number;
 }
 
 export interface ForkProbeSideRaw {
@@ -62,12 +66,16 @@ export interface ForkProbeSideRaw {
   vmstatAfter: string | null;
   /** Child only: the u64 read back from each written page after the writes. */
   readback?: ArrayBuffer;
+  /** Paced parent only: CLOCK_MONOTONIC ns at which each store started; else null. */
+  startNs: Float64Array | null;
   /** Raw pagemap entries of the whole region at three moments. */
   pagemap: { afterFork: ArrayBuffer; afterChildWrites: ArrayBuffer; end: ArrayBuffer };
 }
 
 export interface ForkProbeRaw {
   forkNs: number;
+  /** CLOCK_MONOTONIC ns (process.hrtime's clock) when fork() returned in the parent. */
+  forkedAtNs: number;
   childPid: number;
   timerOverheadNs: number;
   /** Mapcount of each page's frame right after the fork; 0 for pages not present. */
@@ -168,6 +176,15 @@ export interface NativeAddon {
   setChildSubreaper(on: boolean): boolean;
   /** waitpid(pid, WNOHANG): the status, or null while the child runs. */
   reapChild(pid: number): number | null;
+  /** Starts `path` by fork+exec (0), vfork+exec (1) or posix_spawn (2); times the call in the
+   *  parent and the whole life until reaped (native/spawnprobe.cc). */
+  spawnProbe(input: { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }): Promise<{ callNs: number; totalNs: number }>;
+  /** memcpy of `bytes` from `source` into a destination mapped for it, timed (native/eagercopy.cc). */
+  copyMemory(input: { source: bigint; bytes: number; fresh: boolean }): { ns: number };
+  /** SIGKILLs every live child the addon forked or spawned; returns how many (native/children.cc). */
+  killAllChildren(): number;
+  /** Pids of the live children the addon forked or spawned. */
+  liveChildren(): number[];
 }
 
 export interface LoadOptions {

@@ -4,14 +4,18 @@
  */
 import { Command, CommanderError } from 'commander';
 
+import { registerCompare } from './commands/compare.js';
 import { registerEnv } from './commands/env.js';
 import { registerForkWrite } from './commands/forkWrite.js';
+import { registerList } from './commands/list.js';
 import { registerPagemap } from './commands/pagemap.js';
 import { registerScenarios } from './commands/scenarios.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerRunTrace } from './commands/runTrace.js';
 import { registerValidate } from './commands/validate.js';
 import { registerCalibrate } from './commands/calibrate.js';
+import { registerReport } from './commands/report.js';
+import { registerRun } from './commands/run.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -22,6 +26,10 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
+  registerRun(program);
+  registerList(program);
+  registerReport(program);
+  registerCompare(program);
   registerForkWrite(program);
   registerPagemap(program);
   registerEnv(program);
