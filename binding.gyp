@@ -15,6 +15,9 @@
         "NAPI_VERSION=8",
         "_GNU_SOURCE"
       ],
+      "ldflags": [
+        "-Wl,-z,now"
+      ],
       "cflags_cc": [
         "-std=c++17",
         "-O2",

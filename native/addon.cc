@@ -13,6 +13,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMemory(env, exports);
   InitPagemap(env, exports);
   InitForkProbe(env, exports);
+  InitProcTree(env, exports);
+  InitChildren(env, exports);
+  InitSpawnProbe(env, exports);
+  InitEagerCopy(env, exports);
   InitRegion(env, exports);
   return exports;
 }

@@ -15,6 +15,10 @@ AddonData* GetAddonData(Napi::Env env);
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitForkProbe(Napi::Env env, Napi::Object exports);
+void InitProcTree(Napi::Env env, Napi::Object exports);
+void InitChildren(Napi::Env env, Napi::Object exports);
+void InitSpawnProbe(Napi::Env env, Napi::Object exports);
+void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab

@@ -20,6 +20,15 @@
 //
 // The child reports into a MAP_SHARED mapping the parent pre-touched; the parent keeps its
 // own results in a MADV_DONTFORK mapping so its writes after the fork are not COW faults.
+//
+// Options beyond plain timed stores:
+//   childAccess 1   the child does not store: the kernel writes each page with pread(2) from
+//                   a memfd prepared before the fork (the "copyout" case: COW broken inside
+//                   the kernel). Values and readback are the same as for stores.
+//   parentPaceNs    the parent's stores are paced, one per interval, with a start timestamp
+//                   each (a writer at a set rate while the child holds its snapshot).
+// The child is in the live-children registry (children.h) from fork to reaping; a paced
+// writer stops early with ERR_INTERRUPTED when killAllChildren() runs meanwhile.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -37,6 +46,7 @@
 #include "addon.h"
 #include "args.h"
 #include "child.h"
+#include "children.h"
 #include "errors.h"
 
 namespace cowlab {
@@ -47,12 +57,15 @@ constexpr size_t kStackTouch = 128 * 1024;
 
 enum ParentWhen { kParentNone = 0, kParentWhileChildAlive = 1, kParentAfterChildExit = 2 };
 
+enum ChildAccess { kAccessStore = 0, kAccessRead = 1 };
+
 // Steps a child can fail at; the names go into the error message.
 enum ChildStep { kStepNone = -1, kStepPagemapAfterFork = 0, kStepVmstat, kStepPagemapAfterWrites,
-                 kStepPagemapEnd, kStepProtocol };
+                 kStepPagemapEnd, kStepRead, kStepProtocol };
 const char* const kChildStepNames[] = {"reading its pagemap after fork", "reading /proc/vmstat",
                                        "reading its pagemap after the writes",
-                                       "reading its final pagemap", "talking to the parent"};
+                                       "reading its final pagemap", "reading(2) into its pages",
+                                       "talking to the parent"};
 
 size_t PageSize() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -113,6 +126,7 @@ class Arena {
 struct SideBuffers {
   uint32_t* order = nullptr;
   uint64_t* latNs = nullptr;
+  uint64_t* startNs = nullptr;  // paced parent only
   uint64_t* readback = nullptr;
   uint64_t* pmAfterFork = nullptr;
   uint64_t* pmAfterChildWrites = nullptr;
@@ -138,6 +152,8 @@ class ForkProbe : public Napi::AsyncWorker {
     deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
     holdMs_ = PropCount(env, opts, fn, "holdMs");
     kpagecount_ = opts.Get("kpagecount").ToBoolean().Value();
+    childAccess_ = static_cast<int>(PropCount(env, opts, fn, "childAccess", kAccessRead));
+    parentPaceNs_ = PropCount(env, opts, fn, "parentPaceNs");
     childN_ = childOrder.ElementLength();
     parentN_ = parentOrder.ElementLength();
     if (parentN_ > 0 && parentWhen_ == kParentNone) ThrowBadArg(env, fn, "parentWhen", "set when parentOrder is not empty");
@@ -152,7 +168,7 @@ class ForkProbe : public Napi::AsyncWorker {
     int err = shared_.Map(Arena::Need({sizeof(ChildReport), childN_ * 4, childN_ * 8, childN_ * 8,
                                        P, P, P, kVmstatCap, kVmstatCap}), true);
     if (err != 0) throw MakeSyscallError(env, "mmap", err, "mapping the child's report buffer");
-    err = own_.Map(Arena::Need({parentN_ * 4, parentN_ * 8, P, P, P, kVmstatCap, kVmstatCap, P}), false);
+    err = own_.Map(Arena::Need({parentN_ * 4, parentN_ * 8, parentN_ * 8, P, P, P, kVmstatCap, kVmstatCap, P}), false);
     if (err != 0) throw MakeSyscallError(env, "mmap", err, "mapping the parent's result buffer");
     report_ = shared_.Take<ChildReport>(1);
     report_->failedStep = kStepNone;
@@ -161,12 +177,18 @@ class ForkProbe : public Napi::AsyncWorker {
     kpcAfterFork_ = own_.Take<uint64_t>(pages_);
     memcpy(child_.order, childOrder.Data(), childN_ * 4);
     memcpy(parent_.order, parentOrder.Data(), parentN_ * 4);
+    if (childAccess_ == kAccessRead && childN_ > 0) PrepareReadSource(env);
+  }
+
+  ~ForkProbe() override {
+    if (readFd_ >= 0) close(readFd_);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
+    epoch_ = children::KillEpoch();
     if (pipe2(toChild_, O_CLOEXEC) != 0 || pipe2(fromChild_, O_CLOEXEC) != 0) {
       error_.setSyscall("pipe2", errno, "creating the pipes to the forked child");
       CloseAll();
@@ -182,7 +204,9 @@ class ForkProbe : public Napi::AsyncWorker {
       return;
     }
     pid_ = pid;
+    children::Register(pid);
     forkNs_ = t1 - t0;
+    forkedAtNs_ = t1;
     deadline_ = t1 + deadlineMs_ * 1000000ULL;
     close(toChild_[0]);
     close(fromChild_[1]);
@@ -203,6 +227,7 @@ class ForkProbe : public Napi::AsyncWorker {
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("forkNs", static_cast<double>(forkNs_));
+    out.Set("forkedAtNs", static_cast<double>(forkedAtNs_));
     out.Set("childPid", static_cast<double>(childPid_));
     out.Set("child", Side(env, child_, childN_, true));
     out.Set("parent", Side(env, parent_, parentN_, false));
@@ -220,9 +245,23 @@ class ForkProbe : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  // The values the child's pread(2)s deliver, in a memfd: entry i is what a store to
+  // order[i] would have written.
+  void PrepareReadSource(Napi::Env env) {
+    readFd_ = memfd_create("cowlab-copyout", MFD_CLOEXEC);
+    if (readFd_ < 0) throw MakeSyscallError(env, "memfd_create", errno, "creating the copyout source");
+    for (size_t i = 0; i < childN_; i++) {
+      uint64_t v = childTag_ + child_.order[i];
+      if (pwrite(readFd_, &v, 8, static_cast<off_t>(i * 8)) != 8) {
+        throw MakeSyscallError(env, "pwrite", errno, "filling the copyout source");
+      }
+    }
+  }
+
   void Carve(Arena& a, SideBuffers* s, size_t n, bool isChild) {
     s->order = a.Take<uint32_t>(n);
     s->latNs = a.Take<uint64_t>(n);
+    if (!isChild) s->startNs = a.Take<uint64_t>(n);
     if (isChild) s->readback = a.Take<uint64_t>(n);
     s->pmAfterFork = a.Take<uint64_t>(pages_);
     s->pmAfterChildWrites = a.Take<uint64_t>(pages_);
@@ -249,7 +288,8 @@ class ForkProbe : public Napi::AsyncWorker {
     if (r < 0) ChildFail(kStepPagemapAfterFork, -r);
     if (!child::WriteByte(fromChild_[1], 'R') || child::ReadByte(toChild_[0]) != 'G') _exit(4);
     if (childN_ > 0) {
-      TimedWrites(&child_, childN_, childTag_, RUSAGE_SELF);
+      int readErr = TimedWrites(&child_, childN_, childTag_, RUSAGE_SELF);
+      if (readErr != 0) ChildFail(kStepRead, readErr);
       if (child_.vmstatBeforeLen < 0) ChildFail(kStepVmstat, static_cast<int>(-child_.vmstatBeforeLen));
       for (size_t i = 0; i < childN_; i++) {
         child_.readback[i] = *reinterpret_cast<volatile uint64_t*>(base_ + child_.order[i] * PageSize());
@@ -273,15 +313,28 @@ class ForkProbe : public Napi::AsyncWorker {
     uint64_t lat[4];
     uint64_t a, b;
     child::TimedStores(scratch, 4096, order, 4, 0, lat);
+    if (childAccess_ == kAccessRead && childN_ > 0) child::TimedReads(readFd_, scratch, 4096, order, 1, lat);
     child::Faults(RUSAGE_SELF, &a, &b);
     __asm__ volatile("" : : "r"(scratch), "r"(lat) : "memory");
   }
 
-  // vmstat and fault counts around the timed stores; shared by child and parent.
-  void TimedWrites(SideBuffers* s, size_t n, uint64_t tag, int rusageWho) {
+  // vmstat and fault counts around the timed accesses; shared by child and parent. The child
+  // stores or (childAccess read) preads; the parent stores, paced when parentPaceNs is set.
+  // Returns 0, or the errno of a failed child read.
+  int TimedWrites(SideBuffers* s, size_t n, uint64_t tag, int rusageWho) {
+    const bool isChild = rusageWho == RUSAGE_SELF;
+    int err = 0;
     s->vmstatBeforeLen = child::ReadFileInto("/proc/vmstat", s->vmstatBefore, kVmstatCap);
     child::Faults(rusageWho, &s->minfltBefore, &s->majfltBefore);
-    child::TimedStores(base_, PageSize(), s->order, n, tag, s->latNs);
+    if (isChild && childAccess_ == kAccessRead) {
+      err = child::TimedReads(readFd_, base_, PageSize(), s->order, n, s->latNs);
+    } else if (!isChild && parentPaceNs_ > 0) {
+      const uint64_t epoch = epoch_;
+      parentDone_ = child::PacedStores(base_, PageSize(), s->order, n, tag, child::NowNs(), parentPaceNs_,
+                                       s->latNs, s->startNs, [epoch] { return children::KillEpoch() != epoch; });
+    } else {
+      child::TimedStores(base_, PageSize(), s->order, n, tag, s->latNs);
+    }
     child::Faults(rusageWho, &s->minfltAfter, &s->majfltAfter);
     s->vmstatAfterLen = child::ReadFileInto("/proc/vmstat", s->vmstatAfter, kVmstatCap);
     if (rusageWho == RUSAGE_SELF) {
@@ -292,6 +345,7 @@ class ForkProbe : public Napi::AsyncWorker {
       report_->vmstatBeforeLen = s->vmstatBeforeLen;
       report_->vmstatAfterLen = s->vmstatAfterLen;
     }
+    return err;
   }
 
   // ---- the parent (worker thread) ----
@@ -305,11 +359,11 @@ class ForkProbe : public Napi::AsyncWorker {
     stage_ = "waiting for the child's writes";
     if (!Expect('W')) return;
     if (!ReadOwnPagemap(parent_.pmAfterChildWrites)) return;
-    if (parentWhen_ == kParentWhileChildAlive) ParentWrites();
+    if (parentWhen_ == kParentWhileChildAlive && !ParentWrites()) return;
     if (!child::WriteByte(toChild_[1], 'F')) return ChildGone();
     stage_ = "waiting for the child to exit";
     if (!WaitExit()) return;
-    if (parentWhen_ == kParentAfterChildExit) ParentWrites();
+    if (parentWhen_ == kParentAfterChildExit && !ParentWrites()) return;
     if (!ReadOwnPagemap(parent_.pmEnd)) return;
     // The child's report is complete now; copy what it measured into its side's view.
     child_.minfltBefore = report_->minfltBefore;
@@ -321,9 +375,16 @@ class ForkProbe : public Napi::AsyncWorker {
     stage_ = nullptr;
   }
 
-  void ParentWrites() {
-    if (parentN_ == 0) return;
+  bool ParentWrites() {
+    if (parentN_ == 0) return true;
+    parentDone_ = parentN_;
     TimedWrites(&parent_, parentN_, parentTag_, RUSAGE_THREAD);
+    if (parentDone_ < parentN_) {
+      error_.set("ERR_INTERRUPTED", "the paced writer was interrupted (killAllChildren) after " +
+                                        std::to_string(parentDone_) + " of " + std::to_string(parentN_) + " stores");
+      return false;
+    }
+    return true;
   }
 
   // /proc/kpagecount of every present page right after the fork, while both processes map
@@ -395,6 +456,7 @@ class ForkProbe : public Napi::AsyncWorker {
     close(pidfd);
     if (!exited) return Timeout();
     int status = 0;
+    children::Unregister(pid_);
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
     childPid_ = pid_;
@@ -406,6 +468,7 @@ class ForkProbe : public Napi::AsyncWorker {
   // The child closed its pipe or said 'X': reap it and say what went wrong.
   void ChildGone() {
     int status = 0;
+    children::Unregister(pid_);
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
     childPid_ = pid_;
@@ -438,6 +501,7 @@ class ForkProbe : public Napi::AsyncWorker {
   }
 
   void KillAndReap() {
+    children::Unregister(pid_);
     kill(pid_, SIGKILL);
     int status;
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -468,6 +532,13 @@ class ForkProbe : public Napi::AsyncWorker {
     for (size_t i = 0; i < n; i++) lat[i] = static_cast<double>(s.latNs[i]);
     o.Set("latencyNs", lat);
     o.Set("written", static_cast<double>(n));
+    if (s.startNs != nullptr && parentPaceNs_ > 0) {
+      Napi::Float64Array start = Napi::Float64Array::New(env, n);
+      for (size_t i = 0; i < n; i++) start[i] = static_cast<double>(s.startNs[i]);
+      o.Set("startNs", start);
+    } else {
+      o.Set("startNs", env.Null());
+    }
     o.Set("minorFaults", static_cast<double>(s.minfltAfter - s.minfltBefore));
     o.Set("majorFaults", static_cast<double>(s.majfltAfter - s.majfltBefore));
     o.Set("vmstatBefore", Text(env, s.vmstatBefore, s.vmstatBeforeLen));
@@ -503,6 +574,11 @@ class ForkProbe : public Napi::AsyncWorker {
   int parentWhen_ = kParentNone;
   uint64_t childTag_ = 0, parentTag_ = 0, deadlineMs_ = 0, holdMs_ = 0;
   bool kpagecount_ = false;
+  int childAccess_ = kAccessStore;
+  uint64_t parentPaceNs_ = 0;
+  int readFd_ = -1;            // childAccess read: the memfd the child preads from
+  uint64_t epoch_ = 0;         // children::KillEpoch() when the run started
+  size_t parentDone_ = 0;      // stores the (paced) parent completed
   uint64_t* kpcAfterFork_ = nullptr;
 
   Arena shared_, own_;
@@ -513,7 +589,7 @@ class ForkProbe : public Napi::AsyncWorker {
 
   pid_t pid_ = -1;       // live child, -1 once reaped
   pid_t childPid_ = -1;  // for reports
-  uint64_t forkNs_ = 0, deadline_ = 0;
+  uint64_t forkNs_ = 0, forkedAtNs_ = 0, deadline_ = 0;
   const char* stage_ = nullptr;
   PendingError error_;
 };

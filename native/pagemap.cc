@@ -3,6 +3,7 @@
 // one pread per run of consecutive PFNs). Entries come back raw (8 bytes each) in an
 // ArrayBuffer; decoding the bit fields is done in TypeScript (src/pagemap/).
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -103,11 +104,61 @@ Napi::Value ReadKpage(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// PAGEMAP_SCAN (Linux 6.7, include/uapi/linux/fs.h; older system headers lack it). Unlike
+// the PFN field, its page categories need no privilege: PAGE_IS_PFNZERO tells the (huge) zero
+// page apart from a shared anonymous page without reading /proc/kpageflags.
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PmScanArg {
+  uint64_t size, flags, start, end, walkEnd, vec, vecLen, maxPages, categoryInverted, categoryMask,
+      categoryAnyofMask, returnMask;
+};
+static_assert(sizeof(PmScanArg) == 96, "struct pm_scan_arg is 96 bytes");
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+// PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE: the
+// categories every kernel with PAGEMAP_SCAN knows.
+constexpr uint64_t kScanCategories = 0x7c;
+
+// readPageCategories(pid, address, pages) -> ArrayBuffer of one uint8 per page: bit i set when
+// the page is in category PAGE_IS_* (1 << i) (bits 2-6 are reported). pid 0 = self.
+Napi::Value ReadPageCategories(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t pid = ArgInt(info, 0, "readPageCategories", "pid");
+  uint64_t addr = ArgAddress(info, 1, "readPageCategories", "address");
+  uint64_t pages = ArgCount(info, 2, "readPageCategories", "pages", 1ULL << 40);
+  const size_t ps = PageSize();
+  if (addr % ps != 0) ThrowBadArg(env, "readPageCategories", "address", "page-aligned");
+  std::string path = PagemapPath(pid);
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) throw MakeSyscallError(env, "open", errno, "opening " + path);
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, pages);
+  uint8_t* dst = static_cast<uint8_t*>(out.Data());
+  memset(dst, 0, pages);
+  std::vector<PageRegion> vec(512);
+  const uint64_t end = addr + pages * ps;
+  uint64_t at = addr;
+  while (at < end) {
+    PmScanArg a = {sizeof(PmScanArg), 0, at, end, 0, reinterpret_cast<uint64_t>(vec.data()), vec.size(), 0, 0, 0,
+                   0, kScanCategories};
+    int n = ioctl(fd.fd, kPagemapScan, &a);
+    if (n < 0) throw MakeSyscallError(env, "ioctl", errno, "PAGEMAP_SCAN of " + path + " (Linux >= 6.7)");
+    for (int i = 0; i < n; i++) {
+      uint64_t from = (vec[i].start - addr) / ps, to = (vec[i].end - addr) / ps;
+      memset(dst + from, static_cast<int>(vec[i].categories & 0xff), to - from);
+    }
+    if (a.walkEnd <= at) break;  // no progress: do not spin
+    at = a.walkEnd;
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitPagemap(Napi::Env env, Napi::Object exports) {
   exports.Set("readPagemap", Napi::Function::New(env, ReadPagemap, "readPagemap"));
   exports.Set("readKpage", Napi::Function::New(env, ReadKpage, "readKpage"));
+  exports.Set("readPageCategories", Napi::Function::New(env, ReadPageCategories, "readPageCategories"));
 }
 
 }  // namespace cowlab

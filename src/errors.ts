@@ -8,6 +8,7 @@ export const USAGE_ERROR_CODES = [
   'ERR_INVALID_OPTION', // an option or argument is malformed or out of range
   'ERR_TOO_LARGE', // the request does not fit the machine (memory, map count)
   'ERR_UNSUPPORTED_PLATFORM', // not Linux
+  'ERR_TRACE_INVALID', // a trace document is malformed or impossible (message names step and field)
 ] as const;
 
 /** Codes for failures while running; the CLI exits 1 for these. */
@@ -22,6 +23,7 @@ export const RUNTIME_ERROR_CODES = [
   'ERR_RELEASED', // the object was released and cannot be used
   'ERR_VERIFY', // a measurement's self-check failed (content or counts)
   'ERR_NOT_MEASURABLE', // the machine cannot provide what was asked (e.g. PFNs without root)
+  'ERR_INTERRUPTED', // the run was interrupted (Ctrl-C: killAllChildren)
   'ERR_COW_EFAULT', // a syscall wrote into a copy-on-write page of a cowlab region (call prepareWrite first)
 ] as const;
 

@@ -11,6 +11,9 @@ export {
   readPagemap,
   readKpageCounts,
   readKpageFlags,
+  readPageCategories,
+  PageCategories,
+  PAGE_IS,
   PagemapEntries,
   PageFlagsList,
   KPF,
@@ -38,6 +41,80 @@ export {
 } from './forkwrite/options.js';
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
+export { parseTrace, loadTrace, traceInvalid, type ParseTraceOptions } from './trace/parse.js';
+export { selectPages, describeSelector } from './trace/select.js';
+export { listScenarios, loadScenario, resolveTraceArg, scenariosDir, type ScenarioInfo } from './trace/scenarios.js';
+export type { Trace, RegionSpec, Step, StepOp, PageSelector, MapKind, BackingKind, Populate, ForkAdvice } from './trace/types.js';
+export type {
+  Engine,
+  EngineName,
+  EngineRunOptions,
+  RegionObservation,
+  StepEvents,
+  StepObservation,
+  TraceObservations,
+} from './engines/types.js';
+export {
+  KernelEngine,
+  kernelWriteValue,
+  MAX_TRACE_PROCESSES,
+  type KernelRunDetailed,
+  type KernelDetailOptions,
+  type KernelStepDetail,
+  type KernelAccessDetail,
+} from './engines/kernel/engine.js';
+export { ACCESS_CLASS, type AccessClass } from './engines/kernel/observe.js';
+export {
+  measureKernelCosts,
+  calibrationTrace,
+  type KernelCosts,
+  type KernelCostOptions,
+  type KernelCostName,
+} from './engines/kernel/calibrate.js';
+export {
+  observationsToJson,
+  stepToJson,
+  countRegion,
+  sharedPages,
+  compactPages,
+  expandPages,
+  type RegionCounts,
+  type TraceObservationsJson,
+  type StepJson,
+} from './engines/observations.js';
+export {
+  SimEngine,
+  simulateTrace,
+  Simulator,
+  checkInvariants,
+  resolveSimOptions,
+  DEFAULT_SIM_OPTIONS,
+  DEFAULT_COST_MODEL,
+  loadCostModel,
+  parseCostModel,
+  isCalibrated,
+  describeCostModel,
+  type SimOptions,
+  type ResolvedSimOptions,
+  type SimState,
+  type CostModel,
+  type CostConstants,
+} from './engines/sim/index.js';
+export { calibrate, type Calibration } from './calibrate/calibrate.js';
+export { chooseCostModel, saveCostModel, defaultCostModelPath, type ChosenCostModel } from './calibrate/store.js';
+export { createEngine, parseEngineList, ENGINE_NAMES, type EngineConfig } from './engines/registry.js';
+export { validateTrace, referenceEngine, type TraceValidation, type EngineOutcome } from './validate/validate.js';
+export {
+  compareObservations,
+  compareStep,
+  faultAllowance,
+  type TraceComparison,
+  type StepComparison,
+  type FieldDiff,
+} from './validate/compare.js';
+
+// The experiment suite (cowlab run / list / report / compare) is its own entry point,
+// 'cowlab/suite' (src/suite/index.ts), so importing the measuring API loads none of it.
 export {
   CowRegion,
   CowView,

@@ -51,6 +51,10 @@ export interface ForkProbeInput {
   holdMs: number;
   /** Read /proc/kpagecount of every present page right after the fork (root only). */
   kpagecount: boolean;
+  /** 0: the child stores; 1: the kernel writes each page with pread(2) (copyout). */
+  childAccess: 0 | 1;
+  /** > 0: the parent's stores are paced, one per this many ns, each with a start timestamp. */
+  parentPaceNs: number;
 }
 
 export interface ForkProbeSideRaw {
@@ -62,18 +66,95 @@ export interface ForkProbeSideRaw {
   vmstatAfter: string | null;
   /** Child only: the u64 read back from each written page after the writes. */
   readback?: ArrayBuffer;
+  /** Paced parent only: CLOCK_MONOTONIC ns at which each store started; else null. */
+  startNs: Float64Array | null;
   /** Raw pagemap entries of the whole region at three moments. */
   pagemap: { afterFork: ArrayBuffer; afterChildWrites: ArrayBuffer; end: ArrayBuffer };
 }
 
 export interface ForkProbeRaw {
   forkNs: number;
+  /** CLOCK_MONOTONIC ns (process.hrtime's clock) when fork() returned in the parent. */
+  forkedAtNs: number;
   childPid: number;
   timerOverheadNs: number;
   /** Mapcount of each page's frame right after the fork; 0 for pages not present. */
   kpagecountAfterFork: Float64Array | null;
   child: ForkProbeSideRaw;
   parent: ForkProbeSideRaw;
+}
+
+/** One region of a process tree (see native/proctree.h); p0 maps it with mmap. */
+export interface ProcTreeRegionInput {
+  pages: number;
+  /** constants.BACKING_* */
+  backing: number;
+  /** 2 MiB aligned and MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE. */
+  thp: boolean;
+  dontfork: boolean;
+  wipeonfork: boolean;
+}
+
+/** What a process tree is made of. Slot 0 is p0 (forked from Node); every other slot is
+ *  forked later by the process in its parent slot. */
+export interface ProcTreeSpec {
+  regions: ProcTreeRegionInput[];
+  /** Parent slot of each slot: -1 for slot 0, an earlier slot for the others. At most 256. */
+  parents: Int32Array;
+  /** Longest page list each slot's process will be sent. */
+  capacity: Uint32Array;
+  /** What `exec` runs: a program that stays alive until its stdin closes (e.g. /bin/cat). */
+  execPath: string;
+  /** p0 marks Node's own anonymous memory MADV_DONTFORK, so trace forks copy only the
+   *  regions' page tables (and a few of the loop's). Default true. */
+  shedNodeMemory?: boolean;
+}
+
+/** Per-access results of a write or read command, in page-list order. */
+export interface ProcTreeAccessRaw {
+  /** ns of each single access (clock_gettime around one 8-byte load or store). */
+  latencyNs: Float64Array;
+  /** Minor faults the process took during each access (getrusage before and after it). */
+  faults: Uint32Array;
+  /** Bit 0: shared mapping only, the page was in the page cache before the access (mincore). */
+  flags: Uint8Array;
+  /** Read only: the u64 at offset 0 of each page. */
+  values: BigUint64Array | null;
+  /** Minor / major faults across the whole command, and its duration. */
+  opFaults: number;
+  opMajorFaults: number;
+  opNs: number;
+}
+
+export interface ProcTreeReapRaw {
+  status: number;
+  exitCode: number | null;
+  signal: number | null;
+}
+
+/**
+ * The kernel engine's real processes (native/proctree.cc). Every method sends one command
+ * and resolves when the process replied; each has a deadline, after which every trace process
+ * is killed and reaped and the promise rejects with ERR_CHILD_DEADLINE. One command at a time.
+ */
+export interface NativeProcTree {
+  /** Forks p0 from Node, which maps every region. */
+  start(deadlineMs: number): Promise<{ pid: number; addresses: bigint[]; mapNs: number }>;
+  fork(slot: number, childSlot: number, deadlineMs: number): Promise<{ pid: number; forkNs: number; faults: number }>;
+  /** Stores `tag + page` (write) or loads (read) at offset 0 of each listed page. */
+  access(slot: number, write: boolean, region: number, pages: Uint32Array, tag: bigint, deadlineMs: number): Promise<ProcTreeAccessRaw>;
+  /** mprotect of the listed pages (empty list: the whole region). */
+  protect(slot: number, region: number, prot: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }>;
+  /** execve(execPath): the process keeps its pid, loses every mapping. */
+  exec(slot: number, deadlineMs: number): Promise<{ opNs: number }>;
+  /** The process exits (an exec'd one: its stdin closes); resolves once it has exited. */
+  exit(slot: number, deadlineMs: number): Promise<{ opNs: number }>;
+  /** waitpid(pid) in the process of reaperSlot, or in Node when reaperSlot is -1. */
+  reap(reaperSlot: number, pid: number, deadlineMs: number): Promise<ProcTreeReapRaw>;
+  /** Kills and reaps every trace process; releases the tree. Idempotent. */
+  destroy(deadlineMs: number): Promise<void>;
+  /** pid of each slot's process; 0 while not forked. */
+  pids(): Int32Array;
 }
 
 /** Input of regionCreate (see native/region.cc); src/region/ checks user input first. */
@@ -135,6 +216,22 @@ export interface NativeAddon {
   readPagemap(pid: number, address: bigint, pages: number): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
+  /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */
+  readPageCategories(pid: number, address: bigint, pages: number): ArrayBuffer;
+  ProcTree: new (spec: ProcTreeSpec) => NativeProcTree;
+  /** prctl(PR_SET_CHILD_SUBREAPER); returns the previous setting. */
+  setChildSubreaper(on: boolean): boolean;
+  /** waitpid(pid, WNOHANG): the status, or null while the child runs. */
+  reapChild(pid: number): number | null;
+  /** Starts `path` by fork+exec (0), vfork+exec (1) or posix_spawn (2); times the call in the
+   *  parent and the whole life until reaped (native/spawnprobe.cc). */
+  spawnProbe(input: { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }): Promise<{ callNs: number; totalNs: number }>;
+  /** memcpy of `bytes` from `source` into a destination mapped for it, timed (native/eagercopy.cc). */
+  copyMemory(input: { source: bigint; bytes: number; fresh: boolean }): { ns: number };
+  /** SIGKILLs every live child the addon forked or spawned; returns how many (native/children.cc). */
+  killAllChildren(): number;
+  /** Pids of the live children the addon forked or spawned. */
+  liveChildren(): number[];
   regionCreate(input: RegionCreateInput): RegionViewRaw & { region: number };
   regionFork(view: number, wipe: boolean): RegionViewRaw & { ns: number };
   regionRelease(view: number): void;

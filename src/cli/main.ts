@@ -4,9 +4,18 @@
  */
 import { Command, CommanderError } from 'commander';
 
+import { registerCompare } from './commands/compare.js';
 import { registerEnv } from './commands/env.js';
 import { registerForkWrite } from './commands/forkWrite.js';
+import { registerList } from './commands/list.js';
 import { registerPagemap } from './commands/pagemap.js';
+import { registerScenarios } from './commands/scenarios.js';
+import { registerSimulate } from './commands/simulate.js';
+import { registerRunTrace } from './commands/runTrace.js';
+import { registerValidate } from './commands/validate.js';
+import { registerCalibrate } from './commands/calibrate.js';
+import { registerReport } from './commands/report.js';
+import { registerRun } from './commands/run.js';
 import { registerRegionBench } from './commands/regionBench.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
@@ -18,10 +27,19 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
+  registerRun(program);
+  registerList(program);
+  registerReport(program);
+  registerCompare(program);
   registerForkWrite(program);
   registerPagemap(program);
   registerRegionBench(program);
   registerEnv(program);
+  registerSimulate(program);
+  registerRunTrace(program);
+  registerValidate(program);
+  registerCalibrate(program);
+  registerScenarios(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
@@ -29,6 +47,11 @@ export function buildProgram(): Command {
 /** Runs the CLI and returns the exit code (0 ok, 1 failed, 2 bad input). */
 export async function main(argv: string[]): Promise<number> {
   process.exitCode = undefined;
+  // `cowlab ... | head`: the reader went away; stop quietly, as other Unix tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK);
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

@@ -18,7 +18,7 @@ import {
   type ResolvedForkWriteOptions,
 } from './options.js';
 import { pageOrder } from './pattern.js';
-import { pfnKept, sharedAfterFork, verifySide, type RunSnapshots, type Verification } from './verify.js';
+import { pfnKept, sharedAfterFork, unwrittenShared, verifySide, type RunSnapshots, type Verification } from './verify.js';
 
 export interface SideRun {
   /** Pages this process stored to. */
@@ -28,6 +28,8 @@ export interface SideRun {
   majorFaults: number;
   /** Store latency per page, in write order (ns, clock_gettime around one store). */
   latencyNs: Float64Array;
+  /** Paced parent only: CLOCK_MONOTONIC ns at which each store started; else null. */
+  startNs: Float64Array | null;
   perPageNs: LatencySummary | null;
   /** System-wide /proc/vmstat deltas around the stores. */
   vmstat: CowCounters | null;
@@ -43,6 +45,8 @@ export interface ForkWriteRun {
   /** Warm-up runs are measured like the others but reported apart as cold. */
   warmup: boolean;
   forkNs: number;
+  /** CLOCK_MONOTONIC ns (the clock of process.hrtime) when fork() returned in the parent. */
+  forkedAtNs: number;
   childPid: number;
   child: SideRun | null;
   parent: SideRun | null;
@@ -197,12 +201,16 @@ function analyzeRun(
     pfnKeptInOther = pfnKept(C.afterFork, C.end, orders.parent);
   }
   const first = childSide ?? parentSide!;
+  const firstWriter = childWrites
+    ? { before: C.afterFork, after: C.afterChildWrites, order: orders.child }
+    : { before: P.afterChildWrites, after: P.end, order: orders.parent };
   const verify: Verification = {
     pfnVisible,
     sharedAfterFork: sharedAfterFork(P.afterFork, C.afterFork, pfnVisible),
     pfnChangedInWriter: first.pfnChanged,
     pfnKeptInOther,
     exclusiveAfterWrite: first.exclusiveAfter,
+    unwrittenShared: unwrittenShared(firstWriter.before, firstWriter.after, firstWriter.order, pfnVisible),
   };
 
   if (parentWrites) model.recordStores(orders.parent, tagHigh(index, 'parent'));
@@ -219,6 +227,7 @@ function analyzeRun(
           faults: r.minorFaults,
           majorFaults: r.majorFaults,
           latencyNs: r.latencyNs,
+          startNs: r.startNs,
           perPageNs: summarize(r.latencyNs),
           vmstat: vmstatOf(r),
           pfnChanged: v.pfnChanged,
@@ -230,6 +239,7 @@ function analyzeRun(
     index,
     warmup,
     forkNs: raw.forkNs,
+    forkedAtNs: raw.forkedAtNs,
     childPid: raw.childPid,
     child: side(raw.child, childSide, readbackMismatches(raw.child.readback, orders.child, tagHigh(index, 'child'))),
     parent: side(raw.parent, parentSide, parentMismatches),
@@ -286,7 +296,7 @@ function summarizeRuns(runs: ForkWriteRun[]): ForkWriteSummary {
 export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteResult> {
   const o = resolveForkWriteOptions(options);
   const access = pfnAccess();
-  const order = pageOrder(o.pattern, o.pages, o.count);
+  const order = o.order ?? pageOrder(o.pattern, o.pages, o.count);
   const orders = {
     child: o.writer === 'parent' ? new Uint32Array(0) : order,
     parent: o.writer === 'child' ? new Uint32Array(0) : order,
@@ -299,6 +309,7 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
     const runs: ForkWriteRun[] = [];
     const total = o.warmup + o.repeats;
     for (let i = 0; i < total; i++) {
+      options.onRunStart?.({ index: i, address: mapping.address, bytes: mapping.bytes });
       const release = mapping.acquire('forkWrite');
       let raw: ForkProbeRaw;
       try {
@@ -313,6 +324,8 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
           deadlineMs: o.deadlineMs,
           holdMs: o.holdMs,
           kpagecount: access.pfnVisible && access.kpagecount,
+          childAccess: o.childAccess === 'read' ? 1 : 0,
+          parentPaceNs: o.parentPaceNs,
         });
       } finally {
         release();
@@ -332,8 +345,8 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
 export function forkWriteToJson(r: ForkWriteResult, raw = false): Record<string, unknown> {
   const side = (s: SideRun | null) => {
     if (s === null) return null;
-    const { latencyNs, ...rest } = s;
-    return raw ? { ...rest, latencyNs: Array.from(latencyNs) } : rest;
+    const { latencyNs, startNs, ...rest } = s;
+    return raw ? { ...rest, latencyNs: Array.from(latencyNs), startNs: startNs && Array.from(startNs) } : rest;
   };
   return {
     options: describeOptions(r.options),

@@ -1,4 +1,5 @@
 /** Options of forkWrite: what a user may ask for, checked before anything is mapped. */
+import { invalidOption } from '../errors.js';
 import { choiceOption, integerOption } from '../options.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
@@ -10,6 +11,8 @@ export const PARENT_WHEN = ['child-alive', 'child-exited'] as const;
 export type ParentWhen = (typeof PARENT_WHEN)[number];
 export const THP_CHOICES = ['never', 'always'] as const;
 export type ForkWriteThp = (typeof THP_CHOICES)[number];
+export const CHILD_ACCESS = ['store', 'read'] as const;
+export type ChildAccess = (typeof CHILD_ACCESS)[number];
 
 export interface ForkWriteProgress {
   done: number;
@@ -44,8 +47,19 @@ export interface ForkWriteOptions {
   deadlineMs?: number;
   /** The child keeps its snapshot this long after its writes. Default 0. */
   holdMs?: number;
+  /** Explicit page order (indices below `pages`, repeats allowed: a repeated page is
+   *  already copied, so it does not fault again). Replaces pattern and count. */
+  order?: Uint32Array;
+  /** How the child writes: `store` (a CPU store) or `read` (the kernel writes the page with
+   *  read(2) from a file: the copyout case). Default store. */
+  childAccess?: ChildAccess;
+  /** > 0: the parent stores one page per this many ns (a writer at a set rate), recording
+   *  when each store started (SideRun.startNs). Default 0: back to back. */
+  parentPaceNs?: number;
   /** Called after each run. */
   onProgress?: (p: ForkWriteProgress) => void;
+  /** Called just before each run's fork, with the region's address (e.g. to sample smaps). */
+  onRunStart?: (r: { index: number; address: bigint; bytes: number }) => void;
 }
 
 export interface ResolvedForkWriteOptions {
@@ -59,6 +73,9 @@ export interface ResolvedForkWriteOptions {
   warmup: number;
   deadlineMs: number;
   holdMs: number;
+  order: Uint32Array | null;
+  childAccess: ChildAccess;
+  parentPaceNs: number;
 }
 
 /** The largest region: page indices travel as 32-bit integers. */
@@ -79,17 +96,24 @@ export function resolveForkWriteOptions(
   const patternSize = pattern.kind === 'stride' ? Math.ceil(pages / pattern.stride) : pages;
   const count = integerOption(f('count'), o.count ?? patternSize, { min: 1 });
   const holdMs = integerOption(f('holdMs'), o.holdMs ?? 0, { min: 0, max: 3_600_000 });
+  const order = o.order === undefined ? null : checkOrder(f('order'), o.order, pages);
+  const parentPaceNs = integerOption(f('parentPaceNs'), o.parentPaceNs ?? 0, { min: 0, max: 60_000_000_000 });
+  const written = order?.length ?? pages;
+  const pacedMs = Math.ceil((parentPaceNs * written) / 1e6);
   const resolved: ResolvedForkWriteOptions = {
     pages,
     pattern,
-    count: Math.min(count, patternSize),
+    count: order?.length ?? Math.min(count, patternSize),
     thp: choiceOption(f('thp'), o.thp ?? 'never', THP_CHOICES),
     writer: choiceOption(f('writer'), o.writer ?? 'child', WRITERS),
     parentWhen: choiceOption(f('parentWhen'), o.parentWhen ?? 'child-alive', PARENT_WHEN),
     repeats: integerOption(f('repeats'), o.repeats ?? 5, { min: 1, max: 100_000 }),
     warmup: integerOption(f('warmup'), o.warmup ?? 1, { min: 0, max: 100_000 }),
     holdMs,
-    deadlineMs: integerOption(f('deadlineMs'), o.deadlineMs ?? 10_000 + Math.ceil(pages * 0.05) + holdMs, {
+    order,
+    childAccess: choiceOption(f('childAccess'), o.childAccess ?? 'store', CHILD_ACCESS),
+    parentPaceNs,
+    deadlineMs: integerOption(f('deadlineMs'), o.deadlineMs ?? 10_000 + Math.ceil(pages * 0.05) + holdMs + pacedMs, {
       min: 1,
       max: 24 * 3_600_000,
     }),
@@ -97,7 +121,18 @@ export function resolveForkWriteOptions(
   return resolved;
 }
 
+function checkOrder(field: string, order: Uint32Array, pages: number): Uint32Array {
+  if (!(order instanceof Uint32Array) || order.length === 0) {
+    throw invalidOption(field, 'must be a non-empty Uint32Array of page indices');
+  }
+  for (const p of order) {
+    if (p >= pages) throw invalidOption(field, `page ${p} is outside the region (pages: ${pages})`);
+  }
+  return order;
+}
+
 /** The options as plain JSON (what results files record). */
 export function describeOptions(o: ResolvedForkWriteOptions): Record<string, unknown> {
-  return { ...o, pattern: formatPattern(o.pattern) };
+  const { order, ...rest } = o;
+  return { ...rest, pattern: order ? `explicit (${order.length} stores)` : formatPattern(o.pattern) };
 }

@@ -25,6 +25,10 @@ export interface Verification {
   pfnKeptInOther: number | null;
   /** Pages written by the first writer that it maps exclusively afterwards. */
   exclusiveAfterWrite: number;
+  /** Pages the first writer did not write that it still shares after its writes (present,
+   *  not exclusive, and the same PFN as after the fork when PFNs are visible): the neighbours
+   *  a write left alone, e.g. the rest of a huge page whose mapping the write split. */
+  unwrittenShared: number;
 }
 
 /** One side's own writes: what changed under the pages it wrote. */
@@ -58,6 +62,24 @@ export function verifySide(
     exclusive += after.exclusive[p]!;
   }
   return { pfnChanged: pfnVisible ? changed : null, exclusiveAfter: exclusive };
+}
+
+/** Pages not in `written` that are still shared (see Verification.unwrittenShared). */
+export function unwrittenShared(
+  before: PagemapEntries,
+  after: PagemapEntries,
+  written: Uint32Array,
+  pfnVisible: boolean,
+): number {
+  const touched = new Uint8Array(after.length);
+  for (const p of written) touched[p] = 1;
+  let n = 0;
+  for (let i = 0; i < after.length; i++) {
+    if (touched[i] || !after.present[i] || after.exclusive[i]) continue;
+    if (pfnVisible && before.pfn[i] !== after.pfn[i]) continue;
+    n++;
+  }
+  return n;
 }
 
 /** Pages of `written` whose PFN in `other` is the same at both moments. */

@@ -161,3 +161,33 @@ export function readKpageCounts(pfns: Float64Array): Float64Array {
 export function readKpageFlags(pfns: Float64Array): PageFlagsList {
   return new PageFlagsList(native().readKpage('flags', pfns));
 }
+
+/** PAGEMAP_SCAN page categories (include/uapi/linux/fs.h, Linux >= 6.7). */
+export const PAGE_IS = { FILE: 2, PRESENT: 3, SWAPPED: 4, PFNZERO: 5, HUGE: 6 } as const;
+
+/** One byte per page: bit PAGE_IS.X set when the page is in that category. */
+export class PageCategories {
+  readonly length: number;
+  constructor(readonly bits: Uint8Array) {
+    this.length = bits.length;
+  }
+
+  has(i: number, category: number): boolean {
+    return ((this.bits[i]! >>> category) & 1) === 1;
+  }
+
+  /** 1 where the page maps the (huge) zero page: no privilege needed, unlike kpageflags. */
+  zeroPage(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = (this.bits[i]! >>> PAGE_IS.PFNZERO) & 1;
+    return out;
+  }
+}
+
+/**
+ * Page categories of `pages` pages from `address` in process `pid`, by the PAGEMAP_SCAN ioctl
+ * (Linux >= 6.7; same access rule as reading the pagemap, no CAP_SYS_ADMIN needed).
+ */
+export function readPageCategories(pid: number, address: bigint, pages: number): PageCategories {
+  return new PageCategories(new Uint8Array(native().readPageCategories(pid === process.pid ? 0 : pid, address, pages)));
+}

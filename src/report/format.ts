@@ -26,3 +26,19 @@ export function formatCount(n: number | null | undefined): string {
 export function formatRatio(r: number | null | undefined): string {
   return r === null || r === undefined || !Number.isFinite(r) ? '-' : `${r.toFixed(2)}x`;
 }
+
+/** Splits `text` into lines of at most `width` characters, at spaces (a longer word keeps its own line). */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}

@@ -47,3 +47,12 @@ describe('native errors', () => {
     );
   });
 });
+
+describe('choosing a build', () => {
+  it('uses exactly the build named by COWLAB_ADDON when it is set', async () => {
+    const { nativePath } = await import('../../src/native.js');
+    const chosen = process.env.COWLAB_ADDON;
+    if (chosen) expect(nativePath()).toBe(chosen);
+    else expect(nativePath()).toMatch(/build\/Release\/cowlab\.node$/);
+  });
+});

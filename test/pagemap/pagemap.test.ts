@@ -141,6 +141,7 @@ describe('without root', () => {
     const [verify, faults] = r.stdout.trim().split(' ');
     expect(JSON.parse(verify!)).toEqual({
       pfnVisible: false, sharedAfterFork: 256, pfnChangedInWriter: null, pfnKeptInOther: null, exclusiveAfterWrite: 256,
+      unwrittenShared: 0,
     });
     expect(Number(faults)).toBe(256);
   });

@@ -216,6 +216,8 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
           deadlineMs: 10_000,
           holdMs: 0,
           kpagecount: false,
+          childAccess: 0,
+          parentPaceNs: 0,
         });
         await expect(probe).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
       }
@@ -244,6 +246,8 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
         deadlineMs: 20_000,
         holdMs: 0,
         kpagecount: false,
+        childAccess: 0,
+        parentPaceNs: 0,
       });
       await expect(probe).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
       expect(u.every((b) => b === 0x33)).toBe(true);

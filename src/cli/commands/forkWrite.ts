@@ -31,6 +31,8 @@ const FLAG: Record<keyof ForkWriteOptions, string> = {
   pages: '--pages', pattern: '--pattern', seed: '--seed', count: '--count', thp: '--thp', writer: '--writer',
   parentWhen: '--parent-when', repeats: '--repeats', warmup: '--warmup', deadlineMs: '--deadline-ms',
   holdMs: '--hold-ms', onProgress: '--progress',
+  // API-only options (no flag): named as the API names them.
+  order: 'order', childAccess: 'childAccess', parentPaceNs: 'parentPaceNs', onRunStart: 'onRunStart',
 };
 
 /** Flags (strings) to API options; values are checked by the API with the flag names. */
@@ -49,7 +51,7 @@ function toOptions(f: Flags): ForkWriteOptions {
   if (f.count !== undefined) o.count = f.count as unknown as number;
   if (f.deadlineMs !== undefined) o.deadlineMs = f.deadlineMs as unknown as number;
   // Checked here, with flag names, before anything is allocated; forkWrite re-checks numbers.
-  const r = resolveForkWriteOptions(o, (k) => FLAG[k]);
+  const { order: _order, ...r } = resolveForkWriteOptions(o, (k) => FLAG[k]);
   return { ...o, ...r, pattern: formatPattern(r.pattern), seed: r.pattern.kind === 'rand' ? r.pattern.seed : 1 };
 }
 

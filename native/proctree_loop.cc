@@ -1,0 +1,500 @@
+// The native command loop of a trace process (see proctree.h for the shared layout).
+//
+// Everything in this file runs in a process made by clone() from Node (p0) or from another
+// trace process, so only async-signal-safe code is allowed: raw syscalls through their thin
+// glibc wrappers, vDSO clock reads, memory prepared before the fork (the shared control and
+// stack mappings), no malloc, no stdio, no V8, no libuv, no exceptions, `_exit` at the end.
+// No function here writes private memory other than the trace regions: state lives in the
+// process's slot block and on its own (MAP_SHARED) stack.
+//
+// Life of a process:
+//   start    (p0 only: own process group, default signal dispositions with SIGPIPE ignored,
+//            stdin/stdout/stderr on /dev/null, pinned to one CPU), close every fd except the channels of its own
+//            slot and of the slots its future descendants will use, pre-touch its stack and
+//            slot, prefault the code it runs (text is not copied at fork), run every timed
+//            path once, then say 'R' on its reply pipe.
+//   loop     read one byte from its command pipe (EOF: Node is gone or done -> _exit(0)),
+//            execute the command in its slot, write the results, reply 'K' or 'E'.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "child.h"
+#include "proctree.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+namespace cowlab {
+namespace proctree {
+namespace {
+
+constexpr size_t kHugeBytes = 2 * 1024 * 1024;
+constexpr size_t kStackTouch = kStackBytes - 16 * 1024;
+
+inline uint64_t MinorFaults() {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return static_cast<uint64_t>(ru.ru_minflt);
+}
+
+inline void PretouchRead(const void* p, size_t bytes, size_t pageSize) {
+  const volatile char* c = static_cast<const volatile char*>(p);
+  for (size_t i = 0; i < bytes; i += pageSize) (void)c[i];
+}
+
+// The measured loop: for each listed page, one 8-byte access at offset 0 timed with
+// CLOCK_MONOTONIC, and the minor-fault count read before and after it (outside the timed
+// window). A write stores `tag + page`; a read keeps the value it loaded. For a shared mapping,
+// mincore() first records whether the page was already in the page cache (a fault on it maps
+// an existing frame; a fault on a page not in the cache allocates a fresh one). Never inlined:
+// the warm-up runs exactly this code.
+__attribute__((noinline)) void AccessLoop(uint8_t* base, size_t ps, const uint32_t* pages, size_t n, bool write,
+                                          bool shared, uint64_t tag, uint64_t* lat, uint32_t* faults,
+                                          uint8_t* flags, uint64_t* values) {
+  for (size_t i = 0; i < n; i++) {
+    volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + static_cast<size_t>(pages[i]) * ps);
+    uint8_t fl = 0;
+    if (shared) {
+      unsigned char v = 0;
+      if (mincore(const_cast<uint64_t*>(p), ps, &v) == 0 && (v & 1) != 0) fl = kInCore;
+    }
+    uint64_t value = 0;
+    uint64_t f0 = MinorFaults();
+    uint64_t t0 = child::NowNs();
+    __asm__ volatile("" ::: "memory");
+    if (write) {
+      *p = tag + pages[i];
+    } else {
+      value = *p;
+    }
+    __asm__ volatile("" ::: "memory");
+    uint64_t t1 = child::NowNs();
+    uint64_t f1 = MinorFaults();
+    lat[i] = t1 - t0;
+    faults[i] = static_cast<uint32_t>(f1 - f0);
+    flags[i] = fl;
+    values[i] = value;
+  }
+}
+
+// Runs the timed paths once on a scratch buffer on the (pre-touched) stack, so the code pages,
+// the vDSO and the syscall wrappers are mapped before anything is measured.
+__attribute__((noinline)) void WarmUp(size_t ps) {
+  alignas(4096) uint8_t scratch[4 * 4096];
+  uint32_t pages[4] = {0, 1, 2, 3};
+  uint64_t lat[4], values[4];
+  uint32_t faults[4];
+  uint8_t flags[4];
+  const size_t stride = ps == 4096 ? ps : 0;  // four pages of the scratch buffer, or one
+  AccessLoop(scratch, stride, pages, 4, true, true, 0, lat, faults, flags, values);
+  AccessLoop(scratch, stride, pages, 4, false, false, 0, lat, faults, flags, values);
+  uint64_t minflt, majflt;
+  child::Faults(RUSAGE_THREAD, &minflt, &majflt);
+  __asm__ volatile("" : : "r"(scratch), "r"(lat), "r"(values), "r"(faults), "r"(flags) : "memory");
+}
+
+// Closes every descriptor except 0-2 and the channels of the slots in `self`'s subtree (its
+// own and those of the processes it will fork). close_range over the gaps between kept fds.
+void CloseForeignFds(Header* h, int32_t self) {
+  int keep[2 * kMaxSlots + 1];
+  size_t n = 0;
+  keep[n++] = 2;
+  for (uint32_t s = 0; s < h->slots; s++) {
+    if (!InSubtree(h, static_cast<int32_t>(s), self)) continue;
+    keep[n++] = h->cmdRead[s];
+    keep[n++] = h->replyWrite[s];
+  }
+  for (size_t i = 1; i < n; i++) {  // insertion sort: a few hundred entries at most
+    int v = keep[i];
+    size_t j = i;
+    while (j > 0 && keep[j - 1] > v) {
+      keep[j] = keep[j - 1];
+      j--;
+    }
+    keep[j] = v;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned lo = static_cast<unsigned>(keep[i]) + 1;
+    unsigned hi = i + 1 < n ? static_cast<unsigned>(keep[i + 1]) - 1 : ~0U;
+    if (lo <= hi) syscall(SYS_close_range, lo, hi, 0);
+  }
+}
+
+// glibc registers an rseq area in the thread's TCB, which the kernel writes (cpu_id) when the
+// thread returns to user space after a preemption or migration. After a fork that TCB page is
+// COW-shared, so such a kernel write costs the process a fault at a random moment, inside
+// whatever is being measured. The trace processes never use rseq: p0 unregisters it, and its
+// descendants inherit the unregistered state.
+void UnregisterRseq() {
+  if (__rseq_size == 0) return;
+  void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+  const unsigned lengths[2] = {__rseq_size, 32};  // the length glibc registered
+  for (unsigned len : lengths) {
+    if (syscall(SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0) return;
+  }
+}
+
+// Keeps the whole tree on the CPU p0 starts on (children inherit the affinity). Whether a
+// write fault reuses a page depends on its reference count, and a freshly allocated page holds
+// an extra reference while it sits in a per-CPU LRU batch; the fault handler drains only the
+// batch of the CPU it runs on (lru_add_drain in wp_can_reuse_anon_folio). A process that
+// migrated after allocating a page could therefore see a copy where the algorithm says reuse.
+// On one CPU every batch is the local one, so the outcome is the algorithm's, every time.
+void PinToCurrentCpu() {
+  unsigned cpu = 0;
+  if (syscall(SYS_getcpu, &cpu, nullptr, nullptr) != 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
+// p0 only: a process group of its own (Node kills and reaps the whole tree through it),
+// default signal handling (Node's handlers must not run here; SIGPIPE ignored so a write to a
+// dead Node fails with EPIPE), and stdio on /dev/null (never hold Node's pipes or terminal).
+void BecomeRoot(Header* h) {
+  setpgid(0, 0);
+  struct sigaction sa;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    __builtin_memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sig == SIGPIPE ? SIG_IGN : SIG_DFL;
+    sigaction(sig, &sa, nullptr);  // glibc's reserved signals fail with EINVAL: fine
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  UnregisterRseq();
+  PinToCurrentCpu();
+  int fd = open(h->devNull, O_RDWR);
+  if (fd >= 0) {
+    for (int i = 0; i <= 2; i++) {
+      if (fd != i) dup2(fd, i);
+    }
+    if (fd > 2) close(fd);
+  }
+}
+
+// Parses a hex number at *p, advancing past it.
+uint64_t ParseHex(const char** p, const char* end) {
+  uint64_t v = 0;
+  for (; *p < end; (*p)++) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    v = v * 16 + static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+// One line of /proc/self/maps: "start-end perms offset dev inode   path".
+struct MapsLine {
+  uint64_t start, end;
+  bool priv, named, bracketed, heapOrStack;
+};
+
+bool StartsWith(const char* p, const char* end, const char* word) {
+  for (; *word != 0; p++, word++) {
+    if (p >= end || *p != *word) return false;
+  }
+  return true;
+}
+
+bool ParseMapsLine(const char* p, const char* end, MapsLine* out) {
+  out->start = ParseHex(&p, end);
+  if (p >= end || *p != '-') return false;
+  p++;
+  out->end = ParseHex(&p, end);
+  if (end - p < 5) return false;
+  out->priv = p[4] == 'p';
+  for (int field = 0; field < 4 && p < end; field++) {  // skip perms, offset, dev, inode
+    while (p < end && *p == ' ') p++;
+    while (p < end && *p != ' ') p++;
+  }
+  while (p < end && *p == ' ') p++;
+  out->named = p < end;
+  out->bracketed = p < end && *p == '[';
+  out->heapOrStack = StartsWith(p, end, "[heap]") || StartsWith(p, end, "[stack]");
+  return true;
+}
+
+// p0 only, before it maps anything: marks Node's own anonymous private memory (V8 heap, malloc
+// heap and arenas, the main thread's and other threads' stacks, ...) MADV_DONTFORK, so forks in
+// the trace copy the page tables of the regions, not Node's. Kept: file mappings and the
+// anonymous mapping right after one (a library's .bss), the kernel's special mappings ([vdso],
+// [vvar], ...), and the mapping holding this thread's TLS block (errno lives there). The trace
+// processes run on their own stacks, never call malloc, and touch nothing else.
+void ShedNodeMemory(const Header* h) {
+  const uint64_t tls = reinterpret_cast<uint64_t>(__builtin_thread_pointer());
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[4096];
+  size_t have = 0;
+  uint64_t prevEnd = 0;
+  bool prevFile = false;
+  for (;;) {
+    ssize_t r = read(fd, buf + have, sizeof buf - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += static_cast<size_t>(r);
+    size_t lineStart = 0;
+    for (size_t i = 0; i < have; i++) {
+      if (buf[i] != '\n') continue;
+      MapsLine m;
+      if (ParseMapsLine(buf + lineStart, buf + i, &m)) {
+        bool bss = !m.named && prevFile && m.start == prevEnd;
+        bool keep = !m.priv || (m.named && !m.heapOrStack) || bss || (tls >= m.start && tls < m.end);
+        if (!keep) madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTFORK);
+        prevFile = m.named && !m.bracketed;
+        prevEnd = m.end;
+      }
+      lineStart = i + 1;
+    }
+    __builtin_memmove(buf, buf + lineStart, have - lineStart);
+    have -= lineStart;
+    if (have == sizeof buf) have = 0;  // a line longer than the buffer: drop it
+  }
+  close(fd);
+  (void)h;
+}
+
+void Reply(Slot* s, char c) {
+  if (!child::WriteByte(s->header()->replyWrite[s->index], c)) _exit(0);  // Node is gone
+}
+
+bool Fail(Slot* s, Stage stage, int err) {
+  s->status = err;
+  s->stage = stage;
+  return false;
+}
+
+uint8_t* RegionBase(Header* h, uint32_t r) { return reinterpret_cast<uint8_t*>(h->region[r].address); }
+
+// Maps region r like memory.cc does (aligned reservation, MAP_FIXED inside, trim), then
+// applies its advice. Runs in p0 before any fork.
+bool MapRegion(Slot* s, uint32_t r) {
+  Header* h = s->header();
+  Region& reg = h->region[r];
+  const size_t ps = h->pageSize;
+  const size_t bytes = reg.pages * ps;
+  const size_t align = reg.thp ? kHugeBytes : ps;
+  const size_t reserve = bytes + (align > ps ? align : 0);
+  void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (res == MAP_FAILED) return Fail(s, kStageReserve, errno);
+  uintptr_t start = reinterpret_cast<uintptr_t>(res);
+  uintptr_t aligned = (start + align - 1) & ~(static_cast<uintptr_t>(align) - 1);
+  int fd = -1;
+  if (reg.backing == kMemfdPrivate || reg.backing == kMemfdShared) {
+    fd = memfd_create("cowlab-trace", MFD_CLOEXEC);
+    if (fd < 0) return Fail(s, kStageMemfd, errno);
+    if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+      int e = errno;
+      close(fd);
+      return Fail(s, kStageMemfd, e);
+    }
+  }
+  int flags = MAP_FIXED | (IsShared(reg.backing) ? MAP_SHARED : MAP_PRIVATE) | (fd < 0 ? MAP_ANONYMOUS : 0);
+  void* p = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
+  int e = errno;
+  if (fd >= 0) close(fd);  // the mapping keeps the memfd alive
+  if (p == MAP_FAILED) return Fail(s, kStageMmap, e);
+  if (aligned > start) munmap(res, aligned - start);
+  uintptr_t end = aligned + bytes, resEnd = start + reserve;
+  if (resEnd > end) munmap(reinterpret_cast<void*>(end), resEnd - end);
+  reg.address = static_cast<uint64_t>(aligned);
+  if (madvise(p, bytes, reg.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) return Fail(s, kStageMadvise, errno);
+  if (reg.dontfork && madvise(p, bytes, MADV_DONTFORK) != 0) return Fail(s, kStageMadvise, errno);
+  if (reg.wipeonfork && madvise(p, bytes, MADV_WIPEONFORK) != 0) return Fail(s, kStageMadvise, errno);
+  return true;
+}
+
+bool DoMap(Slot* s) {
+  Header* h = s->header();
+  uint64_t t0 = child::NowNs();
+  for (uint32_t r = 0; r < h->regions; r++) {
+    if (!MapRegion(s, r)) return false;
+  }
+  s->timeNs = child::NowNs() - t0;
+  return true;
+}
+
+// Time and fault counts of a whole operation, written into the slot when it ends.
+struct OpMeter {
+  uint64_t minflt, majflt, t0;
+  OpMeter() {
+    child::Faults(RUSAGE_THREAD, &minflt, &majflt);
+    t0 = child::NowNs();
+  }
+  void End(Slot* s) const {
+    uint64_t t1 = child::NowNs();
+    uint64_t minflt1, majflt1;
+    child::Faults(RUSAGE_THREAD, &minflt1, &majflt1);
+    s->timeNs = t1 - t0;
+    s->faults = minflt1 - minflt;
+    s->majorFaults = majflt1 - majflt;
+  }
+};
+
+bool PagesInRange(Slot* s, uint64_t regionPages) {
+  const uint32_t* pages = s->pages();
+  for (uint64_t i = 0; i < s->count; i++) {
+    if (pages[i] >= regionPages) return Fail(s, kStageBadPage, EINVAL);
+  }
+  return true;
+}
+
+bool DoAccess(Slot* s, bool write) {
+  Header* h = s->header();
+  if (s->region >= h->regions || s->count > s->capacity) return Fail(s, kStageBadCommand, EINVAL);
+  const Region& reg = h->region[s->region];
+  if (!PagesInRange(s, reg.pages)) return false;
+  OpMeter meter;
+  AccessLoop(RegionBase(h, s->region), h->pageSize, s->pages(), s->count, write, IsShared(reg.backing), s->tag,
+             s->lat(), s->faultCounts(), s->flags(), s->values());
+  meter.End(s);
+  return true;
+}
+
+// mprotect of the listed pages (consecutive pages in list order become one call), or of the
+// whole region when the list is empty.
+bool DoProtect(Slot* s) {
+  Header* h = s->header();
+  if (s->region >= h->regions || s->count > s->capacity) return Fail(s, kStageBadCommand, EINVAL);
+  const Region& reg = h->region[s->region];
+  if (!PagesInRange(s, reg.pages)) return false;
+  const size_t ps = h->pageSize;
+  uint8_t* base = RegionBase(h, s->region);
+  const int prot = static_cast<int>(s->arg);
+  const uint32_t* pages = s->pages();
+  OpMeter meter;
+  int err = 0;
+  if (s->count == 0) {
+    if (mprotect(base, reg.pages * ps, prot) != 0) err = errno;
+  } else {
+    for (uint64_t i = 0; i < s->count && err == 0;) {
+      uint64_t j = i;
+      while (j + 1 < s->count && pages[j + 1] == pages[j] + 1) j++;
+      if (mprotect(base + static_cast<size_t>(pages[i]) * ps, (j - i + 1) * ps, prot) != 0) err = errno;
+      i = j + 1;
+    }
+  }
+  meter.End(s);
+  return err == 0 || Fail(s, kStageMprotect, err);
+}
+
+// clone() with the child's own shared stack: a fork (no CLONE_VM) in which the child starts in
+// ProcessEntry on a stack no other process uses. Only the clone call is timed.
+bool DoFork(Slot* s) {
+  Header* h = s->header();
+  const int64_t c = s->arg;
+  if (c <= 0 || c >= static_cast<int64_t>(h->slots) || h->parent[c] != static_cast<int32_t>(s->index)) {
+    return Fail(s, kStageBadCommand, EINVAL);
+  }
+  Slot* cs = SlotAt(h, static_cast<uint32_t>(c));
+  uint8_t* top = StackTop(h, static_cast<uint32_t>(c));
+  // The clone wrapper stores fn and arg at the top of the child's stack before the syscall.
+  child::PretouchWrite(top - 2 * h->pageSize, 2 * h->pageSize, h->pageSize);
+  OpMeter meter;
+  int pid = clone(ProcessEntry, top, SIGCHLD, cs);
+  int err = errno;
+  meter.End(s);
+  if (pid < 0) return Fail(s, kStageClone, err);
+  cs->pid = pid;
+  // The child's subtree talks through the child from now on.
+  for (uint32_t i = 0; i < h->slots; i++) {
+    if (!InSubtree(h, static_cast<int32_t>(i), static_cast<int32_t>(c))) continue;
+    close(h->cmdRead[i]);
+    close(h->replyWrite[i]);
+  }
+  s->childPid = pid;
+  return true;
+}
+
+// execve of a small program that stays alive with its stdin on this process's command pipe
+// (the default, cat, exits at EOF: when Node closes the pipe, or dies). Every other fd is
+// close-on-exec, so the reply pipe closes when the exec succeeds: Node reads EOF.
+bool DoExec(Slot* s) {
+  Header* h = s->header();
+  if (dup2(h->cmdRead[s->index], 0) < 0) return Fail(s, kStageExecDup, errno);
+  struct sigaction sa;
+  __builtin_memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &sa, nullptr);
+  char* argv[] = {h->execArg0, nullptr};
+  char* envp[] = {nullptr};
+  execve(h->execPath, argv, envp);
+  int e = errno;
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, nullptr);
+  return Fail(s, kStageExecve, e);
+}
+
+bool DoReap(Slot* s) {
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(static_cast<pid_t>(s->arg), &status, 0);
+    if (r >= 0) break;
+    if (errno != EINTR) return Fail(s, kStageWaitpid, errno);
+  }
+  s->waitStatus = status;
+  return true;
+}
+
+bool Execute(Slot* s) {
+  s->status = 0;
+  s->stage = kStageNone;
+  s->timeNs = s->faults = s->majorFaults = 0;
+  switch (s->op) {
+    case kOpMap: return s->header()->parent[s->index] < 0 ? DoMap(s) : Fail(s, kStageBadCommand, EINVAL);
+    case kOpFork: return DoFork(s);
+    case kOpWrite: return DoAccess(s, true);
+    case kOpRead: return DoAccess(s, false);
+    case kOpProtect: return DoProtect(s);
+    case kOpExec: return DoExec(s);
+    case kOpExit: _exit(0);
+    case kOpReap: return DoReap(s);
+    default: return Fail(s, kStageBadCommand, EINVAL);
+  }
+}
+
+}  // namespace
+
+int ProcessEntry(void* arg) {
+  Slot* s = static_cast<Slot*>(arg);
+  Header* h = s->header();
+  const int32_t self = static_cast<int32_t>(s->index);
+  s->pid = getpid();
+  if (h->parent[self] < 0) {
+    BecomeRoot(h);
+    if (h->shedNodeMemory) ShedNodeMemory(h);
+  }
+  CloseForeignFds(h, self);
+  // Shared mappings are not copied at fork: this process maps its own pages now, outside any
+  // measurement. Then the code it will run, and one pass over every timed path.
+  child::PretouchStack(kStackTouch);
+  PretouchRead(h, h->slotOffset[0], h->pageSize);
+  child::PretouchWrite(s, s->blockBytes, h->pageSize);
+  for (uint32_t i = 0; i < h->textRanges; i++) {
+    madvise(reinterpret_cast<void*>(h->text[i].start), h->text[i].bytes, MADV_POPULATE_READ);
+  }
+  WarmUp(h->pageSize);
+  Reply(s, kReplyReady);
+  for (;;) {
+    if (child::ReadByte(h->cmdRead[self]) < 0) _exit(0);  // EOF: Node closed the pipe or died
+    Reply(s, Execute(s) ? kReplyOk : kReplyFailed);
+  }
+}
+
+}  // namespace proctree
+}  // namespace cowlab

@@ -1,0 +1,185 @@
+// Spawn probe: how long the parent spends creating a process that runs a trivial program, by
+// three mechanisms. Runs on a libuv worker thread (a Promise in JS).
+//
+//   kind 0  fork():       _Fork(), the child execs the program. Timed: the fork call in the
+//                         parent (copying the page tables is the cost that grows with memory).
+//   kind 1  vfork()+exec: the parent is suspended until the child has exec'd. Timed: vfork
+//                         until it returns in the parent (includes the exec).
+//   kind 2  posix_spawn:  glibc's clone(CLONE_VM|CLONE_VFORK) + exec. Timed: the call.
+//
+// Every kind also reports the time until the child was reaped. The child is registered in
+// the live-children registry (children.h) while it lives, waited for with a deadline, and
+// reaped on every path. A child exiting non-zero (exec failed) is an error.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "args.h"
+#include "child.h"
+#include "children.h"
+#include "errors.h"
+
+extern char** environ;
+
+namespace cowlab {
+namespace {
+
+enum SpawnKind { kFork = 0, kVfork = 1, kPosixSpawn = 2 };
+const char* const kKindNames[] = {"fork", "vfork", "posix_spawn"};
+
+class SpawnProbe : public Napi::AsyncWorker {
+ public:
+  SpawnProbe(Napi::Env env, Napi::Object opts)
+      : Napi::AsyncWorker(env, "cowlab.spawnProbe"), deferred_(Napi::Promise::Deferred::New(env)) {
+    const char* fn = "spawnProbe";
+    kind_ = static_cast<int>(PropCount(env, opts, fn, "kind", kPosixSpawn));
+    deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
+    Napi::Value path = opts.Get("path");
+    if (!path.IsString()) ThrowBadArg(env, fn, "path", "a string");
+    args_.push_back(path.As<Napi::String>().Utf8Value());
+    Napi::Value args = opts.Get("args");
+    if (!args.IsUndefined()) {
+      if (!args.IsArray()) ThrowBadArg(env, fn, "args", "an array of strings");
+      Napi::Array a = args.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsString()) ThrowBadArg(env, fn, "args", "an array of strings");
+        args_.push_back(v.As<Napi::String>().Utf8Value());
+      }
+    }
+    path_ = args_[0];
+    // argv is built here, before any fork: the child only calls execve with it.
+    for (std::string& s : args_) argv_.push_back(&s[0]);
+    argv_.push_back(nullptr);
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    pid_t pid = -1;
+    uint64_t t0 = child::NowNs();
+    if (kind_ == kFork) {
+      pid = _Fork();
+      if (pid == 0) {
+        execve(argv_[0], argv_.data(), environ);
+        _exit(127);
+      }
+    } else if (kind_ == kVfork) {
+      pid = vfork();
+      if (pid == 0) {
+        execve(argv_[0], argv_.data(), environ);
+        _exit(127);
+      }
+    } else {
+      int err = posix_spawn(&pid, argv_[0], nullptr, nullptr, argv_.data(), environ);
+      if (err != 0) {
+        errno = err;
+        pid = -1;
+      }
+    }
+    uint64_t t1 = child::NowNs();
+    if (pid < 0) {
+      error_.setSyscall(kKindNames[kind_], errno, std::string("starting ") + path_);
+      return;
+    }
+    children::Register(pid);
+    callNs_ = t1 - t0;
+    int status = 0;
+    if (!WaitExit(pid, t1 + deadlineMs_ * 1000000ULL)) {
+      children::Unregister(pid);
+      kill(pid, SIGKILL);
+      Reap(pid, &status);
+      error_.set("ERR_CHILD_DEADLINE", std::string("the ") + kKindNames[kind_] + " child running " + path_ +
+                                           " did not exit within " + std::to_string(deadlineMs_) +
+                                           " ms and was killed");
+      return;
+    }
+    children::Unregister(pid);
+    Reap(pid, &status);
+    totalNs_ = child::NowNs() - t0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                            : "exited with status " + std::to_string(WEXITSTATUS(status));
+      error_.set("ERR_CHILD_FAILED", std::string("the ") + kKindNames[kind_] + " child running " + path_ + " " +
+                                         how + (WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (exec failed)" : ""));
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (error_.isSet()) {
+      deferred_.Reject(error_.toJs(env).Value());
+      return;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("callNs", static_cast<double>(callNs_));
+    out.Set("totalNs", static_cast<double>(totalNs_));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  // Polls a pidfd until the child exits or the deadline passes (true: exited, not reaped).
+  static bool WaitExit(pid_t pid, uint64_t deadline) {
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return true;  // no pidfd (Linux < 5.3): the caller's waitpid blocks instead
+    struct pollfd p = {pidfd, POLLIN, 0};
+    bool exited = false;
+    for (;;) {
+      uint64_t now = child::NowNs();
+      if (now >= deadline) break;
+      uint64_t left = (deadline - now) / 1000000ULL + 1;
+      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
+      if (r > 0) {
+        exited = true;
+        break;
+      }
+      if (r < 0 && errno != EINTR) break;
+    }
+    close(pidfd);
+    return exited;
+  }
+
+  static void Reap(pid_t pid, int* status) {
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+    }
+  }
+
+  Napi::Promise::Deferred deferred_;
+  int kind_ = kFork;
+  uint64_t deadlineMs_ = 0;
+  std::string path_;
+  std::vector<std::string> args_;  // argv[0] is the path
+  std::vector<char*> argv_;
+  uint64_t callNs_ = 0, totalNs_ = 0;
+  PendingError error_;
+};
+
+// spawnProbe({ kind, path, args?, deadlineMs }) -> Promise<{ callNs, totalNs }>
+Napi::Value StartSpawnProbe(const Napi::CallbackInfo& info) {
+  Napi::Object opts = ArgObject(info, 0, "spawnProbe", "options");
+  auto* worker = new SpawnProbe(info.Env(), opts);
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace
+
+void InitSpawnProbe(Napi::Env env, Napi::Object exports) {
+  exports.Set("spawnProbe", Napi::Function::New(env, StartSpawnProbe, "spawnProbe"));
+}
+
+}  // namespace cowlab

@@ -1,0 +1,526 @@
+/**
+ * The kernel engine: runs a trace in real processes and observes every step with real
+ * pagemap reads.
+ *
+ * p0 is forked from Node (so Node's own page faults and heap never appear in the figures) and
+ * maps every region; each `fork` step forks the acting trace process; every trace process runs
+ * the native command loop (native/proctree_loop.cc) on its own shared stack, so the fault
+ * counts it reports belong to the operation alone. After the setup and after every step, Node
+ * reads the pagemap of every region in every live process and derives the observations
+ * (./observe.ts). Whatever happens, every process is killed and reaped before run() settles.
+ */
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+
+import { CowlabError } from '../../errors.js';
+import { meminfo } from '../../env/environment.js';
+import { pageSize } from '../../memory/mapping.js';
+import { native, type NativeProcTree, type ProcTreeAccessRaw } from '../../native.js';
+import { pfnAccess } from '../../pagemap/access.js';
+import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
+import { formatBytes } from '../../report/format.js';
+import type { RegionSpec, Trace } from '../../trace/types.js';
+import type {
+  Engine,
+  EngineRunOptions,
+  RegionObservation,
+  StepEvents,
+  StepObservation,
+  TraceObservations,
+} from '../types.js';
+import {
+  allFrames,
+  classifyAccesses,
+  countFrames,
+  readSnapshot,
+  type RegionGeometry,
+  type RegionSnapshot,
+  type ZeroSource,
+} from './observe.js';
+import { planTrace, type KernelPlan, type PlannedStep } from './plan.js';
+
+/** The most processes a trace may have (one channel per process, see native/proctree.h). */
+export const MAX_TRACE_PROCESSES = 256;
+export const DEFAULT_STEP_DEADLINE_MS = 60_000;
+const DESTROY_BUDGET_MS = 10_000;
+
+/** Programs `exec` may run: they stay alive until their stdin (the command pipe) closes. */
+const EXEC_CANDIDATES = ['/bin/cat', '/usr/bin/cat'];
+
+/**
+ * The value a write stores at offset 0 of `page`: `tag + page`, with the tag (upper 32 bits)
+ * naming the step (setup = step -1), so any page's content says who wrote it.
+ */
+export function kernelWriteValue(step: number, page: number): bigint {
+  return writeTag(step) + BigInt(page);
+}
+
+function writeTag(step: number): bigint {
+  return BigInt(step + 2) << 32n;
+}
+
+/** Per-access record of a write or read (setup populate included). */
+export interface KernelAccessDetail {
+  region: string;
+  write: boolean;
+  pages: Uint32Array;
+  latencyNs: Float64Array;
+  /** Minor faults of each access. */
+  faults: Uint32Array;
+  /** ACCESS_CLASS of each access (observe.ts). */
+  classes: Uint8Array;
+  /** Read: the u64 at offset 0 of each page. */
+  values: BigUint64Array | null;
+}
+
+/** Everything measured at one step, beyond the observation shape (tests, calibration). */
+export interface KernelStepDetail {
+  step: number;
+  /** pid of every live process after the step. */
+  pids: Record<string, number>;
+  /** Raw pagemap of every region in every live process after the step. */
+  pagemap: Record<string, Record<string, PagemapEntries>>;
+  /** With `kpagecount: true` (root): /proc/kpagecount of each page's frame after the step, 0
+   *  where the page is not present. */
+  kpagecount: Record<string, Record<string, Float64Array>> | null;
+  /** write/read (and the setup's populate passes). */
+  access: KernelAccessDetail[];
+  /** Minor faults of the acting process over the whole operation (null: not measured). */
+  opFaults: number | null;
+  /** fork: the fork() call. */
+  forkNs: number | null;
+}
+
+export interface KernelDetailOptions extends EngineRunOptions {
+  /** Read /proc/kpagecount of every present frame after each step (root only). */
+  kpagecount?: boolean;
+}
+
+export interface KernelRunDetailed {
+  observations: TraceObservations;
+  details: KernelStepDetail[];
+}
+
+type ProcState = 'unborn' | 'running' | 'execd' | 'exited';
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function bracketed(s: string | null): string | null {
+  return s === null ? null : (/\[([^\]]+)\]/.exec(s)?.[1] ?? null);
+}
+
+function isShmemBacked(r: RegionSpec): boolean {
+  return r.map === 'shared' || r.backing === 'memfd';
+}
+
+function backingCode(r: RegionSpec): number {
+  const c = native().constants;
+  if (r.backing === 'anon') return r.map === 'shared' ? c.BACKING_ANON_SHARED : c.BACKING_ANON_PRIVATE;
+  return r.map === 'shared' ? c.BACKING_MEMFD_SHARED : c.BACKING_MEMFD_PRIVATE;
+}
+
+function execPath(): string | null {
+  for (const p of EXEC_CANDIDATES) {
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+let zeroSourceCached: ZeroSource | undefined;
+
+/** PAGEMAP_SCAN when the kernel has it; else kpageflags as root; else nothing. */
+function zeroSource(): ZeroSource {
+  if (zeroSourceCached !== undefined) return zeroSourceCached;
+  try {
+    readPageCategories(0, BigInt(0x10000), 1);
+    zeroSourceCached = 'pagemap-scan';
+  } catch {
+    zeroSourceCached = pfnAccess().kpageflags ? 'kpageflags' : null;
+  }
+  return zeroSourceCached;
+}
+
+function wrapError(err: unknown, where: string): unknown {
+  if (!(err instanceof CowlabError)) return err;
+  const details: ConstructorParameters<typeof CowlabError>[2] = { cause: err };
+  if (err.errno !== undefined) details.errno = err.errno;
+  if (err.errnoNumber !== undefined) details.errnoNumber = err.errnoNumber;
+  if (err.syscall !== undefined) details.syscall = err.syscall;
+  if (err.field !== undefined) details.field = err.field;
+  return new CowlabError(err.code, `${where}: ${err.message}`, details);
+}
+
+/** One run of one trace: the process tree, who is alive, the last snapshot. */
+class KernelRun {
+  readonly tree: NativeProcTree;
+  readonly plan: KernelPlan;
+  readonly geometry: RegionGeometry[] = [];
+  readonly state: ProcState[];
+  readonly pids: number[];
+  /** Current parent of each slot: a slot, or -1 for Node (p0, and orphans adopted by Node). */
+  readonly parentOf: number[];
+  /** Exited, not yet reaped. */
+  readonly zombies = new Set<number>();
+  readonly pfnVisible: boolean;
+  readonly zero: ZeroSource;
+  snapshot = new Map<number, RegionSnapshot[]>();
+  /** Why some copies/zeroFills could not be classified (no zero-page information), if so. */
+  ambiguous: string | null = null;
+
+  constructor(
+    readonly trace: Trace,
+    readonly deadlineMs: number,
+    readonly keepDetails: boolean,
+    readonly kpagecount: boolean,
+  ) {
+    this.plan = planTrace(trace);
+    const n = this.plan.procs.length;
+    this.state = Array.from({ length: n }, (_, i) => (i === 0 ? 'running' : 'unborn'));
+    this.pids = new Array<number>(n).fill(0);
+    this.parentOf = Array.from(this.plan.parents);
+    this.pfnVisible = pfnAccess().pfnVisible;
+    this.zero = zeroSource();
+    this.tree = new (native().ProcTree)({
+      regions: trace.regions.map((r) => ({
+        pages: r.pages,
+        backing: backingCode(r),
+        thp: r.thp,
+        dontfork: r.advice.includes('dontfork'),
+        wipeonfork: r.advice.includes('wipeonfork'),
+      })),
+      parents: this.plan.parents,
+      capacity: this.plan.capacity,
+      execPath: execPath() ?? EXEC_CANDIDATES[0]!,
+    });
+  }
+
+  liveSlots(): number[] {
+    return this.state.flatMap((s, i) => (s === 'running' || s === 'execd' ? [i] : []));
+  }
+
+  takeSnapshot(): Map<number, RegionSnapshot[]> {
+    const targets = this.liveSlots().map((slot) => ({ slot, pid: this.pids[slot]!, execd: this.state[slot] === 'execd' }));
+    return readSnapshot(targets, this.geometry, this.zero);
+  }
+
+  async setup(): Promise<{ obs: StepObservation; detail: KernelStepDetail }> {
+    const started = await this.tree.start(this.deadlineMs);
+    this.pids[0] = started.pid;
+    this.parentOf[0] = -1;
+    this.trace.regions.forEach((r, i) => this.geometry.push({ address: started.addresses[i]!, pages: r.pages }));
+    const events = this.zeroEvents();
+    const access: KernelAccessDetail[] = [];
+    let timeNs = started.mapNs;
+    let before = this.takeSnapshot();
+    for (const [r, region] of this.trace.regions.entries()) {
+      if (region.populate === 'none') continue;
+      const pages = Uint32Array.from({ length: region.pages }, (_, i) => i);
+      const write = region.populate === 'write';
+      const raw = await this.tree.access(0, write, r, pages, writeTag(-1), this.deadlineMs);
+      const after = this.takeSnapshot();
+      const { ev, detail } = this.accessEvents(0, r, write, pages, raw, before, after);
+      events[region.id] = ev;
+      access.push(detail);
+      timeNs += sum(raw.latencyNs);
+      before = after;
+    }
+    this.snapshot = before;
+    const obs = this.observation(-1, 'setup', 'p0', events, timeNs);
+    return { obs, detail: this.detail(-1, access, null, null) };
+  }
+
+  async step(i: number, ps: PlannedStep): Promise<{ obs: StepObservation; detail: KernelStepDetail }> {
+    const before = this.snapshot;
+    const proc = this.plan.procs[ps.slot]!;
+    const events = this.zeroEvents();
+    const access: KernelAccessDetail[] = [];
+    let timeNs: number;
+    let opFaults: number | null = 0;
+    let forkNs: number | null = null;
+    let after: Map<number, RegionSnapshot[]>;
+    switch (ps.op) {
+      case 'fork': {
+        const r = await this.tree.fork(ps.slot, ps.childSlot, this.deadlineMs);
+        this.pids[ps.childSlot] = r.pid;
+        this.state[ps.childSlot] = 'running';
+        timeNs = forkNs = r.forkNs;
+        opFaults = r.faults;
+        after = this.takeSnapshot();
+        break;
+      }
+      case 'write':
+      case 'read': {
+        const write = ps.op === 'write';
+        const raw = await this.tree.access(ps.slot, write, ps.region, ps.pages, writeTag(i), this.deadlineMs);
+        after = this.takeSnapshot();
+        const { ev, detail } = this.accessEvents(ps.slot, ps.region, write, ps.pages, raw, before, after);
+        events[this.trace.regions[ps.region]!.id] = ev;
+        access.push(detail);
+        timeNs = sum(raw.latencyNs);
+        opFaults = raw.opFaults;
+        break;
+      }
+      case 'mprotect': {
+        const c = native().constants;
+        const prot = ps.prot === 'r' ? c.PROT_READ : c.PROT_READ | c.PROT_WRITE;
+        const r = await this.tree.protect(ps.slot, ps.region, prot, ps.pages, this.deadlineMs);
+        timeNs = r.opNs;
+        opFaults = r.opFaults;
+        events[this.trace.regions[ps.region]!.id]!.faults = r.opFaults;
+        after = this.takeSnapshot();
+        break;
+      }
+      case 'exec': {
+        const r = await this.tree.exec(ps.slot, this.deadlineMs);
+        this.state[ps.slot] = 'execd';
+        timeNs = r.opNs;
+        opFaults = null;
+        after = this.takeSnapshot();
+        break;
+      }
+      case 'exit': {
+        const r = await this.tree.exit(ps.slot, this.deadlineMs);
+        this.state[ps.slot] = 'exited';
+        this.zombies.add(ps.slot);
+        // Its children, running or not yet reaped, now belong to Node (the subreaper).
+        this.parentOf.forEach((p, c) => {
+          if (p === ps.slot && this.state[c] !== 'unborn') this.parentOf[c] = -1;
+        });
+        await this.reapWhatWeCan();
+        timeNs = r.opNs;
+        opFaults = null;
+        after = this.takeSnapshot();
+        break;
+      }
+    }
+    this.snapshot = after;
+    return { obs: this.observation(i, ps.op, proc, events, timeNs), detail: this.detail(i, access, opFaults, forkNs) };
+  }
+
+  /** Reaps exited processes by their parent when it runs the loop, or by Node when Node
+   *  adopted them; a zombie whose parent exec'd waits until that parent exits. */
+  async reapWhatWeCan(): Promise<void> {
+    for (const z of [...this.zombies]) {
+      const parent = this.parentOf[z]!;
+      if (parent >= 0 && this.state[parent] !== 'running') continue;
+      const st = await this.tree.reap(parent, this.pids[z]!, this.deadlineMs);
+      this.zombies.delete(z);
+      if (st.exitCode !== 0) {
+        const how = st.signal !== null ? `was killed by signal ${st.signal}` : `exited with status ${st.exitCode}`;
+        throw new CowlabError('ERR_CHILD_FAILED', `trace process '${this.plan.procs[z]}' (pid ${this.pids[z]}) ${how} instead of exiting normally`);
+      }
+    }
+  }
+
+  zeroEvents(): Record<string, StepEvents> {
+    return Object.fromEntries(this.trace.regions.map((r) => [r.id, { copies: 0, reuses: 0, zeroFills: 0, faults: 0 }]));
+  }
+
+  accessEvents(
+    slot: number,
+    r: number,
+    write: boolean,
+    pages: Uint32Array,
+    raw: ProcTreeAccessRaw,
+    before: Map<number, RegionSnapshot[]>,
+    after: Map<number, RegionSnapshot[]>,
+  ): { ev: StepEvents; detail: KernelAccessDetail } {
+    const region = this.trace.regions[r]!;
+    const c = classifyAccesses({
+      write,
+      shared: region.map === 'shared',
+      pages,
+      faults: raw.faults,
+      flags: raw.flags,
+      before: before.get(slot)![r]!,
+      after: after.get(slot)![r]!,
+      framesBefore: this.pfnVisible ? allFrames(before) : null,
+    });
+    if (c.ambiguous !== null) this.ambiguous = c.ambiguous;
+    return {
+      ev: { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, faults: raw.opFaults },
+      detail: {
+        region: region.id,
+        write,
+        pages,
+        latencyNs: raw.latencyNs,
+        faults: raw.faults,
+        classes: c.classes,
+        values: raw.values,
+      },
+    };
+  }
+
+  observation(step: number, op: StepObservation['op'], proc: string, events: Record<string, StepEvents>, timeNs: number): StepObservation {
+    const processes: StepObservation['processes'] = {};
+    for (const [slot, regions] of this.snapshot) {
+      const byRegion: Record<string, RegionObservation> = {};
+      regions.forEach((s, r) => {
+        byRegion[this.trace.regions[r]!.id] = { present: s.entries.present, exclusive: s.entries.exclusive, zeroPage: s.zero };
+      });
+      processes[this.plan.procs[slot]!] = byRegion;
+    }
+    const frames: Record<string, number | null> = {};
+    this.trace.regions.forEach((reg, r) => {
+      frames[reg.id] = this.pfnVisible ? countFrames(this.snapshot, r) : null;
+    });
+    return { step, op, proc, processes, events, frames, timeNs };
+  }
+
+  detail(step: number, access: KernelAccessDetail[], opFaults: number | null, forkNs: number | null): KernelStepDetail {
+    const pids: Record<string, number> = {};
+    const pagemap: Record<string, Record<string, PagemapEntries>> = {};
+    for (const [slot, regions] of this.snapshot) {
+      const name = this.plan.procs[slot]!;
+      pids[name] = this.pids[slot]!;
+      if (this.keepDetails) {
+        pagemap[name] = Object.fromEntries(regions.map((s, r) => [this.trace.regions[r]!.id, s.entries]));
+      }
+    }
+    return { step, pids, pagemap, kpagecount: this.kpagecount ? this.readCounts() : null, access: this.keepDetails ? access : [], opFaults, forkNs };
+  }
+
+  readCounts(): Record<string, Record<string, Float64Array>> {
+    const out: Record<string, Record<string, Float64Array>> = {};
+    for (const [slot, regions] of this.snapshot) {
+      out[this.plan.procs[slot]!] = Object.fromEntries(
+        regions.map((s, r) => {
+          const present = s.entries.pfn.filter((_, i) => s.entries.present[i] === 1);
+          const counts = present.length > 0 ? readKpageCounts(present) : new Float64Array(0);
+          const full = new Float64Array(s.entries.length);
+          for (let i = 0, k = 0; i < full.length; i++) if (s.entries.present[i]) full[i] = counts[k++]!;
+          return [this.trace.regions[r]!.id, full];
+        }),
+      );
+    }
+    return out;
+  }
+
+  unavailable(): Record<string, string> {
+    const out: Record<string, string> = {};
+    const access = pfnAccess();
+    if (!this.pfnVisible) {
+      out.frames = `physical frame numbers are not visible: ${access.pfnReason ?? 'unknown reason'}`;
+    }
+    if (this.zero === null) {
+      out.zeroPage =
+        'zero-page mappings cannot be identified: the kernel lacks PAGEMAP_SCAN (Linux < 6.7) and /proc/kpageflags is root-only';
+    }
+    if (this.ambiguous !== null) {
+      out['events.copies'] = this.ambiguous;
+      out['events.zeroFills'] = this.ambiguous;
+    }
+    return out;
+  }
+}
+
+function sum(a: Float64Array): number {
+  let s = 0;
+  for (const v of a) s += v;
+  return s;
+}
+
+function describeStep(trace: Trace, i: number): string {
+  const s = trace.steps[i]!;
+  const what = 'region' in s ? `${s.op} ${s.region}` : s.op === 'fork' ? `fork ${s.child}` : s.op;
+  return `steps[${i}] (${s.proc}: ${what})`;
+}
+
+/** Runs traces in real processes. */
+export class KernelEngine implements Engine {
+  readonly name = 'kernel' as const;
+
+  /** Null when this machine can run the trace; otherwise why not. */
+  supports(trace: Trace): string | null {
+    if (process.platform !== 'linux') return `the kernel engine needs Linux (this is ${process.platform})`;
+    const processes = 1 + trace.steps.filter((s) => s.op === 'fork').length;
+    if (processes > MAX_TRACE_PROCESSES) {
+      return `the trace has ${processes} processes; the kernel engine runs at most ${MAX_TRACE_PROCESSES}`;
+    }
+    const thpDir = '/sys/kernel/mm/transparent_hugepage';
+    for (const r of trace.regions) {
+      if (r.thp && !isShmemBacked(r)) {
+        const mode = bracketed(readText(`${thpDir}/enabled`));
+        if (mode === null) return `region '${r.id}' asks for THP, but this kernel has no transparent huge pages`;
+        if (mode === 'never') return `region '${r.id}' asks for THP, but transparent_hugepage/enabled is 'never' here`;
+      }
+      if (r.thp && isShmemBacked(r)) {
+        const mode = bracketed(readText(`${thpDir}/shmem_enabled`));
+        if (mode === null || mode === 'never' || mode === 'deny') {
+          return `region '${r.id}' asks for THP on shmem (${r.map} ${r.backing}), but transparent_hugepage/shmem_enabled is '${mode ?? 'absent'}' here`;
+        }
+      }
+      if (r.advice.includes('wipeonfork') && (r.map !== 'private' || r.backing !== 'anon')) {
+        return `region '${r.id}': MADV_WIPEONFORK applies only to private anonymous memory (the kernel refuses it for ${r.map} ${r.backing})`;
+      }
+    }
+    if (trace.steps.some((s) => s.op === 'exec') && execPath() === null) {
+      return `exec steps need a program that waits on its stdin (${EXEC_CANDIDATES.join(' or ')}), and none is installed`;
+    }
+    const bytes = trace.regions.reduce((a, r) => a + r.pages, 0) * pageSize();
+    const { availableBytes } = meminfo();
+    if (bytes > availableBytes / 2) {
+      return `the regions (${formatBytes(bytes)}) are more than half of MemAvailable (${formatBytes(availableBytes)}); copies could double them`;
+    }
+    return null;
+  }
+
+  async run(trace: Trace, options: EngineRunOptions = {}): Promise<TraceObservations> {
+    return (await this.execute(trace, options, false)).observations;
+  }
+
+  /** run(), plus per-step pids, raw pagemaps (and kpagecounts) and per-access latencies, faults,
+   *  classes and values. */
+  async runDetailed(trace: Trace, options: KernelDetailOptions = {}): Promise<KernelRunDetailed> {
+    if (options.kpagecount && !pfnAccess().kpagecount) {
+      throw new CowlabError('ERR_NOT_MEASURABLE', `kpagecount: ${pfnAccess().kpagecountReason ?? 'not readable'}`);
+    }
+    return this.execute(trace, options, true);
+  }
+
+  private async execute(trace: Trace, options: KernelDetailOptions, keepDetails: boolean): Promise<KernelRunDetailed> {
+    const reason = this.supports(trace);
+    if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
+    const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
+    const run = new KernelRun(trace, deadlineMs, keepDetails, options.kpagecount === true);
+    const steps: StepObservation[] = [];
+    const details: KernelStepDetail[] = [];
+    let failure: unknown = null;
+    try {
+      let where = 'setup (p0 maps and populates the regions)';
+      try {
+        const s = await run.setup();
+        steps.push(s.obs);
+        details.push(s.detail);
+        for (const [i, ps] of run.plan.steps.entries()) {
+          where = describeStep(trace, i);
+          const r = await run.step(i, ps);
+          steps.push(r.obs);
+          details.push(r.detail);
+          options.onStep?.(i + 1, trace.steps.length);
+        }
+      } catch (err) {
+        throw wrapError(err, where);
+      }
+    } catch (err) {
+      failure = err;
+    }
+    try {
+      await run.tree.destroy(DESTROY_BUDGET_MS);
+    } catch (err) {
+      failure ??= err;
+    }
+    if (failure !== null) throw failure;
+    return { observations: { engine: 'kernel', trace, steps, unavailable: run.unavailable() }, details };
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * What the kernel engine reads after each step, and what it derives from it.
+ *
+ * A snapshot is the pagemap of every region in every live trace process, read from Node
+ * (/proc/<pid>/pagemap), plus which pages map the zero page: from the PAGEMAP_SCAN ioctl
+ * (Linux >= 6.7, no privilege needed) or, without it, from /proc/kpageflags (root).
+ *
+ * Events are classified per access of the acting process, from its per-access fault counts
+ * (getrusage around each access, in the process itself) and the pagemap before and after the
+ * step (definitions in src/engines/types.ts):
+ *   copy      write fault; present before (not the zero page); after: another frame
+ *   reuse     write fault; present before (not the zero page); after: the same frame
+ *             (private mappings only)
+ *   zeroFill  write fault; absent or the zero page before; after: a frame that is not the
+ *             zero page and that no live process mapped before the step. For a shared
+ *             mapping the process's own mincore() before the access says whether the page
+ *             was already in the page cache (then the fault mapped an existing frame: no
+ *             zeroFill), which is exact even for a page no live process maps.
+ *   fault     any other faulting access (reads, shared-mapping faults on cached pages)
+ * Without PFNs (not root) the frame comparison is replaced by what the bits allow: a write
+ * fault on a present page of a private mapping copies when the page was shared (exclusive
+ * bit clear) or a page-cache page (file bit set), and is reused when it was exclusive.
+ */
+import { PagemapEntries, readKpageFlags, readPageCategories, readPagemap, KPF } from '../../pagemap/pagemap.js';
+
+/** How the engine tells zero-page mappings apart. */
+export type ZeroSource = 'pagemap-scan' | 'kpageflags' | null;
+
+export interface RegionSnapshot {
+  /** Raw pagemap entries; all-clear for a process whose image was replaced by exec. */
+  entries: PagemapEntries;
+  /** 1 where the page maps the (huge) zero page; null when not observable. */
+  zero: Uint8Array | null;
+}
+
+export interface SnapshotTarget {
+  slot: number;
+  pid: number;
+  /** exec'd: its address space is another program's, none of the regions exists there. */
+  execd: boolean;
+}
+
+export interface RegionGeometry {
+  address: bigint;
+  pages: number;
+}
+
+/** Reads every region of every target process. Map: slot -> one snapshot per region. */
+export function readSnapshot(targets: SnapshotTarget[], regions: RegionGeometry[], zero: ZeroSource): Map<number, RegionSnapshot[]> {
+  const out = new Map<number, RegionSnapshot[]>();
+  for (const t of targets) {
+    out.set(
+      t.slot,
+      regions.map((g) => {
+        if (t.execd) {
+          return { entries: new PagemapEntries(new ArrayBuffer(g.pages * 8)), zero: zero === null ? null : new Uint8Array(g.pages) };
+        }
+        const entries = readPagemap(t.pid, g.address, g.pages);
+        const z = zero === 'pagemap-scan' ? readPageCategories(t.pid, g.address, g.pages).zeroPage() : null;
+        return { entries, zero: z };
+      }),
+    );
+  }
+  if (zero === 'kpageflags') fillZeroFromKpageflags(out);
+  return out;
+}
+
+/** Root without PAGEMAP_SCAN: one kpageflags read for the distinct present PFNs. */
+function fillZeroFromKpageflags(snap: Map<number, RegionSnapshot[]>): void {
+  const pfns = new Set<number>();
+  for (const regions of snap.values()) {
+    for (const r of regions) for (let i = 0; i < r.entries.length; i++) if (r.entries.present[i]) pfns.add(r.entries.pfn[i]!);
+  }
+  const list = Float64Array.from(pfns);
+  const flags = list.length > 0 ? readKpageFlags(list) : null;
+  const isZero = new Set<number>();
+  for (let i = 0; i < list.length; i++) if (flags!.has(i, KPF.ZERO_PAGE)) isZero.add(list[i]!);
+  for (const regions of snap.values()) {
+    for (const r of regions) {
+      const z = new Uint8Array(r.entries.length);
+      for (let i = 0; i < z.length; i++) z[i] = r.entries.present[i] && isZero.has(r.entries.pfn[i]!) ? 1 : 0;
+      r.zero = z;
+    }
+  }
+}
+
+/** Distinct frames (zero page excluded) of region `r` over the snapshot's processes. */
+export function countFrames(snap: Map<number, RegionSnapshot[]>, r: number): number {
+  const seen = new Set<number>();
+  for (const regions of snap.values()) {
+    const { entries, zero } = regions[r]!;
+    for (let i = 0; i < entries.length; i++) {
+      if (entries.present[i] && !zero?.[i]) seen.add(entries.pfn[i]!);
+    }
+  }
+  return seen.size;
+}
+
+/** Every frame any process of the snapshot maps, in any region. */
+export function allFrames(snap: Map<number, RegionSnapshot[]>): Set<number> {
+  const seen = new Set<number>();
+  for (const regions of snap.values()) {
+    for (const { entries } of regions) for (let i = 0; i < entries.length; i++) if (entries.present[i]) seen.add(entries.pfn[i]!);
+  }
+  return seen;
+}
+
+/** Per-access classes (KernelStepDetail.access.classes). */
+export const ACCESS_CLASS = { none: 0, fault: 1, copy: 2, reuse: 3, zeroFill: 4 } as const;
+export type AccessClass = keyof typeof ACCESS_CLASS;
+
+export interface AccessInput {
+  write: boolean;
+  /** MAP_SHARED region. */
+  shared: boolean;
+  pages: Uint32Array;
+  faults: Uint32Array;
+  /** Bit 0: the page was in the page cache before the access (shared mappings). */
+  flags: Uint8Array;
+  before: RegionSnapshot;
+  after: RegionSnapshot;
+  /** Frames mapped by any live process before the step; null without PFNs. */
+  framesBefore: Set<number> | null;
+}
+
+export interface AccessClassification {
+  classes: Uint8Array;
+  copies: number | null;
+  reuses: number | null;
+  zeroFills: number | null;
+  /** Why copies/zeroFills are null, when they are. */
+  ambiguous: string | null;
+}
+
+export function classifyAccesses(a: AccessInput): AccessClassification {
+  const n = a.pages.length;
+  const classes = new Uint8Array(n);
+  let copies = 0;
+  let reuses = 0;
+  let zeroFills = 0;
+  let ambiguous: string | null = null;
+  const pfnVisible = a.framesBefore !== null;
+  const b = a.before.entries;
+  const f = a.after.entries;
+  for (let i = 0; i < n; i++) {
+    if (a.faults[i] === 0) continue;
+    const p = a.pages[i]!;
+    let cls: AccessClass = 'fault';
+    if (a.write) {
+      const zeroBefore = a.before.zero?.[p] === 1;
+      const zeroAfter = a.after.zero?.[p] === 1;
+      const presentAfter = f.present[p] === 1 && !zeroAfter;
+      if (b.present[p] === 1 && a.before.zero === null && b.exclusive[p] === 0 && b.file[p] === 0 && !a.shared) {
+        // Not exclusive, not a file page: a COW-shared anonymous page or the zero page, and
+        // without zero-page information the two cannot be told apart.
+        ambiguous = 'the zero page cannot be told from a shared anonymous page here (no PAGEMAP_SCAN, no /proc/kpageflags)';
+      } else if (b.present[p] === 0 || zeroBefore) {
+        const fresh = a.shared ? (a.flags[i]! & 1) === 0 : true;
+        const unseen = !pfnVisible || !a.framesBefore!.has(f.pfn[p]!);
+        if (presentAfter && fresh && unseen) cls = 'zeroFill';
+      } else if (!a.shared && presentAfter) {
+        if (pfnVisible) cls = f.pfn[p] !== b.pfn[p] ? 'copy' : 'reuse';
+        else cls = b.exclusive[p] === 1 && b.file[p] === 0 ? 'reuse' : 'copy';
+      }
+    }
+    classes[i] = ACCESS_CLASS[cls];
+    if (cls === 'copy') copies++;
+    else if (cls === 'reuse') reuses++;
+    else if (cls === 'zeroFill') zeroFills++;
+  }
+  if (ambiguous !== null) return { classes, copies: null, reuses, zeroFills: null, ambiguous };
+  return { classes, copies, reuses, zeroFills, ambiguous };
+}

@@ -1,0 +1,128 @@
+/**
+ * Observations as JSON, for every engine's `--json` and for validate: per-page arrays become
+ * counts, and (with `pages`) compact page lists like "0-511,1024". An engine never formats;
+ * this is the one place that turns its observations into a document.
+ */
+import type { Trace } from '../trace/types.js';
+import type { EngineName, RegionObservation, StepEvents, StepObservation, TraceObservations } from './types.js';
+
+/** Pages of one region in one process, counted (null where the engine could not observe). */
+export interface RegionCounts {
+  present: number;
+  shared: number | null;
+  exclusive: number | null;
+  zeroPage: number | null;
+}
+
+export interface RegionPageLists {
+  present: string;
+  shared: string | null;
+  exclusive: string | null;
+  zeroPage: string | null;
+}
+
+export type RegionJson = RegionCounts & { pages?: RegionPageLists };
+
+export interface StepJson {
+  step: number;
+  op: StepObservation['op'];
+  proc: string;
+  timeNs: number | null;
+  events: Record<string, StepEvents>;
+  frames: Record<string, number | null>;
+  processes: Record<string, Record<string, RegionJson>>;
+}
+
+export interface TraceObservationsJson {
+  engine: EngineName;
+  trace: Trace;
+  unavailable: Record<string, string>;
+  steps: StepJson[];
+}
+
+/** Pages set in a per-page array. */
+export function countPages(a: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) n += a[i]!;
+  return n;
+}
+
+/** shared = present and not exclusive (the zero page counts as shared); null without exclusive bits. */
+export function sharedPages(r: RegionObservation): Uint8Array | null {
+  if (r.exclusive === null) return null;
+  const out = new Uint8Array(r.present.length);
+  for (let i = 0; i < out.length; i++) out[i] = r.present[i]! & (r.exclusive[i]! ^ 1);
+  return out;
+}
+
+export function countRegion(r: RegionObservation): RegionCounts {
+  const shared = sharedPages(r);
+  return {
+    present: countPages(r.present),
+    shared: shared === null ? null : countPages(shared),
+    exclusive: r.exclusive === null ? null : countPages(r.exclusive),
+    zeroPage: r.zeroPage === null ? null : countPages(r.zeroPage),
+  };
+}
+
+/** The pages set in `a` as inclusive ranges: "0-511,1024,1030-1039" ("" when none). */
+export function compactPages(a: Uint8Array): string {
+  const parts: string[] = [];
+  let i = 0;
+  while (i < a.length) {
+    if (a[i] === 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j + 1 < a.length && a[j + 1] !== 0) j++;
+    parts.push(i === j ? String(i) : `${i}-${j}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/** Parses a compactPages list back into a per-page array of `length` pages. */
+export function expandPages(list: string, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  if (list === '') return out;
+  for (const part of list.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    for (let i = a!; i <= (b ?? a!); i++) out[i] = 1;
+  }
+  return out;
+}
+
+function regionJson(r: RegionObservation, pages: boolean): RegionJson {
+  const out: RegionJson = countRegion(r);
+  if (pages) {
+    const shared = sharedPages(r);
+    out.pages = {
+      present: compactPages(r.present),
+      shared: shared === null ? null : compactPages(shared),
+      exclusive: r.exclusive === null ? null : compactPages(r.exclusive),
+      zeroPage: r.zeroPage === null ? null : compactPages(r.zeroPage),
+    };
+  }
+  return out;
+}
+
+export function stepToJson(s: StepObservation, opts: { pages?: boolean } = {}): StepJson {
+  const processes: StepJson['processes'] = {};
+  for (const [proc, regions] of Object.entries(s.processes)) {
+    const out: Record<string, RegionJson> = {};
+    for (const [id, r] of Object.entries(regions)) out[id] = regionJson(r, opts.pages === true);
+    processes[proc] = out;
+  }
+  return { step: s.step, op: s.op, proc: s.proc, timeNs: s.timeNs, events: s.events, frames: s.frames, processes };
+}
+
+/** The whole run as one JSON-able document (page lists only with `pages: true`). */
+export function observationsToJson(obs: TraceObservations, opts: { pages?: boolean } = {}): TraceObservationsJson {
+  return {
+    engine: obs.engine,
+    trace: obs.trace,
+    unavailable: obs.unavailable,
+    steps: obs.steps.map((s) => stepToJson(s, opts)),
+  };
+}

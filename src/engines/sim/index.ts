@@ -1,0 +1,25 @@
+/** The COW simulator: a model of the Linux 6.18 memory manager's COW paths (see simulator.ts). */
+export { SimEngine, simulateTrace } from './engine.js';
+export { Simulator, type SimState, type ProcessState, type VmaState, type FrameTable } from './simulator.js';
+export { checkInvariants } from './invariants.js';
+export {
+  resolveSimOptions,
+  DEFAULT_SIM_OPTIONS,
+  THP_PTE_REUSE,
+  PAGEMAP_EXCLUSIVE,
+  type SimOptions,
+  type ResolvedSimOptions,
+  type ThpPteReuse,
+  type PagemapExclusive,
+} from './options.js';
+export {
+  DEFAULT_COST_MODEL,
+  loadCostModel,
+  parseCostModel,
+  isCalibrated,
+  describeCostModel,
+  type CostModel,
+  type CostConstants,
+} from './cost.js';
+export { FRAME_UNUSED, FRAME_USED, FRAME_FREED, HPAGE_PMD_NR } from './physmem.js';
+export { PTE_PRESENT, PTE_WRITE, PTE_SPECIAL, PTE_HUGE, PTE_DIRTY, PMD_NONE, PMD_TABLE, PMD_HUGE, PMD_HUGE_ZERO } from './vm.js';

@@ -1,0 +1,91 @@
+/**
+ * Simulator options: kernel behaviours that differ between versions or configurations, made
+ * explicit so validation can decide which setting matches the running kernel. The defaults
+ * model Linux 6.18 as configured here (THP madvise, huge zero page on, CONFIG_PAGE_MAPCOUNT).
+ */
+import { choiceOption, integerOption } from '../../options.js';
+import { invalidOption } from '../../errors.js';
+import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
+
+export const THP_PTE_REUSE = ['per-page', 'never'] as const;
+export type ThpPteReuse = (typeof THP_PTE_REUSE)[number];
+export const PAGEMAP_EXCLUSIVE = ['precise', 'folio'] as const;
+export type PagemapExclusive = (typeof PAGEMAP_EXCLUSIVE)[number];
+
+export interface SimOptions {
+  /**
+   * Reuse on write fault (do_wp_page, do_huge_pmd_wp_page): a COW page nobody else
+   * references any more is made writable in place instead of copied. Default true (every
+   * kernel since 5.9 reuses by refcount; 5.19+ also by PageAnonExclusive). false copies on
+   * every write fault to a read-only page, which no kernel does: it exists to make
+   * validation fail on purpose.
+   */
+  reuse?: boolean;
+  /**
+   * Reuse of a page of a PTE-mapped THP (a huge page split by an earlier COW). 'per-page'
+   * (default, Linux >= 6.15 with CONFIG_TRANSPARENT_HUGEPAGE, __wp_can_reuse_large_anon_folio):
+   * reused when every mapping and every reference of the huge folio belongs to the writer
+   * and more than one of its pages is still mapped. 'never' (before 6.15): always copied.
+   */
+  thpPteReuse?: ThpPteReuse;
+  /**
+   * fault_around_bytes / 4096: a read fault on a shmem/memfd mapping also maps the
+   * neighbouring pages the page cache already holds, in an aligned window of this many
+   * pages clipped to the VMA. Default 16 (64 KiB, the kernel default); 1 turns it off.
+   * A power of two, at most 512.
+   */
+  faultAroundPages?: number;
+  /**
+   * transparent_hugepage/use_zero_page: a read of an untouched huge-page-able chunk maps the
+   * huge zero page. Default true (as here). false allocates a real huge page on read.
+   */
+  hugeZeroPage?: boolean;
+  /**
+   * How pagemap's exclusive bit (56) is computed. 'precise' (default, CONFIG_PAGE_MAPCOUNT):
+   * the page's own mapcount (PTEs of this page plus PMDs of its folio) is 1; for an entry of a
+   * PMD mapping, the head page's (pagemap_pmd_range_thp judges all 512 entries by it). 'folio'
+   * (CONFIG_NO_PAGE_MAPCOUNT, and kernels after 6.18 that drop per-page mapcounts): not
+   * "maybe mapped shared" as a whole folio. The two differ only for huge pages.
+   */
+  pagemapExclusive?: PagemapExclusive;
+  /** Time prediction constants. Default: DEFAULT_COST_MODEL (uncalibrated). */
+  costModel?: CostModel;
+  /** Check the model's invariants after every step and throw on a violation (slow). Default false. */
+  checkInvariants?: boolean;
+}
+
+export type ResolvedSimOptions = Required<SimOptions>;
+
+export const DEFAULT_SIM_OPTIONS: Readonly<ResolvedSimOptions> = Object.freeze({
+  reuse: true,
+  thpPteReuse: 'per-page',
+  faultAroundPages: 16,
+  hugeZeroPage: true,
+  pagemapExclusive: 'precise',
+  costModel: DEFAULT_COST_MODEL,
+  checkInvariants: false,
+});
+
+function booleanOption(field: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  throw invalidOption(field, `must be true or false, got ${String(value)}`);
+}
+
+/** Applies defaults and checks values; `flag` names a field in errors (a CLI flag, say). */
+export function resolveSimOptions(o: SimOptions = {}, flag: (k: keyof SimOptions) => string = (k) => k): ResolvedSimOptions {
+  const d = DEFAULT_SIM_OPTIONS;
+  const faultAroundPages = o.faultAroundPages === undefined ? d.faultAroundPages : integerOption(flag('faultAroundPages'), o.faultAroundPages, { min: 1, max: 512 });
+  if ((faultAroundPages & (faultAroundPages - 1)) !== 0) {
+    throw invalidOption(flag('faultAroundPages'), `must be a power of two, got ${faultAroundPages}`);
+  }
+  return {
+    reuse: o.reuse === undefined ? d.reuse : booleanOption(flag('reuse'), o.reuse),
+    thpPteReuse: o.thpPteReuse === undefined ? d.thpPteReuse : choiceOption(flag('thpPteReuse'), o.thpPteReuse, THP_PTE_REUSE),
+    faultAroundPages,
+    hugeZeroPage: o.hugeZeroPage === undefined ? d.hugeZeroPage : booleanOption(flag('hugeZeroPage'), o.hugeZeroPage),
+    pagemapExclusive:
+      o.pagemapExclusive === undefined ? d.pagemapExclusive : choiceOption(flag('pagemapExclusive'), o.pagemapExclusive, PAGEMAP_EXCLUSIVE),
+    costModel: o.costModel ?? d.costModel,
+    checkInvariants: o.checkInvariants === undefined ? d.checkInvariants : booleanOption(flag('checkInvariants'), o.checkInvariants),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The results document (`results.json`) and its schema. `cowlab run` writes it; `report` and
+ * `compare` read it back and check it here first, so a bad file fails with the field named.
+ * Each experiment's `raw` is checked against that experiment's own schema (its `raw` field).
+ */
+import { z } from 'zod';
+
+import { CowlabError } from '../errors.js';
+import type { Environment } from '../env/environment.js';
+import type { Band } from '../stats/summary.js';
+import { VERDICTS, type AnyExperiment, type Metric, type Verdict } from './types.js';
+
+/** Bumped when the document's shape changes incompatibly. */
+export const RESULTS_VERSION = 1;
+
+export const BandSchema = z.object({
+  median: z.number(),
+  min: z.number(),
+  max: z.number(),
+  noisy: z.boolean(),
+});
+
+export const MetricSchema = z.object({
+  key: z.string(),
+  label: z.string(),
+  unit: z.string(),
+  value: BandSchema,
+});
+
+export const VerdictSchema = z.object({
+  verdict: z.enum(VERDICTS),
+  figure: z.string(),
+  reason: z.string(),
+  metrics: z.array(MetricSchema),
+});
+
+const nullableString = z.string().nullable();
+
+export const EnvironmentSchema = z.object({
+  kernel: z.string(),
+  kernelBuild: z.string(),
+  arch: z.string(),
+  pageSize: z.number().int().positive(),
+  hugePageSize: z.number().nullable(),
+  thp: z.object({ enabled: nullableString, defrag: nullableString, useZeroPage: z.boolean().nullable() }),
+  ksmRun: z.number().nullable(),
+  cpu: z.object({ model: z.string(), count: z.number().int() }),
+  hypervisor: z.object({ present: z.boolean(), vendor: nullableString }),
+  memory: z.object({ totalBytes: z.number(), availableBytes: z.number() }),
+  overcommitMemory: z.number().nullable(),
+  maxMapCount: z.number().nullable(),
+  clocksource: nullableString,
+  noise: z.object({ damon: z.array(z.string()), freePageReporting: z.boolean().nullable() }),
+  privileges: z.object({
+    uid: z.number(),
+    root: z.boolean(),
+    pfnVisible: z.boolean(),
+    pfnReason: nullableString,
+    kpagecount: z.boolean(),
+    kpagecountReason: nullableString,
+    kpageflags: z.boolean(),
+    kpageflagsReason: nullableString,
+    capSysAdmin: z.boolean(),
+  }),
+  node: z.string(),
+  cowlab: z.string(),
+  addon: z.string(),
+});
+
+export const EXPERIMENT_STATUSES = ['completed', 'not-measurable', 'failed', 'interrupted', 'skipped'] as const;
+
+export const ExperimentResultSchema = z.object({
+  number: z.number().int(),
+  name: z.string(),
+  title: z.string(),
+  claim: z.string(),
+  short: z.string(),
+  rule: z.string(),
+  /** completed: ran to the end (its verdict may still be not-measurable, e.g. noise);
+   *  not-measurable: a requirement is not met here; failed: it threw; interrupted: Ctrl-C
+   *  during it (raw: the last checkpoint); skipped: Ctrl-C before it. */
+  status: z.enum(EXPERIMENT_STATUSES),
+  verdict: VerdictSchema,
+  notes: z.array(z.string()),
+  durationMs: z.number(),
+  budgetMs: z.number(),
+  raw: z.unknown(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+
+export const ResultsSchema = z.object({
+  version: z.literal(RESULTS_VERSION),
+  tool: z.literal('cowlab'),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number(),
+  options: z.object({ names: z.array(z.string()), quick: z.boolean() }),
+  interrupted: z.boolean(),
+  environment: EnvironmentSchema,
+  experiments: z.array(ExperimentResultSchema),
+});
+
+export type ExperimentResult = z.infer<typeof ExperimentResultSchema>;
+export type ResultsDocument = z.infer<typeof ResultsSchema>;
+export type ExperimentStatus = (typeof EXPERIMENT_STATUSES)[number];
+
+// The schemas and the TypeScript interfaces must describe the same data.
+const _env: z.ZodType<Environment> = EnvironmentSchema;
+const _band: z.ZodType<Band> = BandSchema;
+const _metric: z.ZodType<Metric> = MetricSchema;
+const _verdict: z.ZodType<Verdict> = VerdictSchema;
+void [_env, _band, _metric, _verdict];
+
+/** "experiments[2].raw.sweep[0].pages" */
+export function issuePath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
+  return out || '(document)';
+}
+
+function firstIssue(source: string, prefix: string, error: z.ZodError): CowlabError {
+  const issue = error.issues[0]!;
+  const path = issuePath(issue.path);
+  const field = prefix ? (path === '(document)' ? prefix : `${prefix}.${path}`.replace('.[', '[')) : path;
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : '';
+  return new CowlabError('ERR_INVALID_OPTION', `${source}: ${field}: ${issue.message}${more}`, { field });
+}
+
+/**
+ * Parses and checks a results document: the top level against ResultsSchema, then every
+ * recorded raw measurement against its experiment's schema (experiments this version does
+ * not know are kept as they are). Throws ERR_INVALID_OPTION naming the first bad field.
+ */
+export function parseResults(text: string, source: string, experiments: readonly AnyExperiment[]): ResultsDocument {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new CowlabError('ERR_INVALID_OPTION', `${source}: not JSON: ${(err as Error).message}`, { field: source });
+  }
+  const version = (json as { version?: unknown } | null)?.version;
+  if (json !== null && typeof json === 'object' && version !== undefined && version !== RESULTS_VERSION) {
+    throw new CowlabError(
+      'ERR_INVALID_OPTION',
+      `${source}: version: this cowlab reads results version ${RESULTS_VERSION}, the file is version ${String(version)}`,
+      { field: 'version' },
+    );
+  }
+  const top = ResultsSchema.safeParse(json);
+  if (!top.success) throw firstIssue(source, '', top.error);
+  const doc = top.data;
+  doc.experiments.forEach((e, i) => {
+    const exp = experiments.find((x) => x.name === e.name);
+    if (!exp || e.raw === null || e.raw === undefined) return;
+    const r = exp.raw.safeParse(e.raw);
+    if (!r.success) throw firstIssue(source, `experiments[${i}].raw`, r.error);
+    e.raw = r.data;
+  });
+  return doc;
+}

@@ -1,0 +1,148 @@
+/**
+ * validate as text and as JSON. Text: one summary line per trace, then for each trace that
+ * mismatched (or every trace, when asked) the step-by-step table with predicted and observed
+ * values side by side and every difference marked with ✗.
+ */
+import { countRegion } from '../engines/observations.js';
+import type { StepEvents, TraceObservations } from '../engines/types.js';
+import { formatCount, formatNs } from '../report/format.js';
+import { processNames, stepLabel } from '../report/observationsTable.js';
+import { table } from '../report/table.js';
+import type { FieldDiff, StepComparison, TraceComparison } from './compare.js';
+import type { TraceValidation } from './validate.js';
+
+export const MARK = '✗';
+
+function pct(x: number | null): string {
+  return x === null ? '-' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
+}
+
+/** "step 3 (write c1 0..512): copies sim=512 kernel=0; exclusive@c1 ..." */
+export function describeMismatch(c: TraceComparison, obs: TraceObservations): string | null {
+  if (c.firstMismatch === null) return null;
+  const s = c.steps[c.firstMismatch]!;
+  const where = s.step < 0 ? 'setup' : `step ${s.step} (${stepLabel(obs.trace, s)} by ${s.proc})`;
+  const diffs = s.diffs.slice(0, 3).map((d) => diffText(d, c)).join('; ');
+  return `${where}: ${diffs}${s.diffs.length > 3 ? `; +${s.diffs.length - 3} more` : ''}`;
+}
+
+export function diffText(d: FieldDiff, c: Pick<TraceComparison, 'predicted' | 'observed'>): string {
+  const at = [d.proc, d.region].filter(Boolean).join('/');
+  const pages = d.pages && d.pages.length > 0 ? ` (pages ${d.pages.join(', ')}${d.pages.length >= 8 ? ', ...' : ''})` : '';
+  const note = d.note ? ` [${d.note}]` : '';
+  return `${d.field}${at ? `@${at}` : ''} ${c.predicted}=${d.predicted ?? 'n/a'} ${c.observed}=${d.observed ?? 'n/a'}${pages}${note}`;
+}
+
+/** One line per trace: status, steps, first mismatch, write time error. */
+export function summaryTable(results: TraceValidation[], observed: Map<string, TraceObservations>): string {
+  const rows = results.flatMap((v) => {
+    if (v.comparisons.length === 0) {
+      return [[v.trace, v.status === 'not-measurable' ? 'not measurable' : v.status, '-', '-', v.reason ?? notApplicable(v)]];
+    }
+    return v.comparisons.map((c) => {
+      const matched = c.steps.filter((s) => s.matched).length;
+      const obs = observed.get(v.trace)!;
+      return [
+        v.comparisons.length > 1 ? `${v.trace} (${c.predicted})` : v.trace,
+        c.matched ? 'matched' : `${MARK} MISMATCH`,
+        `${matched}/${c.steps.length}`,
+        c.writeTime.relError === null ? '-' : `${formatNs(c.writeTime.predictedNs)} / ${formatNs(c.writeTime.observedNs)} (${pct(c.writeTime.relError)})`,
+        describeMismatch(c, obs) ?? notApplicable(v),
+      ];
+    });
+  });
+  return table(['trace', 'status', 'steps', 'write time predicted / measured', 'first mismatch'], rows, ['left', 'left', 'right', 'right', 'left']);
+}
+
+function notApplicable(v: TraceValidation): string {
+  const na = v.engines.filter((e) => e.notApplicable !== null && e.engine !== v.reference);
+  return na.map((e) => `${e.engine} not applicable: ${e.notApplicable}`).join('; ') || '-';
+}
+
+function eventCell(p: StepEvents, o: StepEvents, f: keyof StepEvents, diffs: FieldDiff[], region: string): string {
+  const bad = diffs.some((d) => d.field === f && d.region === region);
+  return p[f] === o[f] ? formatCount(o[f]) : `${formatCount(p[f])}/${formatCount(o[f])}${bad ? ` ${MARK}` : ''}`;
+}
+
+/** The step-by-step table of one comparison: predicted/observed where they differ. */
+export function stepTable(c: TraceComparison, predicted: TraceObservations, observed: TraceObservations): string {
+  const trace = observed.trace;
+  const procs = processNames(trace);
+  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', 'faults', 'frames', 'time pred / meas', ...procs];
+  const rows: string[][] = [];
+  c.steps.forEach((s: StepComparison, i) => {
+    const ps = predicted.steps[i]!;
+    const os = observed.steps[i]!;
+    trace.regions.forEach((r, k) => {
+      const pe = ps.events[r.id]!;
+      const oe = os.events[r.id]!;
+      const pf = ps.frames[r.id] ?? null;
+      const of = os.frames[r.id] ?? null;
+      const framesBad = s.diffs.some((d) => d.field === 'frames' && d.region === r.id);
+      rows.push([
+        k === 0 ? (s.step < 0 ? 'setup' : String(s.step)) : '',
+        k === 0 ? stepLabel(trace, s) : '',
+        k === 0 ? s.proc : '',
+        r.id,
+        eventCell(pe, oe, 'copies', s.diffs, r.id),
+        eventCell(pe, oe, 'reuses', s.diffs, r.id),
+        eventCell(pe, oe, 'zeroFills', s.diffs, r.id),
+        eventCell(pe, oe, 'faults', s.diffs, r.id),
+        pf === of ? formatCount(of) : `${formatCount(pf)}/${formatCount(of)}${framesBad ? ` ${MARK}` : ''}`,
+        k === 0 ? `${formatNs(s.time.predictedNs)} / ${formatNs(s.time.observedNs)}` : '',
+        ...procs.map((p) => {
+          const pr = ps.processes[p]?.[r.id];
+          const or = os.processes[p]?.[r.id];
+          if (!pr && !or) return '-';
+          const text = (x: typeof pr) => {
+            if (!x) return 'gone';
+            const n = countRegion(x);
+            return `${n.present}/${n.shared ?? '?'}/${n.exclusive ?? '?'}/${n.zeroPage ?? '?'}`;
+          };
+          const bad = s.diffs.some((d) => d.proc === p && (d.region === r.id || d.field === 'processes'));
+          return bad ? `${text(pr)} ${MARK} ${text(or)}` : text(or);
+        }),
+      ]);
+    });
+  });
+  const align = head.map((_, i) => (i >= 1 && i <= 3 ? 'left' : 'right') as 'left' | 'right');
+  return table(head, rows, align);
+}
+
+export const LEGEND = [
+  `Cells show the observed value, or predicted/observed where they differ (${MARK}: a mismatch).`,
+  'Per process: present/shared/exclusive/zeroPage pages. copies, reuses, zeroFills, present, shared,',
+  'exclusive, zeroPage and frames must match exactly; faults may exceed the prediction by 2 + 1 %',
+  "(the measuring loop's own incidental faults).",
+].join('\n');
+
+/** validate --json: every comparison with its step diffs (page arrays as counts). */
+export function validationToJson(v: TraceValidation): Record<string, unknown> {
+  return {
+    trace: v.trace,
+    description: v.description,
+    status: v.status,
+    reason: v.reason,
+    reference: v.reference,
+    engines: v.engines.map((e) => ({ engine: e.engine, notApplicable: e.notApplicable, wallNs: e.wallNs, unavailable: e.observations?.unavailable ?? null })),
+    comparisons: v.comparisons.map((c) => ({
+      predicted: c.predicted,
+      observed: c.observed,
+      matched: c.matched,
+      firstMismatchStep: c.firstMismatch === null ? null : c.steps[c.firstMismatch]!.step,
+      writeTime: c.writeTime,
+      unavailable: c.unavailable,
+      steps: c.steps.map((s) => ({
+        step: s.step,
+        op: s.op,
+        proc: s.proc,
+        matched: s.matched,
+        diffs: s.diffs,
+        events: s.events,
+        frames: s.frames,
+        counts: s.counts,
+        time: s.time,
+      })),
+    })),
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * `cowlab run --quick` for real (real forks, real pages), then what it wrote: results.json
+ * against its schema, report.html with a chart per measured experiment, the report in
+ * headless Chromium; and `report`, `list`, `compare` on those files, including bad input.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { parseResults, type ResultsDocument } from '../../src/suite/schema.js';
+import { runCli } from '../helpers/cli.js';
+import { descendants } from '../helpers/processes.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const dir = mkdtempSync(join(tmpdir(), 'cowlab-suite-'));
+const results = join(dir, 'results.json');
+let run: ReturnType<typeof runCli>;
+let doc: ResultsDocument;
+let html: string;
+
+/** The HTML of each experiment's section, by name. */
+function sections(page: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of page.matchAll(/<section class="experiment" id="([^"]+)">([\s\S]*?)<\/section>/g)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
+beforeAll(() => {
+  run = runCli(['run', '--quick', '--out', dir], { timeout: 120_000 });
+  doc = parseResults(readFileSync(results, 'utf8'), results, EXPERIMENTS);
+  html = readFileSync(join(dir, 'report.html'), 'utf8');
+}, 130_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('cowlab run --quick', () => {
+  it('exits 0, prints one summary line per experiment, and leaves no child behind', () => {
+    expect(run.status).toBe(0);
+    for (const e of EXPERIMENTS) expect(run.stdout).toMatch(new RegExp(`^\\s*${e.number}\\s+${e.name}\\s+(confirmed|refuted|not measurable)\\s`, 'm'));
+    expect(run.stdout).toMatch(/needs the kernel engine \(not yet built\)/);
+    expect(run.stdout).toContain(`results: ${results}`);
+    expect(run.stderr).toMatch(/cowlab run: 10 snapshot-load: /); // plain progress lines: stderr is not a terminal
+    expect(descendants()).toEqual([]);
+  });
+
+  it('writes results.json that passes the schema, with the environment and every raw measurement', () => {
+    expect(doc.interrupted).toBe(false);
+    expect(doc.options.quick).toBe(true);
+    expect(doc.environment.kernel.length).toBeGreaterThan(0);
+    expect(doc.experiments.map((e) => e.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    for (const e of doc.experiments) {
+      if (e.status === 'completed') expect(e.raw).not.toBeNull();
+      else expect(e.status).toBe('not-measurable');
+    }
+    for (const n of [3, 5, 6, 7, 11, 12]) expect(doc.experiments[n - 1]!.verdict.reason).toMatch(/^needs .* \(not yet built\)$/);
+    // The foundation experiments run here (this VM has THP in madvise mode).
+    for (const n of [1, 2, 4, 9, 10]) expect(doc.experiments[n - 1]!.status).toBe('completed');
+  });
+
+  it('writes a self-contained report.html with a chart per measured experiment', () => {
+    expect(html).not.toMatch(/<script|<link|@import|url\(|https?:\/\//);
+    expect(html).toContain("default-src 'none'");
+    const s = sections(html);
+    expect([...s.keys()]).toEqual(doc.experiments.map((e) => e.name));
+    for (const e of doc.experiments) {
+      const svgs = (s.get(e.name)!.match(/<svg /g) ?? []).length;
+      if (e.status === 'completed') expect(svgs, e.name).toBeGreaterThan(0);
+      else expect(svgs, e.name).toBe(0);
+      expect(s.get(e.name)).toContain(e.verdict.figure.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&#39;').replace(/"/g, '&quot;'));
+    }
+  });
+
+  it.skipIf(!existsSync(CHROMIUM))(`renders every chart in headless Chromium with plotted marks (needs ${CHROMIUM}: apt-get install chromium)`, async () => {
+    const { chromium } = await import('playwright-core');
+    const profile = mkdtempSync(join(tmpdir(), 'cowlab-chromium-'));
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      const requests: string[] = [];
+      const errors: string[] = [];
+      page.on('request', (r) => requests.push(r.url()));
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(pathToFileURL(join(dir, 'report.html')).href);
+      const charts = await page.$$eval('svg.chart', (svgs) =>
+        svgs.map((svg) => {
+          const box = svg.getBoundingClientRect();
+          // (tsconfig has no DOM lib: the SVG element is typed by what is used)
+          const marks = [...svg.querySelectorAll('.mark')].map((m) => (m as unknown as { getBBox(): { width: number; height: number } }).getBBox());
+          return {
+            title: svg.querySelector('title')?.textContent ?? '',
+            width: box.width,
+            height: box.height,
+            marks: marks.length,
+            visibleMarks: marks.filter((b) => b.width > 0 || b.height > 0).length,
+          };
+        }),
+      );
+      const expected = (html.match(/<svg /g) ?? []).length;
+      expect(charts.length).toBe(expected);
+      expect(charts.length).toBeGreaterThanOrEqual(5);
+      for (const c of charts) {
+        expect(c.width, c.title).toBeGreaterThan(100);
+        expect(c.height, c.title).toBeGreaterThan(100);
+        expect(c.marks, c.title).toBeGreaterThan(0);
+        expect(c.visibleMarks, c.title).toBeGreaterThan(0);
+      }
+      expect(requests.filter((u) => !u.startsWith('file:'))).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
+  it('prints the results document with --json', () => {
+    const out = join(dir, 'json');
+    const r = runCli(['run', 'copyout', '--quick', '--json', '--out', out]);
+    expect(r.status).toBe(0);
+    const printed = parseResults(r.stdout, 'stdout', EXPERIMENTS);
+    expect(printed.experiments.map((e) => e.name)).toEqual(['copyout']);
+    expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'))).toEqual(JSON.parse(r.stdout));
+  });
+});
+
+describe('cowlab report', () => {
+  it('rebuilds the same report from results.json', () => {
+    const out = join(dir, 'rebuilt.html');
+    const r = runCli(['report', results, '--out', out]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(out);
+    expect(readFileSync(out, 'utf8')).toBe(html);
+  });
+
+  it.each([
+    { what: 'a missing file', file: () => join(dir, 'nope.json'), message: /nope\.json: cannot read: ENOENT/ },
+    { what: 'a file that is not JSON', file: () => write('bad.json', '{'), message: /bad\.json: not JSON: / },
+    { what: 'a raw measurement of the wrong type', file: () => write('typed.json', JSON.stringify(edit((d) => { (d.experiments[8]!.raw as { pages: unknown }).pages = 'many'; }))), message: /typed\.json: experiments\[8\]\.raw\.pages: / },
+    { what: 'a missing environment field', file: () => write('env.json', JSON.stringify(edit((d) => { delete (d.environment as Partial<typeof d.environment>).pageSize; }))), message: /env\.json: environment\.pageSize: / },
+  ])('exits 2 on $what, naming the problem', ({ file, message }) => {
+    const r = runCli(['report', file()]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+function write(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function edit(change: (d: ResultsDocument) => void): ResultsDocument {
+  const d = JSON.parse(readFileSync(results, 'utf8')) as ResultsDocument;
+  change(d);
+  return d;
+}
+
+describe('cowlab list', () => {
+  it('describes every experiment: claim, what it measures, what it needs, whether it runs here', () => {
+    const r = runCli(['list']);
+    expect(r.status).toBe(0);
+    for (const e of EXPERIMENTS) expect(r.stdout).toContain(`${e.name}: ${e.title}`);
+    expect(r.stdout).toMatch(/claim: {4}/);
+    expect(r.stdout).toMatch(/here: {5}not measurable: needs the kernel engine \(not yet built\)/);
+  });
+
+  it('prints JSON with --json', () => {
+    const r = runCli(['list', '--json']);
+    expect(r.status).toBe(0);
+    const rows = JSON.parse(r.stdout) as { name: string; claim: string; rule: string; measures: string; requirements: object; notMeasurableHere: string | null }[];
+    expect(rows.map((x) => x.name)).toEqual(EXPERIMENTS.map((e) => e.name));
+    expect(rows.find((x) => x.name === 'refcounts')!.notMeasurableHere).toBe('needs the kernel engine (not yet built)');
+    expect(rows.find((x) => x.name === 'copyout')!.notMeasurableHere).toBeNull();
+  });
+});
+
+describe('cowlab compare', () => {
+  it('finds no difference beyond noise between a run and itself', () => {
+    const r = runCli(['compare', results, results]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('environment: no differences');
+    expect(r.stdout).toMatch(/^0 metrics differ beyond noise; 0 verdicts changed$/m);
+    expect(r.stdout).toMatch(/rule: a metric differs beyond noise when/);
+  });
+
+  it('flags a metric whose bands no longer overlap, a changed verdict and a different kernel', () => {
+    const other = write('other.json', JSON.stringify(edit((d) => {
+      d.environment.kernel = '6.1.0-elsewhere';
+      const e = d.experiments.find((x) => x.name === 'copyout')!;
+      e.verdict.verdict = 'refuted';
+      const m = e.verdict.metrics.find((x) => x.key === 'read-p50')!;
+      m.value = { median: m.value.max * 3, min: m.value.max * 2.9, max: m.value.max * 3.1, noisy: false };
+    })));
+    const r = runCli(['compare', results, other, '--json']);
+    expect(r.status).toBe(0);
+    const c = JSON.parse(r.stdout) as { environment: { field: string }[]; flagged: number; experiments: { name: string; verdictChanged: boolean; metrics: { key: string; beyondNoise: boolean }[] }[] };
+    expect(c.environment.map((x) => x.field)).toContain('kernel');
+    const copyout = c.experiments.find((x) => x.name === 'copyout')!;
+    expect(copyout.verdictChanged).toBe(true);
+    expect(copyout.metrics.find((m) => m.key === 'read-p50')!.beyondNoise).toBe(true);
+    expect(c.flagged).toBeGreaterThanOrEqual(1);
+    const text = runCli(['compare', results, other]);
+    expect(text.stdout).toMatch(/9\. copyout: a confirmed, b refuted {2}<- verdict changed/);
+    expect(text.stdout).toMatch(/DIFFERENT/);
+  });
+
+  it('exits 2 when a file is not a results file', () => {
+    const r = runCli(['compare', results, write('empty.json', '{}')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/empty\.json: version: /);
+  });
+});
+
+describe('cowlab run: bad input', () => {
+  it('exits 2 for an unknown experiment, before running anything', () => {
+    const r = runCli(['run', 'fork-cost', 'nope', '--out', join(dir, 'never')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^cowlab: names: unknown experiment 'nope'; have: fork-write-latency, /);
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * Each experiment's verdict on recorded inputs. The fixtures in test/fixtures/verdicts/ are raw
+ * measurements recorded by `cowlab run --quick` on the development VM (kernel 6.18, root), the
+ * `confirmed` file as recorded (trimmed), the `refuted` and `not-measurable` files edited to
+ * what another kernel or a noisy host would give (named in each case below). verdict() is pure:
+ * same raw, same verdict, on any machine.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { crossover } from '../../experiments/cow-vs-copy.js';
+import { distinctPagesWritten } from '../../experiments/snapshot-load.js';
+import { renderChart } from '../../src/report/chart.js';
+import { MetricSchema } from '../../src/suite/schema.js';
+import type { AnyExperiment } from '../../src/suite/types.js';
+import { packageRoot } from '../../src/util/package.js';
+
+const FIXTURES = join(packageRoot(), 'test', 'fixtures', 'verdicts');
+
+function experiment(name: string): AnyExperiment {
+  return EXPERIMENTS.find((e) => e.name === name)!;
+}
+
+function fixture(name: string, kind: string): unknown {
+  const raw = JSON.parse(readFileSync(join(FIXTURES, `${name}.${kind}.json`), 'utf8')) as unknown;
+  return experiment(name).raw.parse(raw); // the fixture is a valid recording
+}
+
+const CASES = [
+  { name: 'fork-write-latency', refuted: 'the warm p50 at 16,384 pages is 3x the others', notMeasurable: 'every band at 64+ pages is wider than 2x' },
+  { name: 'fork-cost', refuted: 'posix_spawn from the largest parent took 5x as long', notMeasurable: 'the sweep stops at 64 MiB' },
+  { name: 'cow-vs-copy', refuted: 'the eager copy is 10x cheaper than the smallest COW run', notMeasurable: "the eager copy's band overlaps the smallest COW run's" },
+  { name: 'thp-cow', refuted: 'each write moved the whole 2 MiB page', notMeasurable: 'the region got no huge pages' },
+  { name: 'copyout', refuted: 'no PFN changed in the reader', notMeasurable: 'only the warm-up run was recorded' },
+  { name: 'snapshot-load', refuted: "the child's Private_Dirty grew with every write, not with distinct pages", notMeasurable: 'the writer kept a quarter of its rate' },
+];
+
+describe.each(CASES)('$name', ({ name, refuted, notMeasurable }) => {
+  const exp = experiment(name);
+
+  it('is confirmed on the recorded run, with a headline figure and metrics', () => {
+    const v = exp.verdict(fixture(name, 'confirmed'));
+    expect(v.verdict).toBe('confirmed');
+    expect(v.figure.length).toBeGreaterThan(10);
+    expect(v.reason.length).toBeGreaterThan(10);
+    expect(v.metrics.length).toBeGreaterThan(0);
+    for (const m of v.metrics) expect(MetricSchema.parse(m)).toEqual(m);
+  });
+
+  it(`is refuted when ${refuted}`, () => {
+    expect(exp.verdict(fixture(name, 'refuted')).verdict).toBe('refuted');
+  });
+
+  it(`is not measurable when ${notMeasurable}`, () => {
+    const v = exp.verdict(fixture(name, 'not-measurable'));
+    expect(v.verdict).toBe('not-measurable');
+    expect(v.reason.length).toBeGreaterThan(10);
+  });
+
+  it('is pure: the same raw gives the same verdict, and the raw is not changed', () => {
+    const raw = fixture(name, 'confirmed');
+    const copy = structuredClone(raw);
+    expect(exp.verdict(raw)).toEqual(exp.verdict(copy));
+    expect(raw).toEqual(copy);
+  });
+
+  it('presents its raw as at least one chart with plotted marks and a table', () => {
+    for (const kind of ['confirmed', 'refuted', 'not-measurable']) {
+      const p = exp.present(fixture(name, kind));
+      expect(p.tables.length).toBeGreaterThan(0);
+      expect(p.charts.length).toBeGreaterThan(0);
+      for (const c of p.charts) expect(renderChart(c)).toMatch(/class="mark/);
+    }
+  });
+
+  it('states a claim, a short claim and a verdict rule', () => {
+    expect(exp.claim.length).toBeGreaterThan(40);
+    expect(exp.short.length).toBeLessThanOrEqual(60);
+    expect(exp.rule).toMatch(/onfirmed when/);
+  });
+});
+
+describe('cow-vs-copy crossover', () => {
+  const pts = (xs: [number, number][]) => xs.map(([fraction, ns]) => ({ fraction, totalNs: { median: ns } }));
+
+  it.each([
+    { what: 'interpolates between the points that bracket the eager cost', cow: pts([[0.1, 10], [0.5, 50], [1, 100]]), eager: 70, want: 0.7 },
+    { what: 'is null when COW stays cheaper to the last point', cow: pts([[0.1, 10], [1, 60]]), eager: 70, want: null },
+    { what: 'is null when COW is never cheaper', cow: pts([[0.1, 80], [1, 160]]), eager: 70, want: null },
+  ])('$what', ({ cow, eager, want }) => {
+    const x = crossover(cow, eager);
+    if (want === null) expect(x).toBeNull();
+    else expect(x).toBeCloseTo(want, 6);
+  });
+});
+
+describe('snapshot-load prediction from the write schedule', () => {
+  it('counts distinct pages written by each time; repeated pages do not count again', () => {
+    const schedule = { pages: 8, order: Uint32Array.from([1, 2, 1, 3, 1, 4]), startNs: Float64Array.from([10, 20, 30, 40, 50, 60]) };
+    const at = [5, 10, 35, 45, 1000, 25];
+    expect(distinctPagesWritten.predict(schedule, at)).toEqual([0, 1, 2, 3, 4, 2]);
+  });
+});

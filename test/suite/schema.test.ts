@@ -1,0 +1,96 @@
+/** results.json: its schema, and errors that name the bad field. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { environment } from '../../src/env/environment.js';
+import { compareResults, beyondNoise } from '../../src/suite/compare.js';
+import { parseResults, RESULTS_VERSION, type ResultsDocument } from '../../src/suite/schema.js';
+import { packageRoot } from '../../src/util/package.js';
+
+const confirmedRaw = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'verdicts', 'copyout.confirmed.json'), 'utf8')) as unknown;
+const copyout = EXPERIMENTS.find((e) => e.name === 'copyout')!;
+
+/** A fresh document each time (tests edit it). */
+function doc(): ResultsDocument {
+  return structuredClone({
+    version: RESULTS_VERSION,
+    tool: 'cowlab',
+    startedAt: '2026-11-21T16:00:00.000Z',
+    finishedAt: '2026-11-21T16:00:05.000Z',
+    durationMs: 5000,
+    options: { names: ['copyout'], quick: true },
+    interrupted: false,
+    environment: environment(),
+    experiments: [{
+      number: 9, name: 'copyout', title: copyout.title, claim: copyout.claim, short: copyout.short, rule: copyout.rule,
+      status: 'completed', verdict: copyout.verdict(confirmedRaw), notes: [], durationMs: 300, budgetMs: 3000, raw: confirmedRaw, error: null,
+    }],
+  } satisfies ResultsDocument);
+}
+
+const parse = (d: unknown) => parseResults(JSON.stringify(d), 'r.json', EXPERIMENTS);
+
+describe('parseResults', () => {
+  it('accepts a document as cowlab run writes it', () => {
+    expect(parse(doc()).experiments[0]!.raw).toEqual(confirmedRaw);
+  });
+
+  it.each([
+    { what: 'not JSON', text: '{ nope', message: /^r\.json: not JSON: / },
+    { what: 'a missing field', change: (d: any) => { delete d.environment.kernel; }, message: /^r\.json: environment\.kernel: / },
+    { what: 'a wrong verdict', change: (d: any) => { d.experiments[0].verdict.verdict = 'maybe'; }, message: /^r\.json: experiments\[0\]\.verdict\.verdict: / },
+    { what: 'a bad raw measurement', change: (d: any) => { d.experiments[0].raw.read[1].p50Ns = 'fast'; }, message: /^r\.json: experiments\[0\]\.raw\.read\[1\]\.p50Ns: / },
+    { what: 'another version', change: (d: any) => { d.version = 99; }, message: /^r\.json: version: this cowlab reads results version 1, the file is version 99/ },
+    { what: 'not a results file', text: '[]', message: /^r\.json: \(document\): / },
+  ])('rejects $what naming the field', ({ text, change, message }) => {
+    let input: string;
+    if (text !== undefined) input = text;
+    else {
+      const d = doc() as unknown;
+      change!(d);
+      input = JSON.stringify(d);
+    }
+    expect(() => parseResults(input, 'r.json', EXPERIMENTS)).toThrow(message);
+    try {
+      parseResults(input, 'r.json', EXPERIMENTS);
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('ERR_INVALID_OPTION');
+    }
+  });
+});
+
+describe('compareResults', () => {
+  const band = (median: number, min: number, max: number) => ({ median, min, max, noisy: max / min > 2 });
+
+  it.each([
+    { a: band(10, 9, 11), b: band(20, 19, 21), beyond: true, why: /above/ },
+    { a: band(10, 9, 11), b: band(5, 4.5, 5.5), beyond: true, why: /below/ },
+    { a: band(10, 9, 11), b: band(11.5, 10.5, 12), beyond: false, why: /overlap/ },
+    { a: band(10, 4, 11), b: band(30, 29, 31), beyond: false, why: /noise/ },
+  ])('flags $a.median vs $b.median: $beyond', ({ a, b, beyond, why }) => {
+    const r = beyondNoise(a, b);
+    expect(r.beyond).toBe(beyond);
+    expect(r.why).toMatch(why);
+  });
+
+  it('puts two documents side by side: environment differences, verdicts, metrics beyond noise', () => {
+    const a = doc();
+    const b = doc();
+    b.environment = { ...b.environment, kernel: '6.1.0-other' };
+    const m = b.experiments[0]!.verdict.metrics.find((x) => x.key === 'read-p50')!;
+    m.value = { median: m.value.median * 3, min: m.value.max * 2.9, max: m.value.max * 3.1, noisy: false };
+    b.experiments[0]!.verdict.verdict = 'refuted';
+    const c = compareResults(a, b);
+    expect(c.environment).toContainEqual({ field: 'kernel', a: a.environment.kernel, b: '6.1.0-other' });
+    const e = c.experiments[0]!;
+    expect(e.verdictChanged).toBe(true);
+    const read = e.metrics.find((x) => x.key === 'read-p50')!;
+    expect(read.beyondNoise).toBe(true);
+    expect(read.ratio).toBeCloseTo(3, 6);
+    expect(e.metrics.find((x) => x.key === 'store-p50')!.beyondNoise).toBe(false);
+    expect(c.flagged).toBe(1);
+  });
+});
