@@ -69,7 +69,7 @@ describe('cowlab simulate', () => {
     { name: 'a bad --reuse', args: () => ['simulate', 'fork-exec', '--reuse', 'maybe'], message: /^cowlab: --reuse: must be one of on, off, got 'maybe'/ },
     { name: 'a bad --fault-around', args: () => ['simulate', 'fork-exec', '--fault-around', '3'], message: /^cowlab: --fault-around: must be a power of two, got 3/ },
     { name: 'a bad --thp-pte-reuse', args: () => ['simulate', 'fork-exec', '--thp-pte-reuse', 'always'], message: /^cowlab: --thp-pte-reuse: must be one of per-page, never/ },
-    { name: 'a missing --cost-model file', args: () => ['simulate', 'fork-exec', '--cost-model', join(dir, 'none.json')], message: /^cowlab: costModel: cannot read/ },
+    { name: 'a missing --cost-model file', args: () => ['simulate', 'fork-exec', '--cost-model', join(dir, 'none.json')], message: /^cowlab: --cost-model: cannot read/ },
   ])('$name: one line on stderr, exit 2', ({ args, message }) => {
     const r = runCli(args());
     expect(r.status).toBe(2);
