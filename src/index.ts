@@ -145,4 +145,4 @@ export {
   type BenchSide,
   type PerPage,
 } from './region/bench.js';
-export { RegionEngine, type RegionEngineOptions } from './engines/region/regionEngine.js';
+export { RegionEngine, type RegionEngineOptions } from './engines/region/engine.js';

@@ -1,11 +1,12 @@
 /** Engines by name, for the CLI and validate: `--engines sim,kernel`. */
 import { invalidOption } from '../errors.js';
 import { KernelEngine } from './kernel/engine.js';
+import { RegionEngine } from './region/engine.js';
 import { SimEngine } from './sim/engine.js';
 import type { SimOptions } from './sim/options.js';
 import type { Engine, EngineName } from './types.js';
 
-export const ENGINE_NAMES: readonly EngineName[] = ['sim', 'kernel'];
+export const ENGINE_NAMES: readonly EngineName[] = ['sim', 'kernel', 'region'];
 
 /** "sim,kernel" -> ['sim', 'kernel']: known names, no repeats, at least `min`. */
 export function parseEngineList(text: string, field = 'engines', min = 2): EngineName[] {
@@ -28,6 +29,6 @@ export function createEngine(name: EngineName, config: EngineConfig = {}): Engin
   switch (name) {
     case 'sim': return new SimEngine(config.sim ?? {});
     case 'kernel': return new KernelEngine();
-    default: throw invalidOption('engines', `the ${name} engine is not available in this build`);
+    case 'region': return new RegionEngine();
   }
 }

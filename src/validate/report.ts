@@ -51,7 +51,7 @@ export function summaryTable(results: TraceValidation[], observed: Map<string, T
       ];
     });
   });
-  return table(['trace', 'status', 'steps', 'write time predicted / measured', 'first mismatch'], rows, ['left', 'left', 'right', 'right', 'left']);
+  return table(['trace', 'status', 'steps', 'write time: engine / reference', 'first mismatch, or note'], rows, ['left', 'left', 'right', 'right', 'left']);
 }
 
 function notApplicable(v: TraceValidation): string {
@@ -68,7 +68,7 @@ function eventCell(p: StepEvents, o: StepEvents, f: keyof StepEvents, diffs: Fie
 export function stepTable(c: TraceComparison, predicted: TraceObservations, observed: TraceObservations): string {
   const trace = observed.trace;
   const procs = processNames(trace);
-  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', 'faults', 'frames', 'time pred / meas', ...procs];
+  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', 'faults', 'frames', `time ${c.predicted} / ${c.observed}`, ...procs];
   const rows: string[][] = [];
   c.steps.forEach((s: StepComparison, i) => {
     const ps = predicted.steps[i]!;
@@ -110,7 +110,7 @@ export function stepTable(c: TraceComparison, predicted: TraceObservations, obse
 }
 
 export const LEGEND = [
-  `Cells show the observed value, or predicted/observed where they differ (${MARK}: a mismatch).`,
+  `Cells show the reference's value, or engine/reference where they differ (${MARK}: a mismatch).`,
   'Per process: present/shared/exclusive/zeroPage pages. copies, reuses, zeroFills, present, shared,',
   'exclusive, zeroPage and frames must match exactly; faults may exceed the prediction by 2 + 1 %',
   "(the measuring loop's own incidental faults).",

@@ -51,7 +51,8 @@ How it decides:
   the acting process's copies / reuses / zeroFills, and the distinct frames must match
   exactly. faults may exceed the prediction by 2 + 1 % per step: the measuring loop's own
   incidental faults. Fields the machine cannot show (PFNs without root: frames) are listed,
-  not counted. Write-step times are compared as a relative error (reported, not judged).
+  not counted. Write-step times are compared as a relative error (reported, not judged): the
+  simulator's are predictions from the cost model, the region's are its own measurements.
 
 Exit status: 0 when every trace matched (traces the reference cannot run here are listed as
 not measurable), 1 when any differed, 2 on bad input.
