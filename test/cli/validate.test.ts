@@ -21,6 +21,14 @@ describe('cowlab validate', () => {
     expect(r.stdout).toMatch(new RegExp(`${listScenarios().length} matched, 0 mismatched`));
   });
 
+  it('compares all three engines: the region engine matches where it applies and says why where it does not', () => {
+    const r = cli(['validate', '--all', '--engines', 'sim,kernel,region']);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^fork-child-writes-all \(region\)\s+matched/m);
+    expect(r.stdout).toMatch(/^shared-anon\s+matched .*region not applicable: .*map 'shared' is not modeled/m);
+    expect(r.stdout).toMatch(/0 mismatched/);
+  });
+
   it('fails with exit 1 on a deliberately wrong model and names the step and the field', () => {
     // --reuse off models a kernel that copies on every write fault; the parent's writes after
     // the child exited are reuses on this kernel, so step 2 must be the first mismatch.
