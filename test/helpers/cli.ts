@@ -18,6 +18,14 @@ export function runCli(args: string[], opts: SpawnSyncOptions = {}): CliResult {
   return { status: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/** Runs an ES module script in a fresh node process with the given node flags. */
+export function runNode(nodeArgs: string[], script: string, opts: SpawnSyncOptions = {}): CliResult {
+  const r = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], {
+    encoding: 'utf8', timeout: 300_000, cwd: packageRoot(), ...opts,
+  });
+  return { status: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
 /** Runs an ES module script with node as the unprivileged user `nobody` (uid 65534). */
 export function runAsNobody(script: string, opts: SpawnSyncOptions = {}): CliResult {
   const r = spawnSync(

@@ -46,11 +46,6 @@ export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-export function rssBytes(): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return Number(m?.[1]) * 1024;
-}
-
 /** Calls gc() when the test process was started with --expose-gc (vitest.config.ts does). */
 export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
