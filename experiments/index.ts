@@ -3,6 +3,7 @@
  * per experiment; add a new one here (docs/experiments.md says how to write it).
  */
 import type { AnyExperiment } from '../src/suite/types.js';
+import './engines.js'; // makes the sim, kernel and region engines available to the experiments
 import copyout from './copyout.js';
 import cowVsCopy from './cow-vs-copy.js';
 import eagerStack from './eager-stack.js';
@@ -12,7 +13,7 @@ import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
 import refcounts from './refcounts.js';
 import sharedVsPrivate from './shared-vs-private.js';
-import snapshotLoad from './snapshot-load.js';
+import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import zeroPage from './zero-page.js';
 
@@ -26,7 +27,7 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   refcounts,
   thpCow,
   copyout,
-  snapshotLoad,
+  snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
 ];

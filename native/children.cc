@@ -1,10 +1,14 @@
 // The live-children registry (see children.h) and its JS functions:
 //   killAllChildren() -> number   SIGKILL every registered child (Ctrl-C in `cowlab run`)
 //   liveChildren()    -> number[] pids of the registered children (a sampler watching the
-//                                 child of a running probe; tests checking for leaks)
+//                                 child of a running probe; tests checking for leaks); process
+//                                 groups are not listed
+// An entry is a pid (> 0) or a process group (stored as -pgid, which is what kill() takes).
 #include "children.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <mutex>
@@ -18,27 +22,56 @@ namespace {
 constexpr int kSlots = 1024;
 
 std::mutex lock;
-pid_t slots[kSlots];  // 0: free
+pid_t slots[kSlots];  // 0: free; > 0: a pid; < 0: a process group (-pgid)
 std::atomic<uint64_t> epoch{0};
 
-}  // namespace
-
-bool Register(pid_t pid) {
-  std::lock_guard<std::mutex> g(lock);
+// Both with the lock held.
+bool Add(pid_t entry) {
   for (pid_t& s : slots) {
     if (s == 0) {
-      s = pid;
+      s = entry;
       return true;
     }
   }
   return false;
 }
 
+void Remove(pid_t entry) {
+  for (pid_t& s : slots) {
+    if (s == entry) s = 0;
+  }
+}
+
+}  // namespace
+
+bool Register(pid_t pid) {
+  std::lock_guard<std::mutex> g(lock);
+  return pid > 0 && Add(pid);
+}
+
 void Unregister(pid_t pid) {
   std::lock_guard<std::mutex> g(lock);
-  for (pid_t& s : slots) {
-    if (s == pid) s = 0;
-  }
+  if (pid > 0) Remove(pid);
+}
+
+bool RegisterGroup(pid_t pgid) {
+  std::lock_guard<std::mutex> g(lock);
+  return pgid > 0 && Add(-pgid);
+}
+
+void UnregisterGroup(pid_t pgid) {
+  std::lock_guard<std::mutex> g(lock);
+  if (pgid > 0) Remove(-pgid);
+}
+
+pid_t ReapInGroup(pid_t pgid, pid_t pid, int* status) {
+  std::lock_guard<std::mutex> g(lock);
+  pid_t r = waitpid(pid, status, WNOHANG);
+  int e = errno;
+  // kill(-pgid, 0) finds zombies too: ESRCH only once no member is left at all.
+  if (r == pid && pgid > 0 && kill(-pgid, 0) != 0 && errno == ESRCH) Remove(-pgid);
+  errno = e;
+  return r;
 }
 
 int KillAll() {
@@ -46,7 +79,7 @@ int KillAll() {
   epoch.fetch_add(1);
   int n = 0;
   for (pid_t s : slots) {
-    if (s > 0 && kill(s, SIGKILL) == 0) n++;
+    if (s != 0 && kill(s, SIGKILL) == 0) n++;  // s < 0: the whole group
   }
   return n;
 }

@@ -18,6 +18,8 @@
 // failure (a deadline, a process dying) and on destroy(), Node kills the whole group with
 // SIGKILL and reaps it with waitid(P_PGID) until the group is empty: every process is reaped,
 // including one whose fork was still in flight, without Node having to know its pid.
+// The group is in the children registry (children.h) from p0's fork until those final reaps,
+// so killAllChildren() (Ctrl-C in `cowlab run`) kills the whole tree with kill(-pgid).
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@
 #include "addon.h"
 #include "args.h"
 #include "child.h"
+#include "children.h"
 #include "errors.h"
 #include "proctree.h"
 
@@ -383,6 +386,7 @@ class Tree {
     }
     setpgid(pid, pid);  // p0 does the same; whichever runs first makes the group
     pgid_ = pid;
+    children::RegisterGroup(pgid_);  // killAllChildren (Ctrl-C) kills the whole tree
     s0->pid = pid;
     CloseChildEnds();
     if (!ExpectReady(0, deadlineNs)) return false;
@@ -447,10 +451,12 @@ class Tree {
     return true;
   }
 
-  // Node reaps an orphan that became its child (or p0). ECHILD is an error: not ours.
+  // Node reaps an orphan that became its child (or p0). ECHILD is an error: not ours. The reap
+  // runs under the children registry's lock, which drops the group's entry if this reap left
+  // the group empty (a trace process reaped by its parent leaves the parent in the group).
   bool ReapByNode(pid_t pid, uint64_t deadlineNs, int* status) {
     for (;;) {
-      pid_t r = waitpid(pid, status, WNOHANG);
+      pid_t r = children::ReapInGroup(pgid_, pid, status);
       if (r == pid) return true;
       if (r < 0 && errno != EINTR) {
         error_.setSyscall("waitpid", errno, "reaping trace process " + std::to_string(pid) + " in Node");
@@ -474,6 +480,7 @@ class Tree {
     bool ok = true;
     for (int& fd : cmdWrite_) CloseFd(&fd);  // idle processes exit at EOF anyway
     if (pgid_ > 0) {
+      children::UnregisterGroup(pgid_);  // before the reaps below empty the group
       kill(-pgid_, SIGKILL);
       for (uint32_t i = 0; i < slots_; i++) {  // in case p0 had not made its group yet
         pid_t pid = static_cast<pid_t>(slot(i)->pid);

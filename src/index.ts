@@ -62,6 +62,7 @@ export {
   type KernelDetailOptions,
   type KernelStepDetail,
   type KernelAccessDetail,
+  type KernelSmaps,
 } from './engines/kernel/engine.js';
 export { ACCESS_CLASS, type AccessClass } from './engines/kernel/observe.js';
 export {

@@ -1,7 +1,8 @@
 /**
- * Which engines the suite can use. An engine module registers itself here when it exists;
- * experiments that need an engine that is not registered are not measurable, and say which.
- * (Second pass: src/engines/{sim,kernel,region} call registerEngine once they are built.)
+ * Which engines the suite can use. experiments/engines.ts registers the simulator, the kernel
+ * engine and the region engine; experiments that need an engine that is not registered are not
+ * measurable, and say which. (Whether an engine can run a given trace on this machine is its
+ * own supports().)
  */
 import type { Engine, EngineName } from '../engines/types.js';
 
@@ -16,6 +17,13 @@ const registered = new Map<EngineName, () => Engine>();
 /** Makes an engine available to experiments (a factory: engines may hold resources). */
 export function registerEngine(name: EngineName, create: () => Engine): void {
   registered.set(name, create);
+}
+
+/** Makes an engine unavailable again (tests; a host that must not use it); returns its factory. */
+export function unregisterEngine(name: EngineName): (() => Engine) | undefined {
+  const create = registered.get(name);
+  registered.delete(name);
+  return create;
 }
 
 export function engineAvailable(name: EngineName): boolean {

@@ -27,7 +27,7 @@ export {
   type TableSpec,
 } from './types.js';
 export { plannedExperiment } from './planned.js';
-export { registerEngine, engineAvailable } from './engines.js';
+export { registerEngine, unregisterEngine, engineAvailable } from './engines.js';
 export { compareResults, beyondNoise, COMPARE_RULE, type Comparison } from './compare.js';
 export { renderReport } from '../report/html.js';
 export { renderChart, type ChartSpec, type Axis } from '../report/chart.js';

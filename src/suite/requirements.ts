@@ -7,7 +7,7 @@ import type { Requirements } from './types.js';
 /** Null when every requirement is met; otherwise the reason the experiment is not measurable. */
 export function unmetRequirement(req: Requirements, env: Environment, memoryLimitBytes: number): string | null {
   const missing = (req.engines ?? []).filter((e) => !engineAvailable(e));
-  if (missing.length > 0) return `needs ${describeEngines(missing)} (not yet built)`;
+  if (missing.length > 0) return `needs ${describeEngines(missing)} (not available)`;
   if (req.root) {
     const p = env.privileges;
     if (!p.pfnVisible) return `needs root: ${p.pfnReason}`;

@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 interface ProcStat {
   pid: number;
   ppid: number;
+  /** Process group (the kernel engine's p0 leads its own). */
+  pgrp: number;
   state: string;
 }
 
@@ -12,7 +14,7 @@ function stat(pid: number): ProcStat | null {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm may contain spaces and parentheses: fields start after the last ')'.
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: rest[0]!, ppid: Number(rest[1]) };
+    return { pid, state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]) };
   } catch {
     return null;
   }

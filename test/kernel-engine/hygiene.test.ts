@@ -62,6 +62,43 @@ describe('a trace process killed from outside', () => {
   });
 });
 
+describe('killAllChildren() (what Ctrl-C in cowlab run calls)', () => {
+  it('kills the whole tree, grandchildren included, through its process group: the run rejects and nothing is left', async () => {
+    const t = trace('interrupted', [region({ pages: 64 })], [
+      { op: 'fork', proc: 'p0', child: 'c1' },
+      { op: 'fork', proc: 'c1', child: 'c2' },
+      { op: 'write', proc: 'c2', region: 'm', pages: all(64) },
+    ]);
+    let killed = -1;
+    let alive: number[] = [];
+    const err = await rejection(
+      engine.run(t, {
+        onStep: (done) => {
+          if (done !== 2) return;
+          alive = descendants().map((p) => p.pid);
+          killed = native().killAllChildren();
+        },
+      }),
+    );
+    expect(killed).toBe(1); // one registry entry: the group p0 leads
+    expect(alive.length).toBe(3); // p0, c1, c2
+    expect(err.code).toBe('ERR_CHILD_FAILED');
+    expect(err.message).toMatch(/^steps\[2\] \(c2: write m\): .*killed by signal 9/);
+    for (const pid of alive) expect(existsSync(`/proc/${pid}`), `pid ${pid}`).toBe(false);
+    expect(native().killAllChildren()).toBe(0); // the entry went with the tree
+  });
+
+  it('is left with nothing to kill after runs that end normally, whoever reaped the last process', async () => {
+    await engine.run(trace('parent-first', [region({ pages: 8 })], [
+      { op: 'fork', proc: 'p0', child: 'c1' },
+      { op: 'exit', proc: 'p0' }, // reaped by Node while c1 still holds the group
+      { op: 'exit', proc: 'c1' }, // the last member: Node's reap empties the group
+    ]));
+    await engine.run(trace('left-running', [region({ pages: 8 })], [{ op: 'fork', proc: 'p0', child: 'c1' }]));
+    expect(native().killAllChildren()).toBe(0);
+  });
+});
+
 describe('exits in any order', () => {
   it('reaps each process through its parent, through Node once the parent is gone, and after an exec’d parent exits', async () => {
     const r = await engine.runDetailed(

@@ -4,10 +4,11 @@
  * Ctrl-C keeps the last checkpoint and skips the rest, every raw is checked against its schema.
  */
 import { z } from 'zod';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { CowlabError } from '../../src/errors.js';
+import { engineAvailable, registerEngine, unregisterEngine } from '../../src/suite/engines.js';
 import { runSuite, selectExperiments } from '../../src/suite/runner.js';
 import { ResultsSchema } from '../../src/suite/schema.js';
 import { defineExperiment, type AnyExperiment, type RunContext } from '../../src/suite/types.js';
@@ -56,6 +57,11 @@ describe('runSuite', () => {
   });
 
   it('reports unmet requirements as not measurable without running, and the rest still run', async () => {
+    // Importing the suite registered every engine; take them away for this test.
+    const saved = (['sim', 'kernel', 'region'] as const).map((n) => [n, unregisterEngine(n)] as const);
+    onTestFinished(() => {
+      for (const [n, create] of saved) if (create) registerEngine(n, create);
+    });
     let ran = false;
     const needsKernel = exp('k', 1, () => { ran = true; return Promise.resolve({ points: [] }); }, { requirements: { engines: ['kernel'] } });
     const needsSim = exp('s', 2, () => { ran = true; return Promise.resolve({ points: [] }); }, { requirements: { engines: ['sim', 'region'] } });
@@ -65,8 +71,8 @@ describe('runSuite', () => {
     expect(doc.experiments.map((e) => [e.status, e.verdict.verdict])).toEqual([
       ['not-measurable', 'not-measurable'], ['not-measurable', 'not-measurable'], ['not-measurable', 'not-measurable'], ['completed', 'confirmed'],
     ]);
-    expect(doc.experiments[0]!.verdict.reason).toBe('needs the kernel engine (not yet built)');
-    expect(doc.experiments[1]!.verdict.reason).toBe('needs the simulator and the region manager (not yet built)');
+    expect(doc.experiments[0]!.verdict.reason).toBe('needs the kernel engine (not available)');
+    expect(doc.experiments[1]!.verdict.reason).toBe('needs the simulator and the region manager (not available)');
     expect(doc.experiments[2]!.verdict.reason).toMatch(/^needs .* of memory; half of MemAvailable is /);
   });
 
@@ -137,9 +143,10 @@ describe('the suite', () => {
     for (const e of EXPERIMENTS) expect(e.name).toMatch(/^[a-z0-9]+(-[a-z0-9]+)*$/);
   });
 
-  it('lists the engine experiments as planned until their engines exist', () => {
-    const planned = EXPERIMENTS.filter((e) => e.planned).map((e) => e.number);
-    expect(planned).toEqual([3, 5, 6, 7, 11, 12]);
-    for (const e of EXPERIMENTS.filter((x) => x.planned)) expect(e.requirements.engines?.length).toBeGreaterThan(0);
+  it('has every experiment implemented, and the engines they need available', () => {
+    expect(EXPERIMENTS.filter((e) => e.planned).map((e) => e.number)).toEqual([]);
+    const needed = new Set(EXPERIMENTS.flatMap((e) => e.requirements.engines ?? []));
+    expect([...needed].sort()).toEqual(['kernel', 'region', 'sim']);
+    for (const n of needed) expect(engineAvailable(n), n).toBe(true);
   });
 });

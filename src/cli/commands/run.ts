@@ -65,8 +65,9 @@ export function registerRun(program: Command): void {
       'after',
       `
 Each experiment tests one claim from the COW literature on this kernel and says confirmed,
-refuted, or not measurable here (and why: no root, THP disabled, not enough memory, an engine
-not built yet). Sizes are clamped to what the machine holds, said in the notes.
+refuted, or not measurable here (and why: no root, THP disabled, not enough memory, a trace
+the kernel engine cannot run here). Sizes are clamped to what the machine holds, said in the
+notes.
 
 The default suite takes at most about 3 minutes on a 2-core machine; --quick well under one.
 Ctrl-C stops the running experiment, kills every child process, and still writes the results

@@ -14,6 +14,7 @@ import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { CowlabError } from '../../errors.js';
 import { meminfo } from '../../env/environment.js';
 import { pageSize } from '../../memory/mapping.js';
+import { smapsFor, smapsRollup, type SmapsTotals } from '../../memory/smaps.js';
 import { native, type NativeProcTree, type ProcTreeAccessRaw } from '../../native.js';
 import { pfnAccess } from '../../pagemap/access.js';
 import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
@@ -82,6 +83,8 @@ export interface KernelStepDetail {
   /** With `kpagecount: true` (root): /proc/kpagecount of each page's frame after the step, 0
    *  where the page is not present. */
   kpagecount: Record<string, Record<string, Float64Array>> | null;
+  /** With `smaps: true`: /proc/<pid>/smaps of every live process after the step. */
+  smaps: Record<string, KernelSmaps> | null;
   /** write/read (and the setup's populate passes). */
   access: KernelAccessDetail[];
   /** Minor faults of the acting process over the whole operation (null: not measured). */
@@ -93,6 +96,17 @@ export interface KernelStepDetail {
 export interface KernelDetailOptions extends EngineRunOptions {
   /** Read /proc/kpagecount of every present frame after each step (root only). */
   kpagecount?: boolean;
+  /** Read /proc/<pid>/smaps of every live process after each step (no privilege needed). */
+  smaps?: boolean;
+}
+
+/** smaps of one live trace process after a step. */
+export interface KernelSmaps {
+  /** Region id -> totals of the VMAs over the region; null for an exec'd process (its
+   *  address space is another program's: the region's addresses are not read). */
+  regions: Record<string, SmapsTotals> | null;
+  /** The whole process (smaps_rollup): for an exec'd process, what the new program holds. */
+  process: SmapsTotals;
 }
 
 export interface KernelRunDetailed {
@@ -182,6 +196,7 @@ class KernelRun {
     readonly deadlineMs: number,
     readonly keepDetails: boolean,
     readonly kpagecount: boolean,
+    readonly smaps: boolean,
   ) {
     this.plan = planTrace(trace);
     const n = this.plan.procs.length;
@@ -387,7 +402,35 @@ class KernelRun {
         pagemap[name] = Object.fromEntries(regions.map((s, r) => [this.trace.regions[r]!.id, s.entries]));
       }
     }
-    return { step, pids, pagemap, kpagecount: this.kpagecount ? this.readCounts() : null, access: this.keepDetails ? access : [], opFaults, forkNs };
+    return {
+      step,
+      pids,
+      pagemap,
+      kpagecount: this.kpagecount ? this.readCounts() : null,
+      smaps: this.smaps ? this.readSmaps() : null,
+      access: this.keepDetails ? access : [],
+      opFaults,
+      forkNs,
+    };
+  }
+
+  readSmaps(): Record<string, KernelSmaps> {
+    const out: Record<string, KernelSmaps> = {};
+    const ps = BigInt(pageSize());
+    for (const slot of this.liveSlots()) {
+      const pid = this.pids[slot]!;
+      const regions =
+        this.state[slot] === 'execd'
+          ? null
+          : Object.fromEntries(
+              this.trace.regions.map((r, i) => {
+                const g = this.geometry[i]!;
+                return [r.id, smapsFor(pid, g.address, g.address + BigInt(g.pages) * ps)];
+              }),
+            );
+      out[this.plan.procs[slot]!] = { regions, process: smapsRollup(pid) };
+    }
+    return out;
   }
 
   readCounts(): Record<string, Record<string, Float64Array>> {
@@ -479,8 +522,8 @@ export class KernelEngine implements Engine {
     return (await this.execute(trace, options, false)).observations;
   }
 
-  /** run(), plus per-step pids, raw pagemaps (and kpagecounts) and per-access latencies, faults,
-   *  classes and values. */
+  /** run(), plus per-step pids, raw pagemaps (and kpagecounts, smaps) and per-access latencies,
+   *  faults, classes and values. */
   async runDetailed(trace: Trace, options: KernelDetailOptions = {}): Promise<KernelRunDetailed> {
     if (options.kpagecount && !pfnAccess().kpagecount) {
       throw new CowlabError('ERR_NOT_MEASURABLE', `kpagecount: ${pfnAccess().kpagecountReason ?? 'not readable'}`);
@@ -492,7 +535,7 @@ export class KernelEngine implements Engine {
     const reason = this.supports(trace);
     if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
-    const run = new KernelRun(trace, deadlineMs, keepDetails, options.kpagecount === true);
+    const run = new KernelRun(trace, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);
     const steps: StepObservation[] = [];
     const details: KernelStepDetail[] = [];
     let failure: unknown = null;
