@@ -178,8 +178,17 @@ export class PageCategories {
 
   /** 1 where the page maps the (huge) zero page: no privilege needed, unlike kpageflags. */
   zeroPage(): Uint8Array {
+    return this.only(PAGE_IS.PFNZERO);
+  }
+
+  /** 1 where the page is part of a PMD (huge page) mapping. */
+  huge(): Uint8Array {
+    return this.only(PAGE_IS.HUGE);
+  }
+
+  private only(category: number): Uint8Array {
     const out = new Uint8Array(this.length);
-    for (let i = 0; i < this.length; i++) out[i] = (this.bits[i]! >>> PAGE_IS.PFNZERO) & 1;
+    for (let i = 0; i < this.length; i++) out[i] = (this.bits[i]! >>> category) & 1;
     return out;
   }
 }

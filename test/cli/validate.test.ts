@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { listScenarios } from '../../src/trace/scenarios.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runCliAsNobody } from '../helpers/cli.js';
 
 // No calibrated model from the user's config: outputs must not depend on it.
 const env = { ...process.env, COWLAB_COST_MODEL: join(os.tmpdir(), 'cowlab-test-no-cost-model.json') };
@@ -19,6 +19,13 @@ describe('cowlab validate', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
     for (const s of listScenarios()) expect(r.stdout).toMatch(new RegExp(`^${s.name}\\s+matched`, 'm'));
     expect(r.stdout).toMatch(new RegExp(`${listScenarios().length} matched, 0 mismatched`));
+  });
+
+  it('matches every scenario without root too, where PFNs are hidden (frames are listed as not compared)', () => {
+    const r = runCliAsNobody(['validate', '--all', '--verbose'], { env });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`${listScenarios().length} matched, 0 mismatched`));
+    expect(r.stdout).toMatch(/not compared: frames: /);
   });
 
   it('compares all three engines: the region engine matches where it applies and says why where it does not', () => {

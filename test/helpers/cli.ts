@@ -36,4 +36,12 @@ export function runAsNobody(script: string, opts: SpawnSyncOptions = {}): CliRes
   return { status: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/** Runs the built CLI as the unprivileged user `nobody` (uid 65534). */
+export function runCliAsNobody(args: string[], opts: SpawnSyncOptions = {}): CliResult {
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args], {
+    encoding: 'utf8', timeout: 120_000, cwd: packageRoot(), ...opts,
+  });
+  return { status: r.status, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
 export const DIST_INDEX = join(packageRoot(), 'dist', 'src', 'index.js');

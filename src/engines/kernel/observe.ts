@@ -19,7 +19,11 @@
  *   fault     any other faulting access (reads, shared-mapping faults on cached pages)
  * Without PFNs (not root) the frame comparison is replaced by what the bits allow: a write
  * fault on a present page of a private mapping copies when the page was shared (exclusive
- * bit clear) or a page-cache page (file bit set), and is reused when it was exclusive.
+ * bit clear) or a page-cache page (file bit set), and is reused when it was exclusive. A page
+ * of a PMD-mapped huge page is the exception: pagemap gives all 512 entries the head page's
+ * exclusive bit, so there the huge mapping itself decides (PAGEMAP_SCAN's PAGE_IS_HUGE):
+ * do_huge_pmd_wp_page either reuses the whole PMD (still huge afterwards) or splits it and
+ * copies the 4 KiB page (no longer huge).
  */
 import { PagemapEntries, readKpageFlags, readPageCategories, readPagemap, KPF } from '../../pagemap/pagemap.js';
 
@@ -31,6 +35,8 @@ export interface RegionSnapshot {
   entries: PagemapEntries;
   /** 1 where the page maps the (huge) zero page; null when not observable. */
   zero: Uint8Array | null;
+  /** 1 where the page belongs to a PMD (huge) mapping; null without PAGEMAP_SCAN. */
+  huge: Uint8Array | null;
 }
 
 export interface SnapshotTarget {
@@ -53,11 +59,12 @@ export function readSnapshot(targets: SnapshotTarget[], regions: RegionGeometry[
       t.slot,
       regions.map((g) => {
         if (t.execd) {
-          return { entries: new PagemapEntries(new ArrayBuffer(g.pages * 8)), zero: zero === null ? null : new Uint8Array(g.pages) };
+          const none = zero === 'pagemap-scan' ? new Uint8Array(g.pages) : null;
+          return { entries: new PagemapEntries(new ArrayBuffer(g.pages * 8)), zero: zero === null ? null : new Uint8Array(g.pages), huge: none };
         }
         const entries = readPagemap(t.pid, g.address, g.pages);
-        const z = zero === 'pagemap-scan' ? readPageCategories(t.pid, g.address, g.pages).zeroPage() : null;
-        return { entries, zero: z };
+        const categories = zero === 'pagemap-scan' ? readPageCategories(t.pid, g.address, g.pages) : null;
+        return { entries, zero: categories?.zeroPage() ?? null, huge: categories?.huge() ?? null };
       }),
     );
   }
@@ -160,6 +167,7 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
         if (presentAfter && fresh && unseen) cls = 'zeroFill';
       } else if (!a.shared && presentAfter) {
         if (pfnVisible) cls = f.pfn[p] !== b.pfn[p] ? 'copy' : 'reuse';
+        else if (a.before.huge?.[p] === 1) cls = a.after.huge?.[p] === 1 ? 'reuse' : 'copy';
         else cls = b.exclusive[p] === 1 && b.file[p] === 0 ? 'reuse' : 'copy';
       }
     }
