@@ -25,7 +25,8 @@ export const FRAME_UNUSED = 0;
 export const FRAME_USED = 1;
 export const FRAME_FREED = 2;
 
-const FOLIO_ANON = 1;
+/** folioFlags: an anonymous folio (folio_test_anon); page-cache folios have 0. */
+export const FOLIO_ANON = 1;
 
 /** mm id 0 is the kernel's MM_ID_DUMMY: a free slot. Processes get ids from 1. */
 const MM_ID_DUMMY = 0;
@@ -47,8 +48,6 @@ export class PhysMem {
   mapcount = new Int32Array(0);
   anonExclusive = new Uint8Array(0);
   frameState = new Uint8Array(0);
-  /** Scratch marks for counting distinct frames (Simulator.observe). */
-  mark = new Uint32Array(0);
 
   // Per folio, at the head pfn.
   refcount = new Int32Array(0);
@@ -62,8 +61,15 @@ export class PhysMem {
   mmCount1 = new Int32Array(0);
   mappedShared = new Uint8Array(0);
 
-  /** `frames`: a first guess of how many frames the run needs (the tables grow past it). */
-  constructor(frames = 1024) {
+  /**
+   * `frames`: a first guess of how many frames the run needs (the tables grow past it).
+   * `largeFolios`: whether any huge page may be allocated; without, the tables kept for large
+   * folios only (large mapcount, mm ids) are left empty.
+   */
+  constructor(
+    frames = 1024,
+    readonly largeFolios = true,
+  ) {
     this.ensure(Math.max(frames, 1024));
   }
 
@@ -79,11 +85,11 @@ export class PhysMem {
     this.mapcount = grown(this.mapcount, size);
     this.anonExclusive = grown(this.anonExclusive, size);
     this.frameState = grown(this.frameState, size);
-    this.mark = grown(this.mark, size);
     this.refcount = grown(this.refcount, size);
     this.nrPages = grown(this.nrPages, size);
     this.folioFlags = grown(this.folioFlags, size);
     this.entireMapcount = grown(this.entireMapcount, size);
+    if (!this.largeFolios) return;
     this.largeMapcount = grown(this.largeMapcount, size);
     this.mmId0 = grown(this.mmId0, size);
     this.mmCount0 = grown(this.mmCount0, size);
@@ -94,6 +100,7 @@ export class PhysMem {
 
   /** Allocates a folio of `nr` frames (1 or 512) with one reference; returns its head pfn. */
   allocFolio(nr: number, anon: boolean): number {
+    if (nr > 1 && !this.largeFolios) throw new Error('sim bug: a huge page in a trace without huge pages');
     const headPfn = this.top + 1;
     if (headPfn + nr >= this.head.length) this.ensure(headPfn + nr);
     for (let i = 0; i < nr; i++) {
@@ -119,6 +126,27 @@ export class PhysMem {
     this.folioFlags[pfn] = anon ? FOLIO_ANON : 0;
     this.inUse++;
     return pfn;
+  }
+
+  /**
+   * Bulk allocation for the fast paths (alloc_pages_bulk): `n` fresh anonymous small folios at
+   * pfns top+1 .. top+n, each as allocPage(true) makes it and as mapNewAnonPage then maps it
+   * (one reference, one mapping, PageAnonExclusive). A fast path that maps page after page
+   * takes their pfns in order (after reserve(n)) and accounts for them here once it is done.
+   */
+  allocMappedAnonPages(n: number): void {
+    const first = this.top + 1;
+    const end = first + n;
+    if (end > this.head.length) this.ensure(end - 1);
+    for (let pfn = first; pfn < end; pfn++) this.head[pfn] = pfn;
+    this.frameState.fill(FRAME_USED, first, end);
+    this.refcount.fill(1, first, end);
+    this.nrPages.fill(1, first, end);
+    this.folioFlags.fill(FOLIO_ANON, first, end);
+    this.mapcount.fill(1, first, end);
+    this.anonExclusive.fill(1, first, end);
+    this.top += n;
+    this.inUse += n;
   }
 
   isAnon(headPfn: number): boolean {
