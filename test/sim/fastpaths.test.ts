@@ -13,6 +13,7 @@ import { parseTrace } from '../../src/trace/parse.js';
 import { listScenarios, loadScenario } from '../../src/trace/scenarios.js';
 import type { PageSelector, RegionSpec, Step, Trace } from '../../src/trace/types.js';
 import { randomTrace } from '../helpers/randomTrace.js';
+import { SIM_VARIANTS } from './variants.js';
 
 /** Fractional constants: the predicted times must be summed in the same order both ways. */
 const FRACTIONAL_COSTS: SimOptions['costModel'] = {
@@ -26,11 +27,7 @@ const FRACTIONAL_COSTS: SimOptions['costModel'] = {
 };
 
 const VARIANTS: { name: string; options: SimOptions }[] = [
-  { name: 'defaults', options: {} },
-  { name: 'reuse off', options: { reuse: false } },
-  { name: 'THP PTE reuse never', options: { thpPteReuse: 'never' } },
-  { name: 'no fault-around', options: { faultAroundPages: 1 } },
-  { name: 'no huge zero page, folio exclusivity', options: { hugeZeroPage: false, pagemapExclusive: 'folio' } },
+  ...SIM_VARIANTS,
   { name: 'folio exclusivity', options: { pagemapExclusive: 'folio' } },
   { name: 'fractional costs', options: { costModel: FRACTIONAL_COSTS } },
 ];

@@ -1,16 +1,17 @@
 /**
- * Fast paths: the faults of fault.ts for runs of selected pages in one common state, without
- * going through handleMmFault's dispatch (VMA protection, PMD state, PTE state, folio checks)
- * again for each page. They end in the same handlers as the per-page path, which stays the
- * reference: each function says what it assumes and why, under that assumption, handleMmFault
- * would take the same branch for every page of the run. test/sim/fastpaths.test.ts runs seeded
- * random traces both ways (Simulator debug option `fastPaths: false`) and compares every
- * observation and the model's state after every step.
+ * Fast paths: what fault.ts and fork.ts do, for runs of pages in one common state, without
+ * going through the per-page dispatch (VMA protection, PMD state, PTE state, folio checks) and
+ * handler calls again for each page: the VMA's state is read once, and the handlers' work on
+ * the page tables and frames is spelled out in one loop. The per-page path stays the
+ * reference: each function says what it assumes and why, under that assumption, the per-page
+ * path would take the same branch and do the same for every page of the run.
+ * test/sim/fastpaths.test.ts runs seeded random traces both ways (Simulator debug option
+ * `fastPaths: false`) and compares every observation and the model's state after every step.
  *
- * Each function handles pages[k], pages[k + 1], ... while its condition holds, page by page in
- * selector order (a page listed twice meets the state the first access left), and returns the
- * index of the first page it did not handle (k when none). Every page it handled took one
- * fault of the kind the function names.
+ * The fault runs handle pages[k], pages[k + 1], ... while their condition holds, page by page
+ * in selector order (a page listed twice meets the state the first access left), and return
+ * the index of the first page they did not handle (k when none). Every page they handled took
+ * one fault of the kind the function names.
  */
 import type { Machine } from './machine.js';
 import { FOLIO_ANON } from './physmem.js';
@@ -47,10 +48,14 @@ export function doAnonymousPageRun(m: Machine, vma: Vma, pages: Uint32Array, k: 
   const n = pages.length;
   const first = m.mem.top + 1;
   let next = first;
+  let table = -1; // the last page table allocated
   for (; k < n; k++) {
     const i = pages[k]!;
     if ((flags[i]! & PTE_PRESENT) !== 0 || (ro !== null && ro[i] !== 0)) break;
-    pmd[i >> PMD_SHIFT_PAGES] = PMD_TABLE; // pte_alloc
+    if (i >> PMD_SHIFT_PAGES !== table) {
+      table = i >> PMD_SHIFT_PAGES;
+      pmd[table] = PMD_TABLE; // pte_alloc
+    }
     pfn[i] = next++;
     flags[i] = PTE_PRESENT | PTE_DIRTY | PTE_WRITE;
   }
@@ -85,6 +90,8 @@ export function wpPageCopyRun(m: Machine, mm: Mm, vma: Vma, pages: Uint32Array, 
   const mem = m.mem;
   const { nrPages, folioFlags, anonExclusive, refcount, mapcount } = mem;
   const reuse = m.opts.reuse;
+  // Without VM_HUGEPAGE every folio mapped is small (see copyPteRangeSmallFolios).
+  const hugepage = vma.hugepage;
   const n = pages.length;
   const first = mem.top + 1;
   let next = first;
@@ -92,7 +99,7 @@ export function wpPageCopyRun(m: Machine, mm: Mm, vma: Vma, pages: Uint32Array, 
     const i = pages[k]!;
     if ((flags[i]! & (PTE_PRESENT | PTE_WRITE | PTE_SPECIAL | PTE_HUGE)) !== PTE_PRESENT || (ro !== null && ro[i] !== 0)) break;
     const old = pfn[i]!;
-    if (nrPages[old] !== 1) break; // a tail page (0) or the head of a huge folio
+    if (hugepage && nrPages[old] !== 1) break; // a tail page (0) or the head of a huge folio
     if (reuse && (anonExclusive[old] === 1 || refcount[old] === 1) && (folioFlags[old]! & FOLIO_ANON) !== 0) break; // reused
     pfn[i] = next++;
     flags[i] = PTE_PRESENT | PTE_DIRTY | PTE_WRITE;
@@ -114,37 +121,34 @@ export function wpPageCopyRun(m: Machine, mm: Mm, vma: Vma, pages: Uint32Array, 
  * child maps every present entry's frame too. Returns the entries copied.
  *
  * Assumes: `src` is not VM_HUGEPAGE, so every frame it maps is a small folio (huge pages are
- * allocated only in VM_HUGEPAGE VMAs; see pagemap.ts), its own head with no large mapcount.
- * Why it matches copyPresentPte, entry by entry: getAndMapPte on a small folio is one more
- * reference and one more mapcount on the page itself; PageAnonExclusive is cleared; a private
- * (COW) mapping write-protects the entry in both processes; a shared one copies it clean; the
- * zero page is copied as it is.
+ * allocated only by do_huge_pmd_anonymous_page, in VM_HUGEPAGE VMAs, and fork copies them
+ * only into the child's copy of the same VMA), its own head with no large mapcount; `dst` is
+ * the child's new VMA, its entries all empty. Why it matches copyPresentPte, entry by entry:
+ * getAndMapPte on a small folio is one more reference and one more mapcount on the page
+ * itself; PageAnonExclusive is cleared; a private (COW) mapping write-protects the entry in
+ * both processes and a shared one copies it clean; the zero page is copied as it is. The
+ * entries are copied whole, the empty ones too: an entry without PTE_PRESENT is all zero
+ * (only zapRange empties entries, and it zeroes them), as the child's are already.
  */
 export function copyPteRangeSmallFolios(m: Machine, src: Vma, dst: Vma, start: number, end: number): number {
   const { refcount, mapcount, anonExclusive } = m.mem;
   const { flags, pfn } = src.pt;
-  const dstFlags = dst.pt.flags;
-  const dstPfn = dst.pt.pfn;
   const cow = isCowMapping(src);
-  const shared = src.shared;
+  dst.pt.pfn.set(pfn.subarray(start, end), start);
   let copied = 0;
   for (let i = start; i < end; i++) {
-    let f = flags[i]!;
+    const f = flags[i]!;
     if ((f & PTE_PRESENT) === 0) continue;
-    const page = pfn[i]!;
     if ((f & PTE_SPECIAL) === 0) {
+      const page = pfn[i]!;
       refcount[page] = refcount[page]! + 1;
       mapcount[page] = mapcount[page]! + 1;
       anonExclusive[page] = 0;
     }
-    if (cow && (f & PTE_WRITE) !== 0) {
-      f &= ~PTE_WRITE;
-      flags[i] = f;
-    }
-    if (shared) f &= ~PTE_DIRTY;
-    dstPfn[i] = page;
-    dstFlags[i] = f;
+    if (cow) flags[i] = f & ~PTE_WRITE;
+    else dst.pt.flags[i] = f & ~PTE_DIRTY;
     copied++;
   }
+  if (cow) dst.pt.flags.set(flags.subarray(start, end), start);
   return copied;
 }

@@ -28,7 +28,7 @@ export function pagemapRead(m: Machine, vma: Vma, precise: boolean, out: Pagemap
 
 /** pagemapRead for any VMA: huge or small folios, PTE or PMD mapped. The reference. */
 function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, out: PagemapOut, mappings: Int32Array): void {
-  const { mapcount, entireMapcount, head } = mem;
+  const { mapcount, entireMapcount, head, largeFolios } = mem;
   const { flags, pfn } = vma.pt;
   const { present, exclusive, zeroPage } = out;
   const pages = vma.pages;
@@ -42,7 +42,7 @@ function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, out: PagemapOu
     }
     const p = pfn[i]!;
     const h = head[p]!;
-    const entire = entireMapcount[h]!;
+    const entire = largeFolios ? entireMapcount[h]! : 0; // entireMapcountOf(h)
     const mapped = mapcount[p]! + entire;
     mappings[mapped] = mappings[mapped]! + 1;
     if (precise) {

@@ -31,7 +31,7 @@ export const FOLIO_ANON = 1;
 /** mm id 0 is the kernel's MM_ID_DUMMY: a free slot. Processes get ids from 1. */
 const MM_ID_DUMMY = 0;
 
-function grown<T extends Int32Array | Uint8Array | Uint32Array>(a: T, size: number): T {
+function grown<T extends Int32Array | Uint16Array | Uint8Array>(a: T, size: number): T {
   const b = new (a.constructor as new (n: number) => T)(size);
   b.set(a);
   return b;
@@ -51,8 +51,10 @@ export class PhysMem {
 
   // Per folio, at the head pfn.
   refcount = new Int32Array(0);
-  nrPages = new Int32Array(0);
+  /** 1 for a small folio, 512 for a huge one, 0 at a tail page. */
+  nrPages = new Uint16Array(0);
   folioFlags = new Uint8Array(0);
+  // Per large folio only (empty while largeFolios is false: a small folio has none).
   entireMapcount = new Int32Array(0);
   largeMapcount = new Int32Array(0);
   mmId0 = new Int32Array(0);
@@ -64,7 +66,7 @@ export class PhysMem {
   /**
    * `frames`: a first guess of how many frames the run needs (the tables grow past it).
    * `largeFolios`: whether any huge page may be allocated; without, the tables kept for large
-   * folios only (large mapcount, mm ids) are left empty.
+   * folios only (entire and large mapcounts, mm ids) are left empty.
    */
   constructor(
     frames = 1024,
@@ -88,8 +90,8 @@ export class PhysMem {
     this.refcount = grown(this.refcount, size);
     this.nrPages = grown(this.nrPages, size);
     this.folioFlags = grown(this.folioFlags, size);
-    this.entireMapcount = grown(this.entireMapcount, size);
     if (!this.largeFolios) return;
+    this.entireMapcount = grown(this.entireMapcount, size);
     this.largeMapcount = grown(this.largeMapcount, size);
     this.mmId0 = grown(this.mmId0, size);
     this.mmCount0 = grown(this.mmCount0, size);
@@ -132,13 +134,14 @@ export class PhysMem {
    * Bulk allocation for the fast paths (alloc_pages_bulk): `n` fresh anonymous small folios at
    * pfns top+1 .. top+n, each as allocPage(true) makes it and as mapNewAnonPage then maps it
    * (one reference, one mapping, PageAnonExclusive). A fast path that maps page after page
-   * takes their pfns in order (after reserve(n)) and accounts for them here once it is done.
+   * hands out their pfns in order (top+1, top+2, ...) and accounts for them here when done.
    */
   allocMappedAnonPages(n: number): void {
     const first = this.top + 1;
     const end = first + n;
     if (end > this.head.length) this.ensure(end - 1);
-    for (let pfn = first; pfn < end; pfn++) this.head[pfn] = pfn;
+    const head = this.head;
+    for (let pfn = first; pfn < end; pfn++) head[pfn] = pfn;
     this.frameState.fill(FRAME_USED, first, end);
     this.refcount.fill(1, first, end);
     this.nrPages.fill(1, first, end);
@@ -171,7 +174,7 @@ export class PhysMem {
 
   private freeFolio(headPfn: number): void {
     const nr = this.nrPages[headPfn]!;
-    if (this.entireMapcount[headPfn] !== 0) throw new Error(`sim bug: freeing folio ${headPfn} while a PMD maps it`);
+    if (this.entireMapcountOf(headPfn) !== 0) throw new Error(`sim bug: freeing folio ${headPfn} while a PMD maps it`);
     for (let i = 0; i < nr; i++) {
       if (this.mapcount[headPfn + i] !== 0) throw new Error(`sim bug: freeing frame ${headPfn + i} while a PTE maps it`);
       this.frameState[headPfn + i] = FRAME_FREED;
@@ -267,8 +270,13 @@ export class PhysMem {
     return this.nrPages[headPfn]! > 1 ? this.mappedShared[headPfn] === 1 : this.mapcount[headPfn]! > 1;
   }
 
+  /** folio_entire_mapcount: PMDs mapping the whole folio (none for a small one). */
+  entireMapcountOf(headPfn: number): number {
+    return this.largeFolios ? this.entireMapcount[headPfn]! : 0;
+  }
+
   /** folio_precise_page_mapcount: PTEs mapping this page plus PMDs mapping its folio. */
   precisePageMapcount(pfn: number): number {
-    return this.mapcount[pfn]! + this.entireMapcount[this.head[pfn]!]!;
+    return this.mapcount[pfn]! + this.entireMapcountOf(this.head[pfn]!);
   }
 }

@@ -337,7 +337,7 @@ export class Simulator {
       const mappings = new Int32Array(Math.max(live.length, 2) + 1);
       for (const mm of live) {
         const region = { present: new Uint8Array(spec.pages), exclusive: new Uint8Array(spec.pages), zeroPage: new Uint8Array(spec.pages) };
-        const vma = mm.vmas[r]!;
+        const vma = mm.vmas[r] ?? null;
         if (vma !== null) pagemapRead(this.m, vma, precise, region, mappings);
         processes[mm.name]![spec.id] = region;
       }
@@ -361,9 +361,9 @@ export class Simulator {
         head: mem.head.slice(0, n),
         frameState: mem.frameState.slice(0, n),
         refcount: mem.refcount.slice(0, n),
-        nrPages: mem.nrPages.slice(0, n),
+        nrPages: Int32Array.from(mem.nrPages.subarray(0, n)),
         mapcount: mem.mapcount.slice(0, n),
-        entireMapcount: mem.entireMapcount.slice(0, n),
+        entireMapcount: mem.largeFolios ? mem.entireMapcount.slice(0, n) : new Int32Array(n),
         anonExclusive: mem.anonExclusive.slice(0, n),
         anon,
       },
