@@ -55,14 +55,19 @@ export function fmtNs(ns) {
   return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(2)} us` : `${Math.round(ns)} ns`;
 }
 
-/** Prints both series' medians and bands, then the ratio line (always last). */
-export function report({ title, aName, bName, a, b, target, unit = fmtNs }) {
+/**
+ * Prints both series' medians and bands, then the ratio line (always last). The ratio is
+ * median(a) / median(b); `target` is an upper bound, or a lower bound with `higherIsBetter`
+ * (a speedup, say).
+ */
+export function report({ title, aName, bName, a, b, target, unit = fmtNs, higherIsBetter = false }) {
   const band = (xs) => `median ${unit(median(xs))}  (min ${unit(Math.min(...xs))}, max ${unit(Math.max(...xs))}, n=${xs.length})`;
   console.log(title);
   console.log(`  ${aName.padEnd(28)} ${band(a)}`);
   console.log(`  ${bName.padEnd(28)} ${band(b)}`);
   const ratio = median(a) / median(b);
-  const verdict = target === undefined ? '' : ratio <= target ? ` (target <= ${target}: met)` : ` (target <= ${target}: MISSED)`;
+  const met = higherIsBetter ? ratio >= target : ratio <= target;
+  const verdict = target === undefined ? '' : ` (target ${higherIsBetter ? '>=' : '<='} ${target}: ${met ? 'met' : 'MISSED'})`;
   console.log(`ratio ${aName} / ${bName}: ${ratio.toFixed(3)}${verdict}`);
   return ratio;
 }

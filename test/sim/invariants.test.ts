@@ -16,6 +16,7 @@ import { parseTrace } from '../../src/trace/parse.js';
 import { listScenarios, loadScenario } from '../../src/trace/scenarios.js';
 import type { Trace } from '../../src/trace/types.js';
 import { randomTrace } from '../helpers/randomTrace.js';
+import { SIM_VARIANTS } from './variants.js';
 
 /** Observations agree with themselves and with the model's page tables. */
 function checkObservation(o: StepObservation, s: SimState): string[] {
@@ -78,16 +79,9 @@ function runChecked(trace: Trace, options: SimOptions = {}): { steps: number } {
   return { steps: n };
 }
 
-const VARIANTS: { name: string; options: SimOptions }[] = [
-  { name: 'defaults', options: {} },
-  { name: 'reuse off', options: { reuse: false } },
-  { name: 'THP PTE reuse never', options: { thpPteReuse: 'never' } },
-  { name: 'no fault-around', options: { faultAroundPages: 1 } },
-  { name: 'no huge zero page, folio exclusivity', options: { hugeZeroPage: false, pagemapExclusive: 'folio' } },
-];
 
 describe('invariants hold after every step of every built-in scenario', () => {
-  const cases = listScenarios().flatMap((s) => VARIANTS.map((v) => ({ scenario: s.name, variant: v.name, options: v.options })));
+  const cases = listScenarios().flatMap((s) => SIM_VARIANTS.map((v) => ({ scenario: s.name, variant: v.name, options: v.options })));
   it.each(cases)('$scenario ($variant)', ({ scenario, options }) => {
     runChecked(loadScenario(scenario), options);
   });
@@ -97,7 +91,7 @@ describe('invariants hold after every step of seeded random traces', () => {
   const seeds = Array.from({ length: 60 }, (_, i) => i + 1);
   it.each(seeds)('seed %i', (seed) => {
     const trace = parseTrace(randomTrace(seed, { cowHeavy: seed % 2 === 0 }), { checkMemory: false });
-    const options = VARIANTS[seed % VARIANTS.length]!.options;
+    const options = SIM_VARIANTS[seed % SIM_VARIANTS.length]!.options;
     const { steps } = runChecked(trace, options);
     expect(steps).toBe(trace.steps.length);
   });

@@ -6,6 +6,7 @@
  * Copied private entries become read-only in both processes: the next store in either one is
  * a write-protect fault (COW).
  */
+import { copyPteRangeSmallFolios } from './fastpath.js';
 import type { Machine } from './machine.js';
 import { HPAGE_PMD_NR } from './physmem.js';
 import {
@@ -62,6 +63,10 @@ export function copyPageTables(m: Machine, src: Vma, child: Mm, dst: Vma): numbe
     dst.pt.pmd[chunk] = pmd; // a page table, even if every entry in it is empty
     const start = chunk << PMD_SHIFT_PAGES;
     const end = Math.min(start + HPAGE_PMD_NR, src.pages);
+    if (m.fastPaths && !src.hugepage) {
+      copied += copyPteRangeSmallFolios(m, src, dst, start, end);
+      continue;
+    }
     for (let i = start; i < end; i++) {
       if ((src.pt.flags[i]! & PTE_PRESENT) === 0) continue;
       copyPresentPte(m, src, child, dst, i);

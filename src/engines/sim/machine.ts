@@ -8,6 +8,8 @@ import type { ResolvedSimOptions } from './options.js';
 export interface Machine {
   readonly mem: PhysMem;
   readonly opts: ResolvedSimOptions;
+  /** Take the fast paths (fastpath.ts) where they apply; false: every fault per page. */
+  readonly fastPaths: boolean;
 }
 
 /** The access needed no fault: the entry was present (and writable, for a store). */

@@ -56,6 +56,19 @@ export interface SimOptions {
 
 export type ResolvedSimOptions = Required<SimOptions>;
 
+/**
+ * How the simulator computes, not what it models: no result depends on these, so they are
+ * kept out of SimOptions (which are kernel behaviours, one CLI flag each). For tests.
+ */
+export interface SimDebugOptions {
+  /**
+   * Take the fast paths (fastpath.ts) for runs of pages in a common state. Default true.
+   * false sends every fault through the per-page reference path (handleMmFault); the
+   * observations and the model's state are the same either way (test/sim/fastpaths.test.ts).
+   */
+  fastPaths?: boolean;
+}
+
 export const DEFAULT_SIM_OPTIONS: Readonly<ResolvedSimOptions> = Object.freeze({
   reuse: true,
   thpPteReuse: 'per-page',

@@ -25,12 +25,13 @@ export const FRAME_UNUSED = 0;
 export const FRAME_USED = 1;
 export const FRAME_FREED = 2;
 
-const FOLIO_ANON = 1;
+/** folioFlags: an anonymous folio (folio_test_anon); page-cache folios have 0. */
+export const FOLIO_ANON = 1;
 
 /** mm id 0 is the kernel's MM_ID_DUMMY: a free slot. Processes get ids from 1. */
 const MM_ID_DUMMY = 0;
 
-function grown<T extends Int32Array | Uint8Array | Uint32Array>(a: T, size: number): T {
+function grown<T extends Int32Array | Uint16Array | Uint8Array>(a: T, size: number): T {
   const b = new (a.constructor as new (n: number) => T)(size);
   b.set(a);
   return b;
@@ -47,13 +48,13 @@ export class PhysMem {
   mapcount = new Int32Array(0);
   anonExclusive = new Uint8Array(0);
   frameState = new Uint8Array(0);
-  /** Scratch marks for counting distinct frames (Simulator.observe). */
-  mark = new Uint32Array(0);
 
   // Per folio, at the head pfn.
   refcount = new Int32Array(0);
-  nrPages = new Int32Array(0);
+  /** 1 for a small folio, 512 for a huge one, 0 at a tail page. */
+  nrPages = new Uint16Array(0);
   folioFlags = new Uint8Array(0);
+  // Per large folio only (empty while largeFolios is false: a small folio has none).
   entireMapcount = new Int32Array(0);
   largeMapcount = new Int32Array(0);
   mmId0 = new Int32Array(0);
@@ -62,8 +63,15 @@ export class PhysMem {
   mmCount1 = new Int32Array(0);
   mappedShared = new Uint8Array(0);
 
-  /** `frames`: a first guess of how many frames the run needs (the tables grow past it). */
-  constructor(frames = 1024) {
+  /**
+   * `frames`: a first guess of how many frames the run needs (the tables grow past it).
+   * `largeFolios`: whether any huge page may be allocated; without, the tables kept for large
+   * folios only (entire and large mapcounts, mm ids) are left empty.
+   */
+  constructor(
+    frames = 1024,
+    readonly largeFolios = true,
+  ) {
     this.ensure(Math.max(frames, 1024));
   }
 
@@ -79,10 +87,10 @@ export class PhysMem {
     this.mapcount = grown(this.mapcount, size);
     this.anonExclusive = grown(this.anonExclusive, size);
     this.frameState = grown(this.frameState, size);
-    this.mark = grown(this.mark, size);
     this.refcount = grown(this.refcount, size);
     this.nrPages = grown(this.nrPages, size);
     this.folioFlags = grown(this.folioFlags, size);
+    if (!this.largeFolios) return;
     this.entireMapcount = grown(this.entireMapcount, size);
     this.largeMapcount = grown(this.largeMapcount, size);
     this.mmId0 = grown(this.mmId0, size);
@@ -94,6 +102,7 @@ export class PhysMem {
 
   /** Allocates a folio of `nr` frames (1 or 512) with one reference; returns its head pfn. */
   allocFolio(nr: number, anon: boolean): number {
+    if (nr > 1 && !this.largeFolios) throw new Error('sim bug: a huge page in a trace without huge pages');
     const headPfn = this.top + 1;
     if (headPfn + nr >= this.head.length) this.ensure(headPfn + nr);
     for (let i = 0; i < nr; i++) {
@@ -121,6 +130,28 @@ export class PhysMem {
     return pfn;
   }
 
+  /**
+   * Bulk allocation for the fast paths (alloc_pages_bulk): `n` fresh anonymous small folios at
+   * pfns top+1 .. top+n, each as allocPage(true) makes it and as mapNewAnonPage then maps it
+   * (one reference, one mapping, PageAnonExclusive). A fast path that maps page after page
+   * hands out their pfns in order (top+1, top+2, ...) and accounts for them here when done.
+   */
+  allocMappedAnonPages(n: number): void {
+    const first = this.top + 1;
+    const end = first + n;
+    if (end > this.head.length) this.ensure(end - 1);
+    const head = this.head;
+    for (let pfn = first; pfn < end; pfn++) head[pfn] = pfn;
+    this.frameState.fill(FRAME_USED, first, end);
+    this.refcount.fill(1, first, end);
+    this.nrPages.fill(1, first, end);
+    this.folioFlags.fill(FOLIO_ANON, first, end);
+    this.mapcount.fill(1, first, end);
+    this.anonExclusive.fill(1, first, end);
+    this.top += n;
+    this.inUse += n;
+  }
+
   isAnon(headPfn: number): boolean {
     return (this.folioFlags[headPfn]! & FOLIO_ANON) !== 0;
   }
@@ -143,7 +174,7 @@ export class PhysMem {
 
   private freeFolio(headPfn: number): void {
     const nr = this.nrPages[headPfn]!;
-    if (this.entireMapcount[headPfn] !== 0) throw new Error(`sim bug: freeing folio ${headPfn} while a PMD maps it`);
+    if (this.entireMapcountOf(headPfn) !== 0) throw new Error(`sim bug: freeing folio ${headPfn} while a PMD maps it`);
     for (let i = 0; i < nr; i++) {
       if (this.mapcount[headPfn + i] !== 0) throw new Error(`sim bug: freeing frame ${headPfn + i} while a PTE maps it`);
       this.frameState[headPfn + i] = FRAME_FREED;
@@ -239,8 +270,13 @@ export class PhysMem {
     return this.nrPages[headPfn]! > 1 ? this.mappedShared[headPfn] === 1 : this.mapcount[headPfn]! > 1;
   }
 
+  /** folio_entire_mapcount: PMDs mapping the whole folio (none for a small one). */
+  entireMapcountOf(headPfn: number): number {
+    return this.largeFolios ? this.entireMapcount[headPfn]! : 0;
+  }
+
   /** folio_precise_page_mapcount: PTEs mapping this page plus PMDs mapping its folio. */
   precisePageMapcount(pfn: number): number {
-    return this.mapcount[pfn]! + this.entireMapcount[this.head[pfn]!]!;
+    return this.mapcount[pfn]! + this.entireMapcountOf(this.head[pfn]!);
   }
 }

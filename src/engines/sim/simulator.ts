@@ -1,18 +1,21 @@
 /**
  * The simulator: runs a trace through the model of the kernel (fault.ts, huge.ts, fork.ts,
  * unmap.ts, mprotect.ts) one step at a time and observes, after each step, what pagemap and
- * kpageflags would show and what the step cost.
+ * kpageflags would show (pagemap.ts) and what the step cost.
  *
  * A step's work is O(pages touched) on typed arrays, and each observation O(pages x live
- * processes), so a 65,536-page fork-and-write-all trace takes milliseconds.
+ * processes), so a 65,536-page fork-and-write-all trace takes milliseconds. Runs of pages in
+ * a common state take the fast paths of fastpath.ts (the same result, checked against the
+ * per-page path by test/sim/fastpaths.test.ts).
  */
 import { CowlabError } from '../../errors.js';
 import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
 import { selectPages } from '../../trace/select.js';
-import { ROOT_PROC, type RegionSpec, type Step, type Trace } from '../../trace/types.js';
-import type { RegionObservation, StepEvents, StepObservation } from '../types.js';
+import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type Trace } from '../../trace/types.js';
+import type { StepEvents, StepObservation } from '../types.js';
 import { dupMmap } from './fork.js';
 import { handleMmFault } from './fault.js';
+import { doAnonymousPageRun, wpPageCopyRun } from './fastpath.js';
 import { checkInvariants } from './invariants.js';
 import {
   FAULT_COPY,
@@ -29,29 +32,27 @@ import {
   type Machine,
 } from './machine.js';
 import { changeProtection } from './mprotect.js';
-import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
+import { resolveSimOptions, type ResolvedSimOptions, type SimDebugOptions, type SimOptions } from './options.js';
 import { FRAME_USED, PhysMem } from './physmem.js';
+import { distinctFrames, pagemapRead } from './pagemap.js';
 import { exitMmap } from './unmap.js';
-import { Mm, PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, ShmemFile, Vma } from './vm.js';
+import { Mm, PTE_PRESENT, PTE_WRITE, ShmemFile, Vma } from './vm.js';
 
-/** The step's events in one region, counted per fault as the kernel takes them. */
-class Tally {
-  copies = 0;
-  reuses = 0;
-  zeroFills = 0;
-  faults = 0;
+/**
+ * The step's events in one region, counted per fault as the kernel takes them: how many
+ * faults of each FAULT_* kind (index), so recording one is a single array increment.
+ */
+type FaultCounts = Int32Array;
 
-  record(kind: number): void {
-    if (kind === FAULT_NONE) return;
-    this.faults++;
-    if (kind === FAULT_COPY) this.copies++;
-    else if (kind === FAULT_REUSE) this.reuses++;
-    else if (kind === FAULT_ZERO_FILL || kind === FAULT_HUGE_ZERO_FILL || kind === FAULT_COW_FILL) this.zeroFills++;
-  }
-
-  events(): StepEvents {
-    return { copies: this.copies, reuses: this.reuses, zeroFills: this.zeroFills, faults: this.faults };
-  }
+function stepEvents(c: FaultCounts): StepEvents {
+  let faults = 0;
+  for (let kind = FAULT_NONE + 1; kind < FAULT_KINDS; kind++) faults += c[kind]!;
+  return {
+    copies: c[FAULT_COPY]!,
+    reuses: c[FAULT_REUSE]!,
+    zeroFills: c[FAULT_ZERO_FILL]! + c[FAULT_HUGE_ZERO_FILL]! + c[FAULT_COW_FILL]!,
+    faults,
+  };
 }
 
 /** Nanoseconds per access, indexed by FAULT_* kind (cost.ts explains the constants). */
@@ -71,10 +72,23 @@ function costTable(opts: ResolvedSimOptions): Float64Array {
   return t;
 }
 
-function allPages(n: number): Uint32Array {
-  const out = new Uint32Array(n);
-  for (let i = 0; i < n; i++) out[i] = i;
-  return out;
+/** 0, 1, 2, ...: shared by every simulator, grown on demand, never written once filled. */
+let pageNumbers = new Uint32Array(0);
+
+/** The pages start..end-1 in order, as a view of pageNumbers (page lists are only read). */
+function pageRange(start: number, end: number): Uint32Array {
+  if (end > pageNumbers.length) {
+    const grown = new Uint32Array(Math.max(end, 2 * pageNumbers.length));
+    for (let i = 0; i < grown.length; i++) grown[i] = i;
+    pageNumbers = grown;
+  }
+  return pageNumbers.subarray(start, Math.max(start, end));
+}
+
+/** selectPages, without building a new list for a range of stride 1. */
+function selectedPages(sel: PageSelector, regionPages: number): Uint32Array {
+  if (!('random' in sel) && !('pages' in sel) && (sel.stride ?? 1) === 1) return pageRange(sel.start, sel.end);
+  return selectPages(sel, regionPages);
 }
 
 /** What a VMA looks like inside, for invariant checks and tests (copies). */
@@ -138,13 +152,20 @@ export class Simulator {
   private readonly files: (ShmemFile | null)[];
   private readonly cost: Float64Array;
   private next = -1;
-  private epoch = 0;
 
-  constructor(trace: Trace, options: SimOptions = {}) {
+  constructor(trace: Trace, options: SimOptions = {}, debug: SimDebugOptions = {}) {
     this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
     this.options = resolveSimOptions(options);
-    // Room for every page twice (populated, then copied once) before the frame tables grow.
-    this.m = { mem: new PhysMem(2 * this.trace.regions.reduce((n, r) => n + r.pages, 0) + 1), opts: this.options };
+    // Room for every page twice (populated, then copied once) before the frame tables grow;
+    // huge pages only where some region may get them (Vma.hugepage).
+    const regions = this.trace.regions;
+    const frames = 2 * regions.reduce((n, r) => n + r.pages, 0) + 1;
+    const hugepages = regions.some((r) => r.thp && r.map === 'private' && r.backing === 'anon');
+    this.m = {
+      mem: new PhysMem(frames, hugepages),
+      opts: this.options,
+      fastPaths: debug.fastPaths ?? true,
+    };
     this.cost = costTable(this.options);
     this.files = this.trace.regions.map((r, i) => (r.map === 'shared' || r.backing === 'memfd' ? new ShmemFile(i, r.pages) : null));
   }
@@ -170,7 +191,7 @@ export class Simulator {
     this.trace.regions.forEach((spec, r) => {
       const vma = new Vma(r, spec, this.files[r]!);
       p0.vmas[r] = vma;
-      if (spec.populate !== 'none') ns += this.touch(p0, vma, allPages(spec.pages), spec.populate === 'write', tallies[r]!);
+      if (spec.populate !== 'none') ns += this.touch(p0, vma, pageRange(0, spec.pages), spec.populate === 'write', tallies[r]!);
     });
     this.next = 0;
     return this.finish(-1, 'setup', ROOT_PROC, tallies, ns);
@@ -187,7 +208,7 @@ export class Simulator {
     return this.finish(i, s.op, s.proc, tallies, ns);
   }
 
-  private apply(s: Step, tallies: Tally[]): number | null {
+  private apply(s: Step, tallies: FaultCounts[]): number | null {
     const mm = this.process(s.proc);
     switch (s.op) {
       case 'fork': {
@@ -201,11 +222,11 @@ export class Simulator {
       case 'read': {
         const r = this.regionIndex(s.region);
         const vma = this.vma(mm, r);
-        return this.touch(mm, vma, selectPages(s.pages, vma.pages), s.op === 'write', tallies[r]!);
+        return this.touch(mm, vma, selectedPages(s.pages, vma.pages), s.op === 'write', tallies[r]!);
       }
       case 'mprotect': {
         const vma = this.vma(mm, this.regionIndex(s.region));
-        changeProtection(this.m, mm, vma, s.pages ? selectPages(s.pages, vma.pages) : null, s.prot);
+        changeProtection(this.m, mm, vma, s.pages ? selectedPages(s.pages, vma.pages) : null, s.prot);
         return null;
       }
       case 'exec':
@@ -219,22 +240,46 @@ export class Simulator {
     }
   }
 
-  /** Loads or stores `pages` in order; returns their predicted time. */
-  private touch(mm: Mm, vma: Vma, pages: Uint32Array, write: boolean, tally: Tally): number {
+  /**
+   * Loads or stores `pages` in order, as the CPU would: an access the page table allows takes
+   * no fault; any other faults (handleMmFault), or a run of them goes through a fast path.
+   * Counts the faults by kind; returns the predicted time (the faults' costs in page order,
+   * then the accesses without a fault).
+   */
+  private touch(mm: Mm, vma: Vma, pages: Uint32Array, write: boolean, counts: FaultCounts): number {
+    const m = this.m;
     const flags = vma.pt.flags;
     const need = write ? PTE_PRESENT | PTE_WRITE : PTE_PRESENT;
     const cost = this.cost;
+    const n = pages.length;
     let ns = 0;
     let none = 0;
-    for (let k = 0; k < pages.length; k++) {
+    let k = 0;
+    while (k < n) {
       const i = pages[k]!;
       if ((flags[i]! & need) === need) {
         none++; // the access needs no fault
+        k++;
         continue;
       }
-      const kind = handleMmFault(this.m, mm, vma, i, write);
-      tally.record(kind);
+      if (m.fastPaths && write) {
+        let kind = FAULT_ZERO_FILL;
+        let end = doAnonymousPageRun(m, vma, pages, k);
+        if (end === k) {
+          kind = FAULT_COPY;
+          end = wpPageCopyRun(m, mm, vma, pages, k);
+        }
+        if (end > k) {
+          counts[kind] = counts[kind]! + (end - k);
+          const c = cost[kind]!;
+          for (; k < end; k++) ns += c;
+          continue;
+        }
+      }
+      const kind = handleMmFault(m, mm, vma, i, write);
+      counts[kind] = counts[kind]! + 1;
       ns += cost[kind]!;
+      k++;
     }
     return ns + none * cost[FAULT_NONE]!;
   }
@@ -262,11 +307,11 @@ export class Simulator {
     return vma;
   }
 
-  private tallies(): Tally[] {
-    return this.trace.regions.map(() => new Tally());
+  private tallies(): FaultCounts[] {
+    return this.trace.regions.map(() => new Int32Array(FAULT_KINDS));
   }
 
-  private finish(step: number, op: StepObservation['op'], proc: string, tallies: Tally[], timeNs: number | null): StepObservation {
+  private finish(step: number, op: StepObservation['op'], proc: string, tallies: FaultCounts[], timeNs: number | null): StepObservation {
     const obs = this.observe(step, op, proc, tallies, timeNs);
     if (this.options.checkInvariants) {
       const problems = checkInvariants(this.state());
@@ -279,66 +324,27 @@ export class Simulator {
 
   // --- observation: what pagemap (present, exclusive) and kpageflags (zero page) would show ---
 
-  private observe(step: number, op: StepObservation['op'], proc: string, tallies: Tally[], timeNs: number | null): StepObservation {
+  private observe(step: number, op: StepObservation['op'], proc: string, tallies: FaultCounts[], timeNs: number | null): StepObservation {
     const live = this.mms.filter((mm) => mm.alive);
     const processes: StepObservation['processes'] = {};
     for (const mm of live) processes[mm.name] = {};
     const events: StepObservation['events'] = {};
     const frames: StepObservation['frames'] = {};
+    const precise = this.options.pagemapExclusive === 'precise';
     this.trace.regions.forEach((spec, r) => {
-      const epoch = ++this.epoch;
-      let distinct = 0;
+      // A frame is mapped at most once per process (one entry per page), so by at most every
+      // live process (and pagemapRead counts up to 2 in any case).
+      const mappings = new Int32Array(Math.max(live.length, 2) + 1);
       for (const mm of live) {
-        const seen = this.observeRegion(spec.pages, mm.vmas[r]!, epoch);
-        processes[mm.name]![spec.id] = seen.region;
-        distinct += seen.newFrames;
+        const region = { present: new Uint8Array(spec.pages), exclusive: new Uint8Array(spec.pages), zeroPage: new Uint8Array(spec.pages) };
+        const vma = mm.vmas[r] ?? null;
+        if (vma !== null) pagemapRead(this.m, vma, precise, region, mappings);
+        processes[mm.name]![spec.id] = region;
       }
-      events[spec.id] = tallies[r]!.events();
-      frames[spec.id] = distinct;
+      events[spec.id] = stepEvents(tallies[r]!);
+      frames[spec.id] = distinctFrames(mappings);
     });
     return { step, op, proc, processes, events, frames, timeNs };
-  }
-
-  /**
-   * pagemap_pte_range in a nutshell: present when an entry maps something; zero page for
-   * special entries (never exclusive: it has no rmap); exclusive when the page is mapped once
-   * (precise page mapcount 1), or with pagemapExclusive 'folio' when its folio is not
-   * maybe-mapped-shared. Also counts the frames not yet marked with `epoch`, so a region's
-   * distinct frames (zero page excluded) come out of the same pass.
-   */
-  private observeRegion(pages: number, vma: Vma | null, epoch: number): { region: RegionObservation; newFrames: number } {
-    const present = new Uint8Array(pages);
-    const exclusive = new Uint8Array(pages);
-    const zeroPage = new Uint8Array(pages);
-    const region = { present, exclusive, zeroPage };
-    if (vma === null) return { region, newFrames: 0 };
-    const mem = this.m.mem;
-    const { mark, mapcount, entireMapcount, head } = mem;
-    const precise = this.options.pagemapExclusive === 'precise';
-    const { flags, pfn } = vma.pt;
-    let newFrames = 0;
-    for (let i = 0; i < pages; i++) {
-      const f = flags[i]!;
-      if ((f & PTE_PRESENT) === 0) continue;
-      present[i] = 1;
-      if ((f & PTE_SPECIAL) !== 0) {
-        zeroPage[i] = 1;
-        continue;
-      }
-      const p = pfn[i]!;
-      if (mark[p] !== epoch) {
-        mark[p] = epoch;
-        newFrames++;
-      }
-      // folio_precise_page_mapcount(page) == 1, without a call: this loop runs for every page.
-      // For a PMD mapping, pagemap_pmd_range_thp computes the bit once, from the head page
-      // (pmd_page), and gives it to all 512 entries: once the other process has copied the
-      // head subpage, every entry of our huge mapping reads exclusive (seen on 6.18).
-      const h = head[p]!;
-      const mapped = mapcount[(f & PTE_HUGE) !== 0 ? h : p]!;
-      if (precise ? mapped <= 1 && mapped + entireMapcount[h]! === 1 : !mem.maybeMappedShared(h)) exclusive[i] = 1;
-    }
-    return { region, newFrames };
   }
 
   /** A copy of the model's internals (frames, page tables, page caches). */
@@ -355,9 +361,9 @@ export class Simulator {
         head: mem.head.slice(0, n),
         frameState: mem.frameState.slice(0, n),
         refcount: mem.refcount.slice(0, n),
-        nrPages: mem.nrPages.slice(0, n),
+        nrPages: Int32Array.from(mem.nrPages.subarray(0, n)),
         mapcount: mem.mapcount.slice(0, n),
-        entireMapcount: mem.entireMapcount.slice(0, n),
+        entireMapcount: mem.largeFolios ? mem.entireMapcount.slice(0, n) : new Int32Array(n),
         anonExclusive: mem.anonExclusive.slice(0, n),
         anon,
       },
