@@ -3,6 +3,7 @@
 // one pread per run of consecutive PFNs). Entries come back raw (8 bytes each) in an
 // ArrayBuffer; decoding the bit fields is done in TypeScript (src/pagemap/).
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -153,9 +154,29 @@ Napi::Value ReadPageCategories(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// probeOwnPfn() -> { present, pfn }: maps one private anonymous page, writes it, reads its
+// own pagemap entry and unmaps it. Done here rather than through a JS Mapping because an
+// ArrayBuffer detached on unmap makes V8 slow down every typed-array access in the process
+// from then on (its "detached" protector is invalidated once and for all).
+Napi::Value ProbeOwnPfn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* p = mmap(nullptr, PageSize(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw MakeSyscallError(env, "mmap", errno, "mapping the PFN probe page");
+  *static_cast<volatile uint64_t*>(p) = 1;
+  uint64_t entry = 0;
+  int r = child::ReadPagemap("/proc/self/pagemap", reinterpret_cast<uintptr_t>(p), 1, PageSize(), &entry);
+  munmap(p, PageSize());
+  if (r < 0) throw MakeSyscallError(env, "pread", -r, "reading /proc/self/pagemap");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("present", (entry >> 63) == 1);
+  out.Set("pfn", static_cast<double>(entry & ((1ULL << 55) - 1)));
+  return out;
+}
+
 }  // namespace
 
 void InitPagemap(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeOwnPfn", Napi::Function::New(env, ProbeOwnPfn, "probeOwnPfn"));
   exports.Set("readPagemap", Napi::Function::New(env, ReadPagemap, "readPagemap"));
   exports.Set("readKpage", Napi::Function::New(env, ReadKpage, "readKpage"));
   exports.Set("readPageCategories", Napi::Function::New(env, ReadPageCategories, "readPageCategories"));

@@ -5,8 +5,8 @@
  */
 import { openSync, closeSync, readFileSync } from 'node:fs';
 
-import { Mapping } from '../memory/mapping.js';
-import { readKpageCounts, readPagemap } from './pagemap.js';
+import { native } from '../native.js';
+import { readKpageCounts } from './pagemap.js';
 
 export interface PfnAccess {
   /** Pagemap PFNs are real (not zeroed). */
@@ -44,14 +44,9 @@ let cached: PfnAccess | undefined;
 export function pfnAccess(): PfnAccess {
   if (cached) return cached;
   const cap = hasCapSysAdmin();
-  const probe = Mapping.create({ pages: 1 });
-  let pfn = 0;
-  try {
-    probe.touch('write');
-    pfn = readPagemap(0, probe.address, 1).pfn[0]!;
-  } finally {
-    probe.unmap();
-  }
+  // A native probe: unmapping a JS Mapping would detach an ArrayBuffer, which slows every
+  // typed-array access of the process afterwards (see native/pagemap.cc).
+  const { pfn } = native().probeOwnPfn();
   const pfnVisible = pfn !== 0;
   const pfnReason = pfnVisible
     ? null

@@ -5,23 +5,31 @@
 import type { Trace } from '../../trace/types.js';
 import type { Engine, EngineRunOptions, StepObservation, TraceObservations } from '../types.js';
 import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
+import { PhysMemPool } from './physmem.js';
 import { Simulator } from './simulator.js';
 
 /** Runs `trace` through the simulator and returns every step's observation (synchronously). */
-export function simulateTrace(trace: Trace, options: SimOptions = {}, onStep?: EngineRunOptions['onStep']): TraceObservations {
-  const sim = new Simulator(trace, options);
+export function simulateTrace(
+  trace: Trace,
+  options: SimOptions = {},
+  onStep?: EngineRunOptions['onStep'],
+  pool?: PhysMemPool,
+): TraceObservations {
+  const sim = new Simulator(trace, options, pool ? { pool } : {});
   const total = sim.trace.steps.length;
   const steps: StepObservation[] = [sim.setup()];
   while (!sim.done) {
     steps.push(sim.step());
     onStep?.(steps.length - 1, total);
   }
+  pool?.give(sim.releaseFrameTables());
   return { engine: 'sim', trace, steps, unavailable: {} };
 }
 
 export class SimEngine implements Engine {
   readonly name = 'sim' as const;
   readonly options: ResolvedSimOptions;
+  private readonly pool = new PhysMemPool();
 
   constructor(options: SimOptions = {}) {
     this.options = resolveSimOptions(options);
@@ -33,6 +41,6 @@ export class SimEngine implements Engine {
 
   /** Simulation never waits on processes, so `stepDeadlineMs` does not apply. */
   async run(trace: Trace, options: EngineRunOptions = {}): Promise<TraceObservations> {
-    return simulateTrace(trace, this.options, options.onStep);
+    return simulateTrace(trace, this.options, options.onStep, this.pool);
   }
 }

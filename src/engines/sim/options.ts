@@ -7,6 +7,8 @@ import { choiceOption, integerOption } from '../../options.js';
 import { invalidOption } from '../../errors.js';
 import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 
+import type { PhysMemPool } from './physmem.js';
+
 export const THP_PTE_REUSE = ['per-page', 'never'] as const;
 export type ThpPteReuse = (typeof THP_PTE_REUSE)[number];
 export const PAGEMAP_EXCLUSIVE = ['precise', 'folio'] as const;
@@ -67,6 +69,8 @@ export interface SimDebugOptions {
    * observations and the model's state are the same either way (test/sim/fastpaths.test.ts).
    */
   fastPaths?: boolean;
+  /** Take the frame tables from this pool (SimEngine keeps one between its runs). */
+  pool?: PhysMemPool;
 }
 
 export const DEFAULT_SIM_OPTIONS: Readonly<ResolvedSimOptions> = Object.freeze({

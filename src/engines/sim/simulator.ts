@@ -162,12 +162,17 @@ export class Simulator {
     const frames = 2 * regions.reduce((n, r) => n + r.pages, 0) + 1;
     const hugepages = regions.some((r) => r.thp && r.map === 'private' && r.backing === 'anon');
     this.m = {
-      mem: new PhysMem(frames, hugepages),
+      mem: debug.pool ? debug.pool.take(frames, hugepages) : new PhysMem(frames, hugepages),
       opts: this.options,
       fastPaths: debug.fastPaths ?? true,
     };
     this.cost = costTable(this.options);
     this.files = this.trace.regions.map((r, i) => (r.map === 'shared' || r.backing === 'memfd' ? new ShmemFile(i, r.pages) : null));
+  }
+
+  /** The frame tables, for a pool to reuse once this simulator is done with them. */
+  releaseFrameTables(): PhysMem {
+    return this.m.mem;
   }
 
   /** True once every step has run. */
