@@ -5,10 +5,11 @@
 // engine.run(trace), setup and observations included. Target: kernel / sim >= 100 (warm).
 //
 // Also reported, apart: the simulator's first run in a fresh process (V8 has not optimized it
-// yet), and its warm runs in fresh processes that never ran the kernel engine. The difference
-// between those warm runs and the interleaved ones is not only cache and allocator state: once
-// any ArrayBuffer in the process has been detached (pfnAccess()'s probe mapping does it when
-// unmapped), V8 checks for detachment on every typed-array access from then on.
+// yet), and its warm runs in fresh processes that never ran the kernel engine: the difference
+// between those and the interleaved runs is the cache and allocator state the kernel engine
+// leaves behind. (Keep it that way: once any ArrayBuffer of the process has been detached,
+// by unmapping a Mapping or releasing a CowView, V8 checks for detachment on every
+// typed-array access from then on, and the simulator gets slower.)
 //
 // usage: node bench/sim-speed/run.mjs [--pages 65536] [--repeats 7] [--cold 5]
 import { execFileSync } from 'node:child_process';

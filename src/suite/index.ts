@@ -26,7 +26,6 @@ export {
   type Requirements,
   type TableSpec,
 } from './types.js';
-export { plannedExperiment } from './planned.js';
 export { registerEngine, unregisterEngine, engineAvailable } from './engines.js';
 export { compareResults, beyondNoise, COMPARE_RULE, type Comparison } from './compare.js';
 export { renderReport } from '../report/html.js';

@@ -74,7 +74,6 @@ async function runOne(
   if (signal.aborted) return done('skipped', notMeasurable('the run was interrupted before this experiment'), null);
   const unmet = unmetRequirement(e.requirements, env, memoryLimitBytes);
   if (unmet !== null) return done('not-measurable', notMeasurable(unmet), null);
-  if (e.planned) return done('not-measurable', notMeasurable('not implemented yet'), null);
 
   let checkpoint: unknown = null;
   const ctx: RunContext = {

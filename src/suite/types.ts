@@ -109,8 +109,6 @@ export interface Experiment<Raw = unknown> {
   run(ctx: RunContext): Promise<Raw>;
   verdict(raw: Raw): Verdict;
   present(raw: Raw): Presentation;
-  /** Set while the experiment waits for engines that are not built: it never runs. */
-  planned?: boolean;
 }
 
 /** Identity helper that infers Raw from the schema (experiments are written with it). */

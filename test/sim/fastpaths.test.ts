@@ -12,6 +12,7 @@ import { Simulator } from '../../src/engines/sim/simulator.js';
 import { parseTrace } from '../../src/trace/parse.js';
 import { listScenarios, loadScenario } from '../../src/trace/scenarios.js';
 import type { PageSelector, RegionSpec, Step, Trace } from '../../src/trace/types.js';
+import { firstDifference } from '../helpers/firstDifference.js';
 import { randomTrace } from '../helpers/randomTrace.js';
 import { SIM_VARIANTS } from './variants.js';
 
@@ -31,35 +32,6 @@ const VARIANTS: { name: string; options: SimOptions }[] = [
   { name: 'folio exclusivity', options: { pagemapExclusive: 'folio' } },
   { name: 'fractional costs', options: { costModel: FRACTIONAL_COSTS } },
 ];
-
-/**
- * Where `a` and `b` first differ (a path like `processes.c1.heap.present[12]`), or null. Typed
- * arrays compare by type and bytes, numbers with Object.is (a time off by one bit differs), and
- * objects by their keys in order (observations are printed in that order).
- */
-function firstDifference(a: unknown, b: unknown, path = ''): string | null {
-  if (ArrayBuffer.isView(a) || ArrayBuffer.isView(b)) {
-    if (!ArrayBuffer.isView(a) || !ArrayBuffer.isView(b) || a.constructor !== b.constructor) return `${path}: ${String(a)} vs ${String(b)}`;
-    const x = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-    const y = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-    if (x.equals(y)) return null;
-    const n = a as unknown as ArrayLike<number>;
-    const m = b as unknown as ArrayLike<number>;
-    for (let i = 0; i < Math.max(n.length, m.length); i++) if (n[i] !== m[i]) return `${path}[${i}]: ${n[i]} vs ${m[i]}`;
-    return `${path}: lengths ${n.length} vs ${m.length}`;
-  }
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
-    return Object.is(a, b) ? null : `${path}: ${String(a)} vs ${String(b)}`;
-  }
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.join() !== kb.join()) return `${path}: keys ${ka.join()} vs ${kb.join()}`;
-  for (const k of ka) {
-    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
-    if (d !== null) return d;
-  }
-  return null;
-}
 
 /** Runs `trace` both ways, step by step, and expects the same observation and state each time. */
 function expectSameBothWays(trace: Trace, options: SimOptions): void {

