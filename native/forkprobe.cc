@@ -48,6 +48,7 @@
 #include "child.h"
 #include "children.h"
 #include "errors.h"
+#include "promise_worker.h"
 
 namespace cowlab {
 namespace {
@@ -137,10 +138,10 @@ struct SideBuffers {
   uint64_t minfltBefore = 0, minfltAfter = 0, majfltBefore = 0, majfltAfter = 0;
 };
 
-class ForkProbe : public Napi::AsyncWorker {
+class ForkProbe : public PromiseWorker {
  public:
   ForkProbe(Napi::Env env, Napi::Object opts)
-      : Napi::AsyncWorker(env, "cowlab.forkProbe"), deferred_(Napi::Promise::Deferred::New(env)) {
+      : PromiseWorker(env, "cowlab.forkProbe") {
     const char* fn = "forkProbe";
     base_ = reinterpret_cast<uint8_t*>(PropAddress(env, opts, fn, "address"));
     pages_ = PropCount(env, opts, fn, "pages", 1ULL << 32);
@@ -184,7 +185,6 @@ class ForkProbe : public Napi::AsyncWorker {
     if (readFd_ >= 0) close(readFd_);
   }
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
@@ -242,7 +242,6 @@ class ForkProbe : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   // The values the child's pread(2)s deliver, in a memfd: entry i is what a store to
@@ -567,7 +566,6 @@ class ForkProbe : public Napi::AsyncWorker {
     return b;
   }
 
-  Napi::Promise::Deferred deferred_;
   uint8_t* base_ = nullptr;
   uint64_t pages_ = 0;
   size_t childN_ = 0, parentN_ = 0;
@@ -597,10 +595,7 @@ class ForkProbe : public Napi::AsyncWorker {
 // forkProbe(options) -> Promise<result>; see src/forkwrite/probe.ts for the typed contract.
 Napi::Value StartForkProbe(const Napi::CallbackInfo& info) {
   Napi::Object opts = ArgObject(info, 0, "forkProbe", "options");
-  auto* worker = new ForkProbe(info.Env(), opts);
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  return PromiseWorker::Start(new ForkProbe(info.Env(), opts));
 }
 
 }  // namespace

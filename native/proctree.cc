@@ -47,6 +47,7 @@
 #include "children.h"
 #include "errors.h"
 #include "proctree.h"
+#include "promise_worker.h"
 
 namespace cowlab {
 namespace {
@@ -639,10 +640,9 @@ class ProcTreeWrap;
 
 enum class Kind { kStart, kFork, kAccess, kProtect, kExec, kExit, kReapByProcess, kReapByNode, kDestroy };
 
-class TreeWorker : public Napi::AsyncWorker {
+class TreeWorker : public PromiseWorker {
  public:
   TreeWorker(Napi::Env env, ProcTreeWrap* wrap, Napi::Object self, Kind kind, uint64_t deadlineMs);
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
   uint32_t slot = 0, child = 0;
   bool write = false;
@@ -657,7 +657,6 @@ class TreeWorker : public Napi::AsyncWorker {
   void Finish();
   Napi::Value Result(Napi::Env env);
 
-  Napi::Promise::Deferred deferred_;
   ProcTreeWrap* wrap_;
   Napi::ObjectReference self_;
   Kind kind_;
@@ -780,9 +779,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
 
   Napi::Value Queue(TreeWorker* w) {
     busy_ = true;
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    return PromiseWorker::Start(w);
   }
 
   // start(deadlineMs) -> { pid, addresses: bigint[], mapNs }
@@ -907,8 +904,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
 };
 
 TreeWorker::TreeWorker(Napi::Env env, ProcTreeWrap* wrap, Napi::Object self, Kind kind, uint64_t deadlineMs)
-    : Napi::AsyncWorker(env, "cowlab.procTree"),
-      deferred_(Napi::Promise::Deferred::New(env)),
+    : PromiseWorker(env, "cowlab.procTree"),
       wrap_(wrap),
       self_(Napi::Persistent(self)),
       kind_(kind),
@@ -1026,7 +1022,7 @@ void TreeWorker::OnOK() {
 
 void TreeWorker::OnError(const Napi::Error& e) {
   Finish();
-  deferred_.Reject(e.Value());
+  PromiseWorker::OnError(e);
 }
 
 // setChildSubreaper(on) -> previous (boolean). For tests and tools that adopt orphans.

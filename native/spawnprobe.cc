@@ -28,6 +28,7 @@
 #include "child.h"
 #include "children.h"
 #include "errors.h"
+#include "promise_worker.h"
 
 extern char** environ;
 
@@ -37,10 +38,10 @@ namespace {
 enum SpawnKind { kFork = 0, kVfork = 1, kPosixSpawn = 2 };
 const char* const kKindNames[] = {"fork", "vfork", "posix_spawn"};
 
-class SpawnProbe : public Napi::AsyncWorker {
+class SpawnProbe : public PromiseWorker {
  public:
   SpawnProbe(Napi::Env env, Napi::Object opts)
-      : Napi::AsyncWorker(env, "cowlab.spawnProbe"), deferred_(Napi::Promise::Deferred::New(env)) {
+      : PromiseWorker(env, "cowlab.spawnProbe") {
     const char* fn = "spawnProbe";
     kind_ = static_cast<int>(PropCount(env, opts, fn, "kind", kPosixSpawn));
     deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
@@ -63,7 +64,6 @@ class SpawnProbe : public Napi::AsyncWorker {
     argv_.push_back(nullptr);
   }
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
@@ -128,7 +128,6 @@ class SpawnProbe : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   // Polls a pidfd until the child exits or the deadline passes (true: exited, not reaped).
@@ -157,7 +156,6 @@ class SpawnProbe : public Napi::AsyncWorker {
     }
   }
 
-  Napi::Promise::Deferred deferred_;
   int kind_ = kFork;
   uint64_t deadlineMs_ = 0;
   std::string path_;
@@ -170,10 +168,7 @@ class SpawnProbe : public Napi::AsyncWorker {
 // spawnProbe({ kind, path, args?, deadlineMs }) -> Promise<{ callNs, totalNs }>
 Napi::Value StartSpawnProbe(const Napi::CallbackInfo& info) {
   Napi::Object opts = ArgObject(info, 0, "spawnProbe", "options");
-  auto* worker = new SpawnProbe(info.Env(), opts);
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  return PromiseWorker::Start(new SpawnProbe(info.Env(), opts));
 }
 
 }  // namespace
