@@ -154,8 +154,8 @@ Napi::Value ReadPageCategories(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// probeOwnPfn() -> { present, pfn }: maps one private anonymous page, writes it, reads its
-// own pagemap entry and unmaps it. Done here rather than through a JS Mapping because an
+// probeOwnPfn() -> ArrayBuffer of one raw pagemap entry (as readPagemap): maps one private
+// anonymous page, writes it, reads its own entry and unmaps it. Done here rather than through a JS Mapping because an
 // ArrayBuffer detached on unmap makes V8 slow down every typed-array access in the process
 // from then on (its "detached" protector is invalidated once and for all).
 Napi::Value ProbeOwnPfn(const Napi::CallbackInfo& info) {
@@ -163,13 +163,11 @@ Napi::Value ProbeOwnPfn(const Napi::CallbackInfo& info) {
   void* p = mmap(nullptr, PageSize(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw MakeSyscallError(env, "mmap", errno, "mapping the PFN probe page");
   *static_cast<volatile uint64_t*>(p) = 1;
-  uint64_t entry = 0;
-  int r = child::ReadPagemap("/proc/self/pagemap", reinterpret_cast<uintptr_t>(p), 1, PageSize(), &entry);
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, 8);
+  int r = child::ReadPagemap("/proc/self/pagemap", reinterpret_cast<uintptr_t>(p), 1, PageSize(),
+                             static_cast<uint64_t*>(out.Data()));
   munmap(p, PageSize());
   if (r < 0) throw MakeSyscallError(env, "pread", -r, "reading /proc/self/pagemap");
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("present", (entry >> 63) == 1);
-  out.Set("pfn", static_cast<double>(entry & ((1ULL << 55) - 1)));
   return out;
 }
 

@@ -214,8 +214,8 @@ export interface NativeAddon {
   adviseMemory(address: bigint, bytes: number, advice: number): void;
   touchPages(address: bigint, pages: number, write: boolean): number;
   readPagemap(pid: number, address: bigint, pages: number): ArrayBuffer;
-  /** Maps, writes, inspects and unmaps one page of its own: is it present, and its PFN (0 when hidden). */
-  probeOwnPfn(): { present: boolean; pfn: number };
+  /** Maps, writes and unmaps one page of its own, and returns its raw pagemap entry (8 bytes, as readPagemap). */
+  probeOwnPfn(): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */

@@ -6,7 +6,7 @@
 import { openSync, closeSync, readFileSync } from 'node:fs';
 
 import { native } from '../native.js';
-import { readKpageCounts } from './pagemap.js';
+import { PagemapEntries, readKpageCounts } from './pagemap.js';
 
 export interface PfnAccess {
   /** Pagemap PFNs are real (not zeroed). */
@@ -46,7 +46,7 @@ export function pfnAccess(): PfnAccess {
   const cap = hasCapSysAdmin();
   // A native probe: unmapping a JS Mapping would detach an ArrayBuffer, which slows every
   // typed-array access of the process afterwards (see native/pagemap.cc).
-  const { pfn } = native().probeOwnPfn();
+  const pfn = new PagemapEntries(native().probeOwnPfn()).pfn[0]!;
   const pfnVisible = pfn !== 0;
   const pfnReason = pfnVisible
     ? null
