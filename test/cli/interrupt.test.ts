@@ -105,7 +105,8 @@ describe('Ctrl-C during cowlab run', () => {
     expect(doc.experiments.map((e) => [e.name, e.status])).toEqual([['fork-write-latency', 'completed'], ['fork-exec', 'interrupted']]);
     expect(doc.experiments[0]!.raw).not.toBeNull();
     // Killed in the middle of the trace (not stopped after it): the engine saw its tree die.
-    expect(doc.experiments[1]!.error?.code).toBe('ERR_CHILD_FAILED');
-    expect(doc.experiments[1]!.error?.message).toMatch(/killed by signal 9/);
+    // Wherever the kill lands (a native step, or Node reading a dead process's pagemap), the
+    // error names the death; the whole error is compared so a failure shows its message.
+    expect(doc.experiments[1]!.error).toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 9/) });
   }, 90_000);
 });

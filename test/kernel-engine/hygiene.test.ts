@@ -62,6 +62,29 @@ describe('a trace process killed from outside', () => {
   });
 });
 
+describe('a trace process killed while another one acts', () => {
+  it("fails the step with ERR_CHILD_FAILED naming the dead process, not the ESRCH of reading its pagemap", async () => {
+    const t = trace('killed-bystander', [region({ pages: 16 })], [
+      { op: 'fork', proc: 'p0', child: 'c1' },
+      { op: 'write', proc: 'p0', region: 'm', pages: all(16) },
+    ]);
+    const err = await rejection(
+      engine.run(t, {
+        onStep: (done) => {
+          if (done !== 1) return;
+          const c1 = descendants().find((p) => p.ppid !== process.pid)!;
+          process.kill(c1.pid, 'SIGKILL');
+        },
+      }),
+    );
+    // p0's write itself succeeds; Node's pagemap read of c1 after it is what fails.
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'ERR_CHILD_FAILED',
+      message: expect.stringMatching(/^steps\[1\] \(p0: write m\): trace process 'c1' \(pid \d+\) was killed by signal 9 \(SIGKILL\); then .*ESRCH/),
+    });
+  });
+});
+
 describe('killAllChildren() (what Ctrl-C in cowlab run calls)', () => {
   it('kills the whole tree, grandchildren included, through its process group: the run rejects and nothing is left', async () => {
     const t = trace('interrupted', [region({ pages: 64 })], [

@@ -20,6 +20,7 @@ import { pfnAccess } from '../../pagemap/access.js';
 import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
 import { formatBytes } from '../../report/format.js';
 import type { RegionSpec, Trace } from '../../trace/types.js';
+import { describeEnded } from '../../util/procExit.js';
 import type {
   Engine,
   EngineRunOptions,
@@ -449,6 +450,23 @@ class KernelRun {
     return out;
   }
 
+  /**
+   * A failure while a live trace process had died is that death. A process killed from
+   * outside (Ctrl-C's killAllChildren, the OOM killer) between the native step and Node's
+   * reads makes the read of its pagemap fail with ESRCH, which says nothing of the cause.
+   */
+  blameDeath(err: unknown): unknown {
+    if (!(err instanceof CowlabError) || err.code === 'ERR_CHILD_FAILED' || err.code === 'ERR_CHILD_DEADLINE') return err;
+    for (const slot of this.liveSlots()) {
+      const pid = this.pids[slot]!;
+      const how = pid > 0 ? describeEnded(pid) : null;
+      if (how === null) continue;
+      const who = `trace process '${this.plan.procs[slot]}' (pid ${pid})`;
+      return new CowlabError('ERR_CHILD_FAILED', `${who} ${how}; then ${err.message}`, { cause: err });
+    }
+    return err;
+  }
+
   unavailable(): Record<string, string> {
     const out: Record<string, string> = {};
     const access = pfnAccess();
@@ -553,7 +571,7 @@ export class KernelEngine implements Engine {
           options.onStep?.(i + 1, trace.steps.length);
         }
       } catch (err) {
-        throw wrapError(err, where);
+        throw wrapError(run.blameDeath(err), where);
       }
     } catch (err) {
       failure = err;
