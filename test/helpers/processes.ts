@@ -44,6 +44,20 @@ export function zombieChildren(root = process.pid): ProcStat[] {
   return descendants(root).filter((p) => p.state === 'Z');
 }
 
+/**
+ * SIGKILLs `pid` (a child of a process that does not reap it) and blocks until it is a zombie:
+ * kill() only marks it, and it dies when next scheduled, which on a loaded machine is later.
+ */
+export function killUntilZombie(pid: number, timeoutMs = 10_000): void {
+  process.kill(pid, 'SIGKILL');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const end = Date.now() + timeoutMs;
+  while (stat(pid)?.state !== 'Z') {
+    if (Date.now() > end) throw new Error(`pid ${pid} was not a zombie ${timeoutMs} ms after SIGKILL`);
+    Atomics.wait(nap, 0, 0, 1);
+  }
+}
+
 export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }

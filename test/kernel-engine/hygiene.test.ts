@@ -13,7 +13,7 @@ import { CowlabError } from '../../src/errors.js';
 import { MAX_TRACE_PROCESSES, type Step, type Trace } from '../../src/index.js';
 import { native } from '../../src/native.js';
 import { DIST_INDEX } from '../helpers/cli.js';
-import { collectGarbage, descendants, openFdCount } from '../helpers/processes.js';
+import { collectGarbage, descendants, killUntilZombie, openFdCount } from '../helpers/processes.js';
 import { all, engine, events, expectNoProcessesLeft, region, trace } from './helpers.js';
 
 afterEach(() => expectNoProcessesLeft());
@@ -53,8 +53,7 @@ describe('a trace process killed from outside after the fork', () => {
       engine.run(t, {
         onStep: (done) => {
           if (done !== 1) return;
-          const c1 = descendants().find((p) => p.ppid !== process.pid)!;
-          process.kill(c1.pid, 'SIGKILL');
+          killUntilZombie(descendants().find((p) => p.ppid !== process.pid)!.pid);
         },
       }),
     );

@@ -10,6 +10,7 @@
  * (./observe.ts). Whatever happens, every process is killed and reaped before run() settles.
  */
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CowlabError } from '../../errors.js';
 import { meminfo } from '../../env/environment.js';
@@ -44,6 +45,8 @@ import { planTrace, type KernelPlan, type PlannedStep } from './plan.js';
 export const MAX_TRACE_PROCESSES = 256;
 export const DEFAULT_STEP_DEADLINE_MS = 60_000;
 const DESTROY_BUDGET_MS = 10_000;
+/** How long a read that failed with ESRCH waits for its dying trace process to be a zombie. */
+const DEATH_WAIT_MS = 1_000;
 
 /** Programs `exec` may run: they stay alive until their stdin (the command pipe) closes. */
 const EXEC_CANDIDATES = ['/bin/cat', '/usr/bin/cat'];
@@ -454,17 +457,23 @@ class KernelRun {
    * A failure while a live trace process had died is that death. A process killed from
    * outside (Ctrl-C's killAllChildren, the OOM killer) between the native step and Node's
    * reads makes the read of its pagemap fail with ESRCH, which says nothing of the cause.
+   * ESRCH comes as soon as the dying process has dropped its memory, a little before it is a
+   * zombie: after one, the engine waits up to a second for the zombie to show.
    */
-  blameDeath(err: unknown): unknown {
+  async blameDeath(err: unknown): Promise<unknown> {
     if (!(err instanceof CowlabError) || err.code === 'ERR_CHILD_FAILED' || err.code === 'ERR_CHILD_DEADLINE') return err;
-    for (const slot of this.liveSlots()) {
-      const pid = this.pids[slot]!;
-      const how = pid > 0 ? describeEnded(pid) : null;
-      if (how === null) continue;
-      const who = `trace process '${this.plan.procs[slot]}' (pid ${pid})`;
-      return new CowlabError('ERR_CHILD_FAILED', `${who} ${how}; then ${err.message}`, { cause: err });
+    const end = Date.now() + (err.errno === 'ESRCH' ? DEATH_WAIT_MS : 0);
+    for (;;) {
+      for (const slot of this.liveSlots()) {
+        const pid = this.pids[slot]!;
+        const how = pid > 0 ? describeEnded(pid) : null;
+        if (how === null) continue;
+        const who = `trace process '${this.plan.procs[slot]}' (pid ${pid})`;
+        return new CowlabError('ERR_CHILD_FAILED', `${who} ${how}; then ${err.message}`, { cause: err });
+      }
+      if (Date.now() >= end) return err;
+      await sleep(2);
     }
-    return err;
   }
 
   unavailable(): Record<string, string> {
@@ -571,7 +580,7 @@ export class KernelEngine implements Engine {
           options.onStep?.(i + 1, trace.steps.length);
         }
       } catch (err) {
-        throw wrapError(run.blameDeath(err), where);
+        throw wrapError(await run.blameDeath(err), where);
       }
     } catch (err) {
       failure = err;
