@@ -1,29 +1,12 @@
 /** Process hygiene checks: descendants, zombies, open fds. Read from /proc, no mocks. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  /** Process group (the kernel engine's p0 leads its own). */
-  pgrp: number;
-  state: string;
-}
-
-function stat(pid: number): ProcStat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm may contain spaces and parentheses: fields start after the last ')'.
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]) };
-  } catch {
-    return null;
-  }
-}
+import { readProcStat, type ProcStat } from '../../src/util/procStat.js';
 
 function allProcesses(): ProcStat[] {
   return readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
-    .map((d) => stat(Number(d)))
+    .map((d) => readProcStat(Number(d)))
     .filter((s): s is ProcStat => s !== null);
 }
 
@@ -52,7 +35,7 @@ export function killUntilZombie(pid: number, timeoutMs = 10_000): void {
   process.kill(pid, 'SIGKILL');
   const nap = new Int32Array(new SharedArrayBuffer(4));
   const end = Date.now() + timeoutMs;
-  while (stat(pid)?.state !== 'Z') {
+  while (readProcStat(pid)?.state !== 'Z') {
     if (Date.now() > end) throw new Error(`pid ${pid} was not a zombie ${timeoutMs} ms after SIGKILL`);
     Atomics.wait(nap, 0, 0, 1);
   }

@@ -21,7 +21,7 @@ import { pfnAccess } from '../../pagemap/access.js';
 import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
 import { formatBytes } from '../../report/format.js';
 import type { RegionSpec, Trace } from '../../trace/types.js';
-import { describeEnded } from '../../util/procExit.js';
+import { describeEnded } from '../../util/procStat.js';
 import type {
   Engine,
   EngineRunOptions,

@@ -1,0 +1,47 @@
+/**
+ * /proc/<pid>/stat, the fields cowlab needs: the state, the parent and process group, and for
+ * a zombie its wait status (a zombie keeps its pid and its status until its parent reaps it).
+ */
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+
+export interface ProcStat {
+  pid: number;
+  /** R, S, D, Z (zombie), X (dead), ... */
+  state: string;
+  ppid: number;
+  /** Process group (the kernel engine's p0 leads its own). */
+  pgrp: number;
+  /** Field 52, exit_code: the waitpid() status once the process has ended, else 0. */
+  exitStatus: number;
+}
+
+/** Fields after the command name start at 3 (state). */
+const FIRST_FIELD = 3;
+const EXIT_CODE_FIELD = 52;
+
+/** Null when there is no such process (never was, or already reaped). */
+export function readProcStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may contain spaces and parentheses: the fields start after the last ')'.
+  const f = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+  const field = (n: number) => Number(f[n - FIRST_FIELD]);
+  return { pid, state: f[0]!, ppid: field(4), pgrp: field(5), exitStatus: field(EXIT_CODE_FIELD) };
+}
+
+/** Null while `pid` runs; otherwise how it ended ("was killed by signal 9 (SIGKILL)"). */
+export function describeEnded(pid: number): string | null {
+  const s = readProcStat(pid);
+  if (s === null) return 'is gone (already reaped)';
+  if (s.state !== 'Z' && s.state !== 'X') return null;
+  if (!Number.isInteger(s.exitStatus)) return 'exited';
+  const signal = s.exitStatus & 0x7f;
+  if (signal === 0) return `exited with status ${(s.exitStatus >> 8) & 0xff}`;
+  const name = Object.entries(constants.signals).find(([, n]) => n === signal)?.[0];
+  return `was killed by signal ${signal}${name === undefined ? '' : ` (${name})`}`;
+}
