@@ -283,13 +283,19 @@ uint8_t* RegionBase(Header* h, uint32_t r) { return reinterpret_cast<uint8_t*>(h
 
 // Maps region r like memory.cc does (aligned reservation, MAP_FIXED inside, trim), then
 // applies its advice. Runs in p0 before any fork.
+//
+// Every region starts on a 2 MiB boundary, THP or not: fault-around windows (and PMDs) are
+// aligned to virtual addresses, so where mmap puts a region decides which neighbours a read
+// fault maps. Kernels place mappings differently (6.7 began aligning large anonymous mappings
+// to THP boundaries; 6.1 does not), which made the same trace map a varying number of pages.
+// A fixed alignment makes page i of a region page i of its page table on every kernel.
 bool MapRegion(Slot* s, uint32_t r) {
   Header* h = s->header();
   Region& reg = h->region[r];
   const size_t ps = h->pageSize;
   const size_t bytes = reg.pages * ps;
-  const size_t align = reg.thp ? kHugeBytes : ps;
-  const size_t reserve = bytes + (align > ps ? align : 0);
+  const size_t align = kHugeBytes;
+  const size_t reserve = bytes + align;
   void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (res == MAP_FAILED) return Fail(s, kStageReserve, errno);
   uintptr_t start = reinterpret_cast<uintptr_t>(res);

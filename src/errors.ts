@@ -9,6 +9,9 @@ export const USAGE_ERROR_CODES = [
   'ERR_TOO_LARGE', // the request does not fit the machine (memory, map count)
   'ERR_UNSUPPORTED_PLATFORM', // not Linux
   'ERR_TRACE_INVALID', // a trace document is malformed or impossible (message names step and field)
+  'ERR_KERNEL_SPEC', // a --kernel spec names no kernel cowlab can obtain (unknown, missing file, not a kernel)
+  'ERR_KERNEL_FEATURE', // the kernel lacks a feature the command needs (pagemap, THP, virtio-blk, initramfs)
+  'ERR_TOOL_MISSING', // a system tool the command needs is not installed (the message names its package)
 ] as const;
 
 /** Codes for failures while running; the CLI exits 1 for these. */
@@ -25,6 +28,10 @@ export const RUNTIME_ERROR_CODES = [
   'ERR_NOT_MEASURABLE', // the machine cannot provide what was asked (e.g. PFNs without root)
   'ERR_INTERRUPTED', // the run was interrupted (Ctrl-C: killAllChildren)
   'ERR_COW_EFAULT', // a syscall wrote into a copy-on-write page of a cowlab region (call prepareWrite first)
+  'ERR_GUEST_BOOT', // a QEMU guest did not boot: it panicked, exited or passed its boot deadline
+  'ERR_GUEST_DEADLINE', // the command inside a QEMU guest passed its deadline (QEMU was killed)
+  'ERR_GUEST_FAILED', // a QEMU guest ended without a complete result (panic, crash, a damaged result)
+  'ERR_KERNEL_FETCH', // obtaining a kernel failed (apt-get download, dpkg-deb), not because of the spec
 ] as const;
 
 export type CowlabErrorCode =

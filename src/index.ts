@@ -100,7 +100,30 @@ export {
   type SimState,
   type CostModel,
   type CostConstants,
+  BEHAVIOURS,
+  KNOBS,
+  profileFor,
+  profileTable,
+  type Behaviour,
+  type KernelProfile,
+  type ProfileEntry,
+  type ProfileSwitch,
 } from './engines/sim/index.js';
+export { RecordedEngine, type RecordedOutcome } from './engines/recorded.js';
+export { observationsFromJson } from './engines/observations.js';
+// Kernels as inputs (docs/kernels.md): specs, the cache, and the guest runner.
+export { parseKernelSpec, parseKernelList, type KernelSpec } from './kernels/spec.js';
+export { obtainKernel, resolveDebianPackage, type DebianPackage } from './kernels/obtain.js';
+export { listCachedKernels, cachedKernel, cacheRoot, type CachedKernel } from './kernels/store.js';
+export { resolveTargets, HOST_TARGET, type KernelTarget } from './kernels/targets.js';
+export { factsFromEnvironment, runningKernelFacts, type KernelFacts } from './kernels/facts.js';
+export { parseConfig, readConfigFile, type KernelConfig, type ConfigFact } from './kernels/config.js';
+export { parseVersion, compareVersions, compareDebianVersions, kernelVersion, type KernelVersion } from './kernels/version.js';
+export { runInGuest, guestOptions, DEFAULT_GUEST_OPTIONS, type GuestOptions, type GuestCommand, type GuestResult, type GuestHooks } from './guest/runner.js';
+export { observeInGuest, envInGuest, suiteInGuest, type GuestRunInfo, type GuestTarget } from './guest/commands.js';
+export { chooseAccel, type AccelChoice, type AccelDecision } from './guest/accel.js';
+export { validateOnKernels, type KernelValidation, type KernelValidateOptions } from './validate/kernels.js';
+export { kernelDisagreements, type Disagreement, type KernelRun, type Explanation } from './validate/disagreements.js';
 export { calibrate, type Calibration } from './calibrate/calibrate.js';
 export { chooseCostModel, saveCostModel, defaultCostModelPath, type ChosenCostModel } from './calibrate/store.js';
 export { createEngine, parseEngineList, ENGINE_NAMES, type EngineConfig } from './engines/registry.js';

@@ -17,6 +17,7 @@ import { registerCalibrate } from './commands/calibrate.js';
 import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
 import { registerRegionBench } from './commands/regionBench.js';
+import { registerObserve } from './commands/observe.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerValidate(program);
   registerCalibrate(program);
   registerScenarios(program);
+  registerObserve(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -126,3 +126,29 @@ export function observationsToJson(obs: TraceObservations, opts: { pages?: boole
     steps: obs.steps.map((s) => stepToJson(s, opts)),
   };
 }
+
+/**
+ * The inverse of observationsToJson({ pages: true }): a document recorded elsewhere (a guest,
+ * a results file) back as observations validate can compare. Throws when the page lists are
+ * missing (a document written without them has only counts).
+ */
+export function observationsFromJson(doc: TraceObservationsJson): TraceObservations {
+  const steps = doc.steps.map((s): StepObservation => {
+    const processes: StepObservation['processes'] = {};
+    for (const [proc, regions] of Object.entries(s.processes)) {
+      const out: Record<string, RegionObservation> = {};
+      for (const [id, r] of Object.entries(regions)) {
+        const spec = doc.trace.regions.find((x) => x.id === id);
+        if (!spec || !r.pages) throw new Error(`observations of ${doc.trace.name}: step ${s.step} has no page lists for ${proc}/${id}`);
+        out[id] = {
+          present: expandPages(r.pages.present, spec.pages),
+          exclusive: r.pages.exclusive === null ? null : expandPages(r.pages.exclusive, spec.pages),
+          zeroPage: r.pages.zeroPage === null ? null : expandPages(r.pages.zeroPage, spec.pages),
+        };
+      }
+      processes[proc] = out;
+    }
+    return { step: s.step, op: s.op, proc: s.proc, processes, events: s.events, frames: s.frames, timeNs: s.timeNs };
+  });
+  return { engine: doc.engine, trace: doc.trace, steps, unavailable: doc.unavailable };
+}

@@ -9,6 +9,7 @@ import { formatCount, formatNs } from '../report/format.js';
 import { processNames, stepLabel } from '../report/observationsTable.js';
 import { table } from '../report/table.js';
 import type { FieldDiff, StepComparison, TraceComparison } from './compare.js';
+import type { Disagreement } from './disagreements.js';
 import type { TraceValidation } from './validate.js';
 
 export const MARK = '✗';
@@ -34,7 +35,7 @@ export function diffText(d: FieldDiff, c: Pick<TraceComparison, 'predicted' | 'o
 }
 
 /** One line per trace: status, steps, first mismatch, write time error. */
-export function summaryTable(results: TraceValidation[], observed: Map<string, TraceObservations>): string {
+export function summaryTable(results: TraceValidation[], observed: Map<string, TraceObservations>, opts: { emulated?: boolean } = {}): string {
   const rows = results.flatMap((v) => {
     if (v.comparisons.length === 0) {
       return [[v.trace, v.status === 'not-measurable' ? 'not measurable' : v.status, '-', '-', v.reason ?? notApplicable(v)]];
@@ -46,7 +47,7 @@ export function summaryTable(results: TraceValidation[], observed: Map<string, T
         v.comparisons.length > 1 ? `${v.trace} (${c.predicted})` : v.trace,
         c.matched ? 'matched' : `${MARK} MISMATCH`,
         `${matched}/${c.steps.length}`,
-        c.writeTime.relError === null ? '-' : `${formatNs(c.writeTime.predictedNs)} / ${formatNs(c.writeTime.observedNs)} (${pct(c.writeTime.relError)})`,
+        opts.emulated ? 'n/a (emulated CPU)' : c.writeTime.relError === null ? '-' : `${formatNs(c.writeTime.predictedNs)} / ${formatNs(c.writeTime.observedNs)} (${pct(c.writeTime.relError)})`,
         describeMismatch(c, obs) ?? notApplicable(v),
       ];
     });
@@ -145,4 +146,37 @@ export function validationToJson(v: TraceValidation): Record<string, unknown> {
       })),
     })),
   };
+}
+
+/** One matrix cell: how a trace went on one kernel. */
+export function matrixCell(v: TraceValidation | undefined): string {
+  if (!v) return '-';
+  if (v.status === 'not-measurable') return 'not measurable';
+  if (v.status === 'matched') return 'matched';
+  const first = v.comparisons.find((c) => !c.matched);
+  const s = first && first.firstMismatch !== null ? first.steps[first.firstMismatch]! : null;
+  return `${MARK} ${s ? (s.step < 0 ? 'setup' : `step ${s.step}`) : 'mismatch'}${v.comparisons.length > 1 && first ? ` (${first.predicted})` : ''}`;
+}
+
+/** Traces down, kernels across; the profile each kernel was modelled with as the last row. */
+export function matrixTable(labels: string[], traces: string[], cell: (trace: number, kernel: number) => string, profiles: string[]): string {
+  const rows = traces.map((t, i) => [t, ...labels.map((_, k) => cell(i, k))]);
+  rows.push(['(profile)', ...profiles]);
+  return table(['trace', ...labels], rows, ['left', ...labels.map(() => 'left' as const)]);
+}
+
+/** What the kernels disagree on, with the switch that explains each difference. */
+export function disagreementTable(labels: string[], ds: readonly Disagreement[], stepName: (trace: string, step: number) => string): string {
+  const rows = ds.map((d) => [
+    d.trace,
+    d.step < 0 ? 'setup' : `${d.step} ${stepName(d.trace, d.step)} by ${d.proc}`,
+    `${d.field}@${d.where}`,
+    ...d.values.map((v) => v ?? '-'),
+    d.explainedBy.length
+      ? d.explainedBy.map((e) => `${e.flag} (${e.values.join(' / ')})`).join('; ')
+      : d.profilesPredict
+        ? 'the profiles together'
+        : 'no profile switch (unexplained)',
+  ]);
+  return table(['trace', 'step', 'observation', ...labels, 'explained by'], rows, ['left', 'left', 'left', ...labels.map(() => 'right' as const), 'left']);
 }

@@ -217,12 +217,14 @@ export function doWpPage(m: Machine, mm: Mm, vma: Vma, i: number): number {
  * wp_can_reuse_anon_folio: may the writer keep this page? A small page: when its only
  * reference is our mapping (refcount 1). A page of a huge folio mapped by PTEs (Linux 6.15+,
  * thpPteReuse 'per-page'): when more than one of its pages is mapped, every mapping is ours
- * (not "maybe mapped shared") and every reference is a mapping; before 6.15, never.
+ * (not "maybe mapped shared") and every reference is a mapping; 6.9 to 6.14 ('never'): never;
+ * before 6.9 ('sole-reference'): when this mapping is the folio's only reference.
  */
 function wpCanReuseAnonFolio(m: Machine, head: number): boolean {
   const mem = m.mem;
   if (mem.isLarge(head)) {
     if (m.opts.thpPteReuse === 'never') return false;
+    if (m.opts.thpPteReuse === 'sole-reference') return mem.refcount[head] === 1;
     if (mem.largeMapcount[head]! <= 1) return false; // free up a huge page with one page left
     if (mem.mappedShared[head] === 1) return false;
     return mem.largeMapcount[head] === mem.refcount[head];

@@ -91,15 +91,22 @@ export function doHugePmdAnonymousPage(m: Machine, mm: Mm, vma: Vma, chunk: numb
 
 /**
  * do_huge_pmd_wp_page: a store to a read-only huge PMD.
- *   huge zero page          -> do_huge_zero_wp_pmd: a new huge page in its place (6.12+)
+ *   huge zero page          -> hugeZeroWrite 'huge-page': do_huge_zero_wp_pmd, a new huge
+ *                              page in its place (6.12+); 'split': split the PMD into
+ *                              zero-page PTEs, and the PTE fault zero-fills 4 KiB
  *   exclusive, or our
  *   reference is the last   -> reuse the whole PMD: all 512 pages writable, one fault
  *   shared                  -> split the PMD and let the PTE fault copy 4 KiB
  */
 export function doHugePmdWpPage(m: Machine, mm: Mm, vma: Vma, chunk: number): number {
   if (vma.pt.pmd[chunk] === PMD_HUGE_ZERO) {
-    mapNewHugePage(m, mm, vma, chunk);
-    return FAULT_HUGE_ZERO_FILL;
+    if (m.opts.hugeZeroWrite === 'huge-page') {
+      mapNewHugePage(m, mm, vma, chunk);
+      return FAULT_HUGE_ZERO_FILL;
+    }
+    // hugeZeroWrite 'split' (before 6.12): 512 zero-page PTEs, and the store zero-fills 4 KiB.
+    splitHugePmd(m, mm, vma, chunk);
+    return FAULT_FALLBACK;
   }
   const head = vma.pt.pfn[chunk << PMD_SHIFT_PAGES]!;
   if (m.opts.reuse && (m.mem.anonExclusive[head] === 1 || m.mem.refcount[head] === 1)) {

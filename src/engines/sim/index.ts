@@ -1,4 +1,5 @@
-/** The COW simulator: a model of the Linux 6.18 memory manager's COW paths (see simulator.ts). */
+/** The COW simulator: a model of the Linux memory manager's COW paths (see simulator.ts), with a
+ *  profile per kernel behaviour that changed between releases (profiles.ts). */
 export { SimEngine, simulateTrace } from './engine.js';
 export { Simulator, type SimState, type ProcessState, type VmaState, type FrameTable } from './simulator.js';
 export { checkInvariants } from './invariants.js';
@@ -7,11 +8,29 @@ export {
   DEFAULT_SIM_OPTIONS,
   THP_PTE_REUSE,
   PAGEMAP_EXCLUSIVE,
+  PMD_EXCLUSIVE,
+  HUGE_ZERO_WRITE,
+  MPROTECT_UPGRADE,
   type SimOptions,
   type ResolvedSimOptions,
   type ThpPteReuse,
   type PagemapExclusive,
+  type PmdExclusive,
+  type HugeZeroWrite,
+  type MprotectUpgrade,
 } from './options.js';
+export {
+  BEHAVIOURS,
+  KNOBS,
+  profileFor,
+  profileTable,
+  type Behaviour,
+  type Change,
+  type Knob,
+  type KernelProfile,
+  type ProfileEntry,
+  type ProfileSwitch,
+} from './profiles.js';
 export {
   DEFAULT_COST_MODEL,
   loadCostModel,

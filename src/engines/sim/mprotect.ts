@@ -14,6 +14,7 @@ import {
   PMD_HUGE,
   PMD_HUGE_ZERO,
   PMD_SHIFT_PAGES,
+  PTE_DIRTY,
   PTE_PRESENT,
   PTE_SPECIAL,
   PTE_WRITE,
@@ -21,10 +22,16 @@ import {
   type Vma,
 } from './vm.js';
 
-/** can_change_pte_writable for a private mapping: an anonymous page exclusive to us. */
+/**
+ * can_change_pte_writable for a private mapping: an anonymous page exclusive to us (6.0 and
+ * 6.1 also want the entry dirty; before 6.0 nothing is upgraded: mprotectUpgrade).
+ */
 export function canChangePteWritable(m: Machine, vma: Vma, i: number): boolean {
   if (vma.shared) return true;
-  if ((vma.pt.flags[i]! & PTE_SPECIAL) !== 0) return false;
+  const mode = m.opts.mprotectUpgrade;
+  const flags = vma.pt.flags[i]!;
+  if (mode === 'none' || (flags & PTE_SPECIAL) !== 0) return false;
+  if (mode === 'dirty-pte' && (flags & PTE_DIRTY) === 0) return false;
   const pfn = vma.pt.pfn[i]!;
   return m.mem.isAnon(m.mem.head[pfn]!) && m.mem.anonExclusive[pfn] === 1;
 }
@@ -39,7 +46,8 @@ function changePte(m: Machine, vma: Vma, i: number, readonly: boolean): void {
 /** change_huge_pmd: the same rule for a whole PMD (can_change_pmd_writable checks the head page). */
 function changeHugePmd(m: Machine, vma: Vma, chunk: number, readonly: boolean): void {
   if (readonly) return setPmdWritable(vma, chunk, false);
-  if (vma.pt.pmd[chunk] === PMD_HUGE_ZERO) return;
+  // Before 6.2 change_huge_pmd never made a PMD writable: the next store reuses it by fault.
+  if (vma.pt.pmd[chunk] === PMD_HUGE_ZERO || m.opts.mprotectUpgrade !== 'pte-and-pmd') return;
   const head = vma.pt.pfn[chunk << PMD_SHIFT_PAGES]!;
   if (m.mem.anonExclusive[head] === 1) setPmdWritable(vma, chunk, true);
 }

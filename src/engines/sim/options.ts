@@ -1,7 +1,8 @@
 /**
  * Simulator options: kernel behaviours that differ between versions or configurations, made
  * explicit so validation can decide which setting matches the running kernel. The defaults
- * model Linux 6.18 as configured here (THP madvise, huge zero page on, CONFIG_PAGE_MAPCOUNT).
+ * model Linux 6.18 as configured here (THP madvise, huge zero page on, CONFIG_PAGE_MAPCOUNT);
+ * profiles.ts says which values hold on which kernel, and why.
  */
 import { choiceOption, integerOption } from '../../options.js';
 import { invalidOption } from '../../errors.js';
@@ -9,10 +10,16 @@ import { DEFAULT_COST_MODEL, type CostModel } from './cost.js';
 
 import type { PhysMemPool } from './physmem.js';
 
-export const THP_PTE_REUSE = ['per-page', 'never'] as const;
+export const THP_PTE_REUSE = ['per-page', 'never', 'sole-reference'] as const;
 export type ThpPteReuse = (typeof THP_PTE_REUSE)[number];
 export const PAGEMAP_EXCLUSIVE = ['precise', 'folio'] as const;
 export type PagemapExclusive = (typeof PAGEMAP_EXCLUSIVE)[number];
+export const PMD_EXCLUSIVE = ['head-page', 'per-page'] as const;
+export type PmdExclusive = (typeof PMD_EXCLUSIVE)[number];
+export const HUGE_ZERO_WRITE = ['huge-page', 'split'] as const;
+export type HugeZeroWrite = (typeof HUGE_ZERO_WRITE)[number];
+export const MPROTECT_UPGRADE = ['pte-and-pmd', 'dirty-pte', 'none'] as const;
+export type MprotectUpgrade = (typeof MPROTECT_UPGRADE)[number];
 
 export interface SimOptions {
   /**
@@ -24,10 +31,13 @@ export interface SimOptions {
    */
   reuse?: boolean;
   /**
-   * Reuse of a page of a PTE-mapped THP (a huge page split by an earlier COW). 'per-page'
-   * (default, Linux >= 6.15 with CONFIG_TRANSPARENT_HUGEPAGE, __wp_can_reuse_large_anon_folio):
-   * reused when every mapping and every reference of the huge folio belongs to the writer
-   * and more than one of its pages is still mapped. 'never' (before 6.15): always copied.
+   * Reuse of a page of a PTE-mapped THP (a huge page split by an earlier COW).
+   *   'per-page' (default, 6.15+, __wp_can_reuse_large_anon_folio): reused when every mapping
+   *              and every reference of the huge folio belongs to the writer and more than one
+   *              of its pages is still mapped.
+   *   'never'    (6.9 to 6.14): always copied.
+   *   'sole-reference' (before 6.9): the small-page rule applied to the whole folio: reused
+   *              only when this page's mapping is the folio's last reference.
    */
   thpPteReuse?: ThpPteReuse;
   /**
@@ -50,6 +60,26 @@ export interface SimOptions {
    * "maybe mapped shared" as a whole folio. The two differ only for huge pages.
    */
   pagemapExclusive?: PagemapExclusive;
+  /**
+   * With pagemapExclusive 'precise', how the exclusive bit of a PMD-mapped huge page's 512
+   * entries is computed. 'head-page' (default; 6.1, and 6.18): once, from the head page's
+   * mapcount, for all of them. 'per-page' (6.12): each entry from its own page's precise
+   * mapcount, so pages another process still maps through its own PTEs read shared.
+   */
+  pmdExclusive?: PmdExclusive;
+  /**
+   * A write fault on the huge zero page. 'huge-page' (default, 6.12+, do_huge_zero_wp_pmd): a
+   * new zeroed huge page replaces it, one fault. 'split' (before): the PMD is split into 512
+   * zero-page PTEs and the store zero-fills one 4 KiB page.
+   */
+  hugeZeroWrite?: HugeZeroWrite;
+  /**
+   * mprotect(PROT_READ|PROT_WRITE) on a private mapping makes an entry writable without a
+   * fault when the page is anonymous and exclusive. 'pte-and-pmd' (default, 6.2+): PTEs and
+   * huge PMDs. 'dirty-pte' (6.0, 6.1): PTEs only, and only dirty ones. 'none' (before 6.0):
+   * never; the next store takes a write fault (a reuse).
+   */
+  mprotectUpgrade?: MprotectUpgrade;
   /** Time prediction constants. Default: DEFAULT_COST_MODEL (uncalibrated). */
   costModel?: CostModel;
   /** Check the model's invariants after every step and throw on a violation (slow). Default false. */
@@ -79,6 +109,9 @@ export const DEFAULT_SIM_OPTIONS: Readonly<ResolvedSimOptions> = Object.freeze({
   faultAroundPages: 16,
   hugeZeroPage: true,
   pagemapExclusive: 'precise',
+  pmdExclusive: 'head-page',
+  hugeZeroWrite: 'huge-page',
+  mprotectUpgrade: 'pte-and-pmd',
   costModel: DEFAULT_COST_MODEL,
   checkInvariants: false,
 });
@@ -102,6 +135,10 @@ export function resolveSimOptions(o: SimOptions = {}, flag: (k: keyof SimOptions
     hugeZeroPage: o.hugeZeroPage === undefined ? d.hugeZeroPage : booleanOption(flag('hugeZeroPage'), o.hugeZeroPage),
     pagemapExclusive:
       o.pagemapExclusive === undefined ? d.pagemapExclusive : choiceOption(flag('pagemapExclusive'), o.pagemapExclusive, PAGEMAP_EXCLUSIVE),
+    pmdExclusive: o.pmdExclusive === undefined ? d.pmdExclusive : choiceOption(flag('pmdExclusive'), o.pmdExclusive, PMD_EXCLUSIVE),
+    hugeZeroWrite: o.hugeZeroWrite === undefined ? d.hugeZeroWrite : choiceOption(flag('hugeZeroWrite'), o.hugeZeroWrite, HUGE_ZERO_WRITE),
+    mprotectUpgrade:
+      o.mprotectUpgrade === undefined ? d.mprotectUpgrade : choiceOption(flag('mprotectUpgrade'), o.mprotectUpgrade, MPROTECT_UPGRADE),
     costModel: o.costModel ?? d.costModel,
     checkInvariants: o.checkInvariants === undefined ? d.checkInvariants : booleanOption(flag('checkInvariants'), o.checkInvariants),
   };

@@ -21,13 +21,14 @@ type PagemapOut = { [K in keyof RegionObservation]: Uint8Array };
  * entry of one live process's VMA of the frame's region, so the region's distinct frames are
  * the sum of mappings[n] / n over its processes (distinctFrames).
  */
-export function pagemapRead(m: Machine, vma: Vma, precise: boolean, out: PagemapOut, mappings: Int32Array): void {
+export function pagemapRead(m: Machine, vma: Vma, out: PagemapOut, mappings: Int32Array): void {
+  const precise = m.opts.pagemapExclusive === 'precise';
   if (m.fastPaths && !vma.hugepage) pagemapReadSmallFolios(m.mem, vma, precise, out, mappings);
-  else pagemapReadAny(m.mem, vma, precise, out, mappings);
+  else pagemapReadAny(m.mem, vma, precise, m.opts.pmdExclusive === 'head-page', out, mappings);
 }
 
 /** pagemapRead for any VMA: huge or small folios, PTE or PMD mapped. The reference. */
-function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, out: PagemapOut, mappings: Int32Array): void {
+function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, pmdByHead: boolean, out: PagemapOut, mappings: Int32Array): void {
   const { mapcount, entireMapcount, head, largeFolios } = mem;
   const { flags, pfn } = vma.pt;
   const { present, exclusive, zeroPage } = out;
@@ -46,10 +47,11 @@ function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, out: PagemapOu
     const mapped = mapcount[p]! + entire;
     mappings[mapped] = mappings[mapped]! + 1;
     if (precise) {
-      // For a PMD mapping, pagemap_pmd_range_thp computes the bit once, from the head page
+      // For a PMD mapping, pmdExclusive 'head-page' computes the bit once, from the head page
       // (pmd_page), and gives it to all 512 entries: once the other process has copied the
-      // head subpage, every entry of our huge mapping reads exclusive (seen on 6.18).
-      if (((f & PTE_HUGE) !== 0 ? mapcount[h]! + entire : mapped) === 1) exclusive[i] = 1;
+      // head subpage, every entry of our huge mapping reads exclusive (6.1, 6.18). 'per-page'
+      // judges each entry by its own page's mapcount (6.12). profiles.ts has the history.
+      if (((f & PTE_HUGE) !== 0 && pmdByHead ? mapcount[h]! + entire : mapped) === 1) exclusive[i] = 1;
     } else if (!mem.maybeMappedShared(h)) exclusive[i] = 1;
   }
 }

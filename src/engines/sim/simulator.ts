@@ -335,7 +335,6 @@ export class Simulator {
     for (const mm of live) processes[mm.name] = {};
     const events: StepObservation['events'] = {};
     const frames: StepObservation['frames'] = {};
-    const precise = this.options.pagemapExclusive === 'precise';
     this.trace.regions.forEach((spec, r) => {
       // A frame is mapped at most once per process (one entry per page), so by at most every
       // live process (and pagemapRead counts up to 2 in any case).
@@ -343,7 +342,7 @@ export class Simulator {
       for (const mm of live) {
         const region = { present: new Uint8Array(spec.pages), exclusive: new Uint8Array(spec.pages), zeroPage: new Uint8Array(spec.pages) };
         const vma = mm.vmas[r] ?? null;
-        if (vma !== null) pagemapRead(this.m, vma, precise, region, mappings);
+        if (vma !== null) pagemapRead(this.m, vma, region, mappings);
         processes[mm.name]![spec.id] = region;
       }
       events[spec.id] = stepEvents(tallies[r]!);
