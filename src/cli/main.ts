@@ -18,6 +18,7 @@ import { registerReport } from './commands/report.js';
 import { registerRun } from './commands/run.js';
 import { registerRegionBench } from './commands/regionBench.js';
 import { registerObserve } from './commands/observe.js';
+import { registerKernels } from './commands/kernels.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerValidate(program);
   registerCalibrate(program);
   registerScenarios(program);
+  registerKernels(program);
   registerObserve(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

@@ -43,6 +43,12 @@ const FLAG: Record<keyof SimOptions, string> = {
   mprotectUpgrade: '--mprotect-upgrade', costModel: '--cost-model', checkInvariants: '--check-invariants',
 };
 
+/** Which SimFlags field carries each switch (as the user typed it). */
+const FLAG_FIELD: Record<ProfileSwitch, keyof SimFlags> = {
+  reuse: 'reuse', thpPteReuse: 'thpPteReuse', faultAroundPages: 'faultAround', hugeZeroPage: 'hugeZeroPage',
+  pagemapExclusive: 'pagemapExclusive', pmdExclusive: 'pmdExclusive', hugeZeroWrite: 'hugeZeroWrite', mprotectUpgrade: 'mprotectUpgrade',
+};
+
 const onOff = (flag: string, v: string) => choiceOption(flag, v, ['on', 'off'] as const) === 'on';
 
 export function addSimFlags(cmd: Command): Command {
@@ -108,7 +114,7 @@ export function simConfigFor(f: SimFlags, kernel: KernelFacts | string): SimConf
   const profile = forcedProfile(f) ?? profileFor(kernel);
   const options = resolveSimOptions({ ...profile.options, ...explicit, costModel: costModel.model }, (k) => FLAG[k]);
   const overrides: SimConfig['overrides'] = {};
-  for (const [k, v] of Object.entries(explicit)) overrides[k as ProfileSwitch] = String(v);
+  for (const k of Object.keys(explicit) as ProfileSwitch[]) overrides[k] = f[FLAG_FIELD[k]]!;
   return { options, costModel, profile, overrides };
 }
 

@@ -42,6 +42,12 @@ export interface Environment {
     freePageReporting: boolean | null;
   };
   privileges: { uid: number; root: boolean } & PfnAccess;
+  /**
+   * Set when cowlab runs inside a QEMU guest it booted itself (src/guest/): the accelerator
+   * (tcg: an emulated CPU, whose times are not meaningful) and the kernel spec the host named.
+   * Absent in results files written before kernels could be named.
+   */
+  guest?: { accel: 'kvm' | 'tcg'; kernel: string } | null;
   node: string;
   cowlab: string;
   addon: string;
@@ -115,6 +121,18 @@ function freePageReporting(): boolean | null {
   return devices.some((d) => read(`${dir}/${d}/features`)?.[5] === '1');
 }
 
+/** What the guest agent (src/guest/agent.ts) tells the command it runs. */
+function guestOf(env: NodeJS.ProcessEnv): Environment['guest'] {
+  const accel = env.COWLAB_GUEST_ACCEL;
+  if (accel !== 'kvm' && accel !== 'tcg') return null;
+  return { accel, kernel: env.COWLAB_KERNEL_SPEC ?? 'unknown' };
+}
+
+/** True when times measured here are not meaningful: the CPU is emulated (a TCG guest). */
+export function emulatedCpu(env: Environment): boolean {
+  return env.guest?.accel === 'tcg';
+}
+
 let cached: Environment | undefined;
 
 /** Reads the environment once per process (it does not change under a running measurement). */
@@ -143,6 +161,7 @@ export function environment(): Environment {
     clocksource: read('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
     noise: { damon: damonKdamonds(), freePageReporting: freePageReporting() },
     privileges: { uid, root: uid === 0, ...pfnAccess() },
+    guest: guestOf(process.env),
     node: process.version,
     cowlab: packageVersion(),
     addon: nativePath(),

@@ -314,8 +314,19 @@ export async function obtainKernel(spec: Exclude<KernelSpec, { kind: 'host' }>, 
   }
 }
 
-/** For `cowlab kernels`: the newest package of each series the apt lists offer (none without apt). */
-export function availableDebianKernels(series: readonly string[]): { spec: string; pkg: DebianPackage | null; why: string | null }[] {
+/**
+ * For `cowlab kernels`: every kernel series the apt lists offer (6.1, 6.12, ...), each with its
+ * newest package; a series that cannot be resolved says why.
+ */
+export function availableDebianKernels(): { spec: string; pkg: DebianPackage | null; why: string | null }[] {
+  let names: string[];
+  try {
+    names = debianKernelPackages(aptCache(['search', '--names-only', `^linux-image-.*-${DEBIAN_FLAVOUR}$`]).split('\n').map((l) => l.split(' - ')[0]!.trim()), null);
+  } catch (err) {
+    return [{ spec: 'debian:*', pkg: null, why: (err as Error).message }];
+  }
+  const series = [...new Set(names.map((n) => /^linux-image-(\d+\.\d+)\./.exec(n)?.[1]).filter((x): x is string => x !== undefined))];
+  series.sort((a, b) => compareDebianVersions(a, b));
   return series.map((s) => {
     const spec = { kind: 'debian' as const, text: `debian:${s}`, series: s, version: null, pkg: null };
     try {

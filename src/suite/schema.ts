@@ -62,6 +62,7 @@ export const EnvironmentSchema = z.object({
     kpageflagsReason: nullableString,
     capSysAdmin: z.boolean(),
   }),
+  guest: z.object({ accel: z.enum(['kvm', 'tcg']), kernel: z.string() }).nullable().optional(),
   node: z.string(),
   cowlab: z.string(),
   addon: z.string(),

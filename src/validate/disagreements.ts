@@ -9,7 +9,7 @@
 import { countRegion, compactPages, sharedPages } from '../engines/observations.js';
 import { simulateTrace } from '../engines/sim/engine.js';
 import type { ResolvedSimOptions } from '../engines/sim/options.js';
-import { BEHAVIOURS, KNOBS, type ProfileSwitch } from '../engines/sim/profiles.js';
+import { BEHAVIOURS, KNOBS, valueText, type ProfileSwitch } from '../engines/sim/profiles.js';
 import type { StepObservation, TraceObservations } from '../engines/types.js';
 import type { Trace } from '../trace/types.js';
 
@@ -123,7 +123,7 @@ export function kernelDisagreements(runs: readonly KernelRun[]): Disagreement[] 
           const vals = runs.map((r) => r.sim[sw.option]);
           if (new Set(vals.map(String)).size <= 1) continue;
           const reproduces = runs.every((r, k) => texts[k] === texts[0] || predictedBy(k, { ...base.sim, [sw.option]: r.sim[sw.option] }));
-          if (reproduces && predictedBy(0, base.sim)) explainedBy.push({ option: sw.option, flag: sw.flag, values: vals.map(String) });
+          if (reproduces && predictedBy(0, base.sim)) explainedBy.push({ option: sw.option, flag: sw.flag, values: vals.map(valueText) });
         }
         out.push({ trace: name, step: s0.step, op: s0.op, proc: s0.proc, field, where, values: shown(texts), explainedBy, profilesPredict });
       }

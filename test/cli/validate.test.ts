@@ -52,10 +52,16 @@ describe('cowlab validate', () => {
     expect(r.status).toBe(1);
     const doc = JSON.parse(r.stdout) as {
       summary: { mismatched: number };
-      traces: { status: string; comparisons: { firstMismatchStep: number; steps: { step: number; diffs: { field: string }[] }[] }[] }[];
+      kernels: {
+        kernel: string;
+        overrides: Record<string, string>;
+        traces: { status: string; comparisons: { firstMismatchStep: number; steps: { step: number; diffs: { field: string }[] }[] }[] }[];
+      }[];
     };
     expect(doc.summary.mismatched).toBe(1);
-    const c = doc.traces[0]!.comparisons[0]!;
+    expect(doc.kernels.map((k) => k.kernel)).toEqual(['host']);
+    expect(doc.kernels[0]!.overrides).toEqual({ reuse: 'off' });
+    const c = doc.kernels[0]!.traces[0]!.comparisons[0]!;
     expect(c.firstMismatchStep).toBe(2);
     expect(c.steps.find((s) => s.step === 2)!.diffs.map((d) => d.field)).toEqual(expect.arrayContaining(['copies', 'reuses']));
   });

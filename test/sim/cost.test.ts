@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { DEFAULT_COST_MODEL, describeCostModel, isCalibrated, loadCostModel, parseCostModel } from '../../src/engines/sim/cost.js';
 import { DEFAULT_SIM_OPTIONS, resolveSimOptions } from '../../src/engines/sim/options.js';
+import { profileFor } from '../../src/engines/sim/profiles.js';
 
 const calibrated = {
   version: 1,
@@ -51,16 +52,19 @@ describe('cost model', () => {
 });
 
 describe('simulator options', () => {
-  it('default to Linux 6.18 as configured here', () => {
+  it("default to the 6.18 profile (CONFIG_PAGE_MAPCOUNT, the huge zero page on)", () => {
     expect(resolveSimOptions()).toEqual(DEFAULT_SIM_OPTIONS);
-    expect(DEFAULT_SIM_OPTIONS).toMatchObject({ reuse: true, thpPteReuse: 'per-page', faultAroundPages: 16, hugeZeroPage: true, pagemapExclusive: 'precise' });
+    expect(DEFAULT_SIM_OPTIONS).toMatchObject(profileFor('6.18').options);
   });
 
   it.each([
     { options: { faultAroundPages: 3 }, message: /^faultAroundPages: must be a power of two, got 3/ },
     { options: { faultAroundPages: 1024 }, message: /^faultAroundPages: must be at most 512/ },
-    { options: { thpPteReuse: 'sometimes' }, message: /^thpPteReuse: must be one of per-page, never, got 'sometimes'/ },
+    { options: { thpPteReuse: 'sometimes' }, message: /^thpPteReuse: must be one of per-page, never, sole-reference, got 'sometimes'/ },
     { options: { reuse: 'yes' }, message: /^reuse: must be true or false/ },
+    { options: { pmdExclusive: 'by-head' }, message: /^pmdExclusive: must be one of head-page, per-page, got 'by-head'/ },
+    { options: { hugeZeroWrite: 'copy' }, message: /^hugeZeroWrite: must be one of huge-page, split, got 'copy'/ },
+    { options: { mprotectUpgrade: 'all' }, message: /^mprotectUpgrade: must be one of pte-and-pmd, dirty-pte, none, got 'all'/ },
   ])('reject $options', ({ options, message }) => {
     expect(() => resolveSimOptions(options as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(message) }));
   });

@@ -134,7 +134,12 @@ export const BEHAVIOURS: readonly Behaviour[] = [
         subject: 'mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection',
         commit: '64fe24a3e05e',
       },
-      { value: 'pte-and-pmd', since: '6.2', subject: 'mm/huge_memory: try avoiding write faults when changing PMD protection', commit: 'c27f479ef542' },
+      {
+        value: 'pte-and-pmd',
+        since: '6.2',
+        subject: 'mm/mprotect: allow clean exclusive anon pages to be writable; mm/huge_memory: try avoiding write faults when changing PMD protection',
+        commit: 'd84887739d5c, c27f479ef542',
+      },
     ],
   }),
 ];
@@ -183,6 +188,11 @@ function atLeast(v: KernelVersion, since: string | null): boolean {
   return since === null || compareVersions(v, parseVersion(since)!) >= 0;
 }
 
+/** A switch's value as its CLI flag spells it (booleans are on/off). */
+export function valueText(v: unknown): string {
+  return typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
+}
+
 function describeChange(c: Change<unknown>): string {
   if (c.since === null) return 'before any change listed';
   const what = c.subject ? `: ${c.subject}${c.commit ? ` (${c.commit})` : ''}` : '';
@@ -219,13 +229,13 @@ export function profileFor(kernel: KernelFacts | string): KernelProfile {
     }
     chosen ??= (b.changes as Change<unknown>[])[0]!;
     options[b.option] = chosen.value;
-    entries.push({ option: b.option, flag: b.flag, value: String(chosen.value), because: describeChange(chosen) });
+    entries.push({ option: b.option, flag: b.flag, value: valueText(chosen.value), because: describeChange(chosen) });
   }
   for (const k of KNOBS) {
     const read = facts ? k.read(facts) : null;
     const value = read ?? DEFAULT_SIM_OPTIONS[k.option];
     options[k.option] = value;
-    entries.push({ option: k.option, flag: k.flag, value: String(value), because: read === null ? `${k.knob}: the default` : `${k.knob}: read ${String(read)} on the kernel that ran` });
+    entries.push({ option: k.option, flag: k.flag, value: valueText(value), because: read === null ? `${k.knob}: the default` : `${k.knob}: read ${valueText(read)} on the kernel that ran` });
   }
   return {
     name: formatVersion(v, false),
@@ -247,7 +257,7 @@ export function profileTable(): string[][] {
       const range = [c.since ? `>= ${c.since}` : '', next && !c.config ? `< ${next.since}` : ''].filter(Boolean).join(', ') || 'all';
       const cfg = c.config ? `, ${c.config.option}=${c.config.set ? 'y' : 'n'}` : '';
       const source = c.subject ? `${c.subject}${c.commit ? ` (${c.commit})` : ''}` : '(the behaviour before)';
-      rows.push([b.option, b.flag, String(c.value), `${range}${cfg}`, source, b.where]);
+      rows.push([b.option, b.flag, valueText(c.value), `${range}${cfg}`, source, b.where]);
     });
   }
   return rows;
