@@ -376,7 +376,7 @@ export default defineExperiment<Raw>({
   rule: RULE,
   measures:
     `A ${STACK_PAGES}-page stack is forked; the child writes its top ${CHILD_WRITES} pages and execs; the parent then writes them. Region: lazy COW against copying the top K pages right after view.fork() (prepareWrite in both views; K = ${STACK_PAGES} is the eager policy), K from 1 to ${STACK_PAGES}, interleaved rounds (each run the median of ${INNER}), faults and native-timed costs. Simulator: the lazy trace predicted, eager modelled as no fault on the copied pages plus K copies at fork (copyNs − faultNs each).`,
-  requirements: { engines: ['sim', 'region'] },
+  requirements: { engines: ['sim', 'region'], measuresTime: true },
   budgetMs: { full: 6_000, quick: 3_000 },
   raw: RawSchema,
   run,

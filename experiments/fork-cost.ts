@@ -246,7 +246,7 @@ export default defineExperiment<Raw>({
   measures:
     'Time of fork() (child execs /bin/true), vfork()+exec and posix_spawn in the parent, from a parent holding 0 to 2 GiB of populated 4 KiB or THP memory (clamped to half of MemAvailable), with the per-GiB slope by least squares; then the faults and per-page cost of the parent writing a region after its forked child exited.',
   rule: RULE,
-  requirements: { minMemoryBytes: 64 * 2 ** 20 },
+  requirements: { minMemoryBytes: 64 * 2 ** 20, measuresTime: true },
   budgetMs: { full: 45_000, quick: 10_000 },
   raw: RawSchema,
   run,

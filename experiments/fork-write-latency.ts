@@ -247,7 +247,7 @@ export default defineExperiment<Raw>({
   measures:
     'Per-page latency of the store that breaks COW after a real fork (clock_gettime around each store, in native code), against pages written (1 to 65,536, log sweep), pattern (seq, rand, stride), page size (4 KiB, THP) and writer (child, parent); the first run is reported as cold, the rest as a warm median with a min-max band, plus a histogram.',
   rule: RULE,
-  requirements: { minMemoryBytes: 16 * 2 ** 20 },
+  requirements: { minMemoryBytes: 16 * 2 ** 20, measuresTime: true },
   budgetMs: { full: 45_000, quick: 10_000 },
   raw: RawSchema,
   run,

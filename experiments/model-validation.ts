@@ -8,7 +8,9 @@
 import { z } from 'zod';
 
 import { chooseCostModel, defaultCostModelPath } from '../src/calibrate/store.js';
-import { describeCostModel, isCalibrated } from '../src/engines/sim/index.js';
+import { observationsToJson, type TraceObservationsJson } from '../src/engines/observations.js';
+import { describeCostModel, isCalibrated, profileFor } from '../src/engines/sim/index.js';
+import { runningKernelFacts } from '../src/kernels/facts.js';
 import { formatNs } from '../src/report/format.js';
 import { createEngine } from '../src/suite/engines.js';
 import { pointBand } from '../src/suite/measure.js';
@@ -36,6 +38,12 @@ const ComparisonSchema = z.object({
   writeRelError: z.number().nullable(),
 });
 
+/** The kernel engine's observations as observationsToJson({ pages: true }) writes them. */
+const ObservationsSchema = z.custom<TraceObservationsJson>(
+  (v) => typeof v === 'object' && v !== null && Array.isArray((v as { steps?: unknown }).steps) && typeof (v as { trace?: unknown }).trace === 'object',
+  { message: 'expected the observations of a trace (engine, trace, steps)' },
+);
+
 const ScenarioSchema = z.object({
   name: z.string(),
   status: z.enum(['matched', 'mismatch', 'not-measurable']),
@@ -44,10 +52,15 @@ const ScenarioSchema = z.object({
   comparisons: z.array(ComparisonSchema),
   /** Engines that do not model the scenario, with their reason. */
   notApplicable: z.array(z.object({ engine: z.string(), reason: z.string() })),
+  /** What the kernel showed, page by page, so results from several kernels can be compared
+   *  (`cowlab run --kernel a,b`: what the kernels disagree on). Absent in older results. */
+  kernel: ObservationsSchema.nullable().optional(),
 });
 
 const RawSchema = z.object({
   costModel: z.object({ description: z.string(), calibrated: z.boolean() }),
+  /** The kernel profile the simulator modelled (chosen from the kernel the suite ran on). */
+  profile: z.object({ name: z.string(), version: z.string(), options: z.record(z.string(), z.unknown()) }).optional(),
   scenarios: z.array(ScenarioSchema),
 });
 type Raw = z.infer<typeof RawSchema>;
@@ -59,6 +72,8 @@ async function run(ctx: RunContext): Promise<Raw> {
     scenarios: [],
   };
   if (!raw.costModel.calibrated) ctx.note(`the simulator's times are uncalibrated (no cost model at ${defaultCostModelPath()}: run \`cowlab calibrate\`)`);
+  const profile = profileFor(runningKernelFacts(ctx.env));
+  raw.profile = { name: profile.name, version: profile.version, options: profile.options };
   const engines = ENGINES.map((n) => createEngine(n));
   const all = listScenarios();
   for (const [i, s] of all.entries()) {
@@ -82,6 +97,7 @@ async function run(ctx: RunContext): Promise<Raw> {
         writeRelError: c.writeTime.relError,
       })),
       notApplicable: v.engines.flatMap((e) => (e.notApplicable !== null && e.engine !== v.reference ? [{ engine: e.engine, reason: e.notApplicable }] : [])),
+      kernel: ref ? observationsToJson(ref, { pages: true }) : null,
     });
     ctx.checkpoint(raw);
   }

@@ -7,12 +7,15 @@ import { CowlabError, isUsageError } from '../errors.js';
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** Ctrl-C (SIGINT) or SIGTERM stopped the command: what a shell reports for SIGINT. */
+export const EXIT_INTERRUPTED = 130;
 
 export function reportError(err: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
   const debug = process.env.COWLAB_DEBUG === '1';
   if (err instanceof CowlabError) {
     write(`cowlab: ${err.message}\n`);
     if (debug && err.stack) write(`${err.stack}\n`);
+    if (err.code === 'ERR_INTERRUPTED') return EXIT_INTERRUPTED;
     return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
   }
   const e = err as Error;

@@ -120,7 +120,7 @@ function qemuArgs(kernel: CachedKernel, initrd: string, dir: string, accel: Acce
     '-accel', accel, ...(accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(o.memoryMiB), '-smp', String(o.cpus),
     '-kernel', kernel.image, '-initrd', initrd,
-    '-append', 'console=ttyS0 panic=-1 oops=panic quiet',
+    '-append', 'console=ttyS0 panic=-1 oops=panic loglevel=6',
     '-drive', `if=none,id=request,file=${join(dir, 'request.img')},format=raw,readonly=on`, '-device', 'virtio-blk-pci,drive=request',
     '-drive', `if=none,id=result,file=${join(dir, 'result.img')},format=raw`, '-device', 'virtio-blk-pci,drive=result',
   ];

@@ -8,6 +8,7 @@ import type { AnyExperiment, Presentation, TableSpec } from '../suite/types.js';
 import { describeRequirements } from '../suite/requirements.js';
 import { CHART_CSS, escapeXml as esc, renderChart } from './chart.js';
 import { formatBytes } from './format.js';
+import { renderKernelSection, type KernelMatrix } from './kernels.js';
 
 const CSS = `
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1040px; padding: 24px; color: #1d1d1d; line-height: 1.45; }
@@ -49,6 +50,7 @@ function environmentRows(d: ResultsDocument): [string, string][] {
   const p = e.privileges;
   return [
     ['kernel', `${e.kernel} (${e.arch})`],
+    ['guest', e.guest ? `QEMU guest (${e.guest.kernel}), ${e.guest.accel.toUpperCase()}${e.guest.accel === 'tcg' ? ': an emulated CPU, times not meaningful' : ''}` : 'no (this machine)'],
     ['CPU', `${e.cpu.model}, ${e.cpu.count} CPUs`],
     ['hypervisor', e.hypervisor.present ? (e.hypervisor.vendor ?? 'yes (unknown vendor)') : 'none (bare metal)'],
     ['memory', `${formatBytes(e.memory.totalBytes)} total, ${formatBytes(e.memory.availableBytes)} available at start`],
@@ -87,15 +89,38 @@ function experimentSection(r: ExperimentResult, exp: AnyExperiment | undefined, 
   return parts.join('\n');
 }
 
-/** The report for a results document; `experiments` supplies present() for each one's raw. */
-export function renderReport(d: ResultsDocument, experiments: readonly AnyExperiment[]): string {
-  const when = new Date(d.startedAt);
-  const head = `<!doctype html>
+function pageHead(title: string): string {
+  return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>cowlab report: ${esc(d.environment.kernel)}</title>
+<title>${esc(title)}</title>
 <style>${CSS}</style></head><body>`;
+}
+
+/**
+ * The report of one suite run on several kernels: each kernel's environment side by side, the
+ * kernel matrix (report/kernels.ts), and a link to each kernel's own report.
+ */
+export function renderKernelsReport(runs: readonly { label: string; doc: ResultsDocument; report: string }[], matrix: KernelMatrix): string {
+  const rows = environmentRows(runs[0]!.doc).map(([k], i) => [k, ...runs.map((r) => environmentRows(r.doc)[i]![1])]);
+  return [
+    pageHead(`cowlab report: ${runs.map((r) => r.label).join(', ')}`),
+    `<h1>cowlab: copy-on-write on ${runs.length} kernels</h1>`,
+    `<p class="muted">${runs.map((r) => `<a href="${esc(r.report)}">${esc(r.label)}</a> (${esc(r.doc.environment.kernel)}, ${r.doc.options.quick ? 'quick' : 'full'} suite, ${(r.doc.durationMs / 1000).toFixed(1)} s)`).join('; ')}: each link is that kernel's own report.</p>`,
+    '<h3>Environments</h3>',
+    `<table><thead><tr><th></th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr></thead><tbody>${rows
+      .map((r) => `<tr><th>${esc(r[0]!)}</th>${r.slice(1).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+      .join('')}</tbody></table>`,
+    renderKernelSection(matrix),
+    '</body></html>\n',
+  ].join('\n');
+}
+
+/** The report for a results document; `experiments` supplies present() for each one's raw. */
+export function renderReport(d: ResultsDocument, experiments: readonly AnyExperiment[]): string {
+  const when = new Date(d.startedAt);
+  const head = pageHead(`cowlab report: ${d.environment.kernel}`);
   const intro = [
     `<h1>cowlab: copy-on-write on ${esc(d.environment.kernel)}</h1>`,
     `<p class="muted">Run ${esc(when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}, ${d.options.quick ? 'quick suite' : 'full suite'}, ${(d.durationMs / 1000).toFixed(1)} s. Figures follow the measuring rules: warm-up runs reported apart as cold, medians over repeats with min-max bands, a band wider than 2x treated as noise.</p>`,

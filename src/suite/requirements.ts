@@ -1,5 +1,5 @@
 /** Whether this machine meets an experiment's requirements, and if not, why (one line). */
-import type { Environment } from '../env/environment.js';
+import { emulatedCpu, type Environment } from '../env/environment.js';
 import { formatBytes } from '../report/format.js';
 import { describeEngines, engineAvailable } from './engines.js';
 import type { Requirements } from './types.js';
@@ -18,6 +18,9 @@ export function unmetRequirement(req: Requirements, env: Environment, memoryLimi
     if (env.thp.enabled === null) return 'needs transparent huge pages: this kernel has none (no /sys/kernel/mm/transparent_hugepage)';
     if (env.thp.enabled === 'never') return 'needs transparent huge pages: THP is disabled (transparent_hugepage/enabled is never)';
   }
+  if (req.measuresTime && emulatedCpu(env)) {
+    return 'its verdict rests on measured time, and this is an emulated CPU (a TCG guest): times here are not meaningful';
+  }
   if (req.minMemoryBytes !== undefined && memoryLimitBytes < req.minMemoryBytes) {
     return `needs ${formatBytes(req.minMemoryBytes)} of memory; half of MemAvailable is ${formatBytes(memoryLimitBytes)}`;
   }
@@ -31,5 +34,6 @@ export function describeRequirements(req: Requirements): string {
   if (req.root) parts.push('root (PFNs, kpagecount)');
   if (req.thp) parts.push('THP not never');
   if (req.minMemoryBytes !== undefined) parts.push(`>= ${formatBytes(req.minMemoryBytes)} memory`);
+  if (req.measuresTime) parts.push('a real (not emulated) CPU');
   return parts.length ? parts.join(', ') : 'nothing special';
 }

@@ -63,6 +63,8 @@ export interface Requirements {
   minMemoryBytes?: number;
   /** Engines it runs on (sim, kernel, region); one that is not available -> not measurable. */
   engines?: EngineName[];
+  /** Its verdict rests on measured time: not measurable on an emulated CPU (a TCG guest). */
+  measuresTime?: boolean;
 }
 
 export interface RunContext {

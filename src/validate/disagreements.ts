@@ -131,3 +131,9 @@ export function kernelDisagreements(runs: readonly KernelRun[]): Disagreement[] 
   }
   return out;
 }
+
+/** "--thp-pte-reuse (per-page / never)", or why nothing single explains it. */
+export function describeExplanation(d: Disagreement): string {
+  if (d.explainedBy.length) return d.explainedBy.map((e) => `${e.flag} (${e.values.join(' / ')})`).join('; ');
+  return d.profilesPredict ? 'the profiles together (no single switch)' : 'no profile switch (unexplained)';
+}

@@ -9,7 +9,7 @@ import { formatCount, formatNs } from '../report/format.js';
 import { processNames, stepLabel } from '../report/observationsTable.js';
 import { table } from '../report/table.js';
 import type { FieldDiff, StepComparison, TraceComparison } from './compare.js';
-import type { Disagreement } from './disagreements.js';
+import { describeExplanation, type Disagreement } from './disagreements.js';
 import type { TraceValidation } from './validate.js';
 
 export const MARK = '✗';
@@ -172,11 +172,7 @@ export function disagreementTable(labels: string[], ds: readonly Disagreement[],
     d.step < 0 ? 'setup' : `${d.step} ${stepName(d.trace, d.step)} by ${d.proc}`,
     `${d.field}@${d.where}`,
     ...d.values.map((v) => v ?? '-'),
-    d.explainedBy.length
-      ? d.explainedBy.map((e) => `${e.flag} (${e.values.join(' / ')})`).join('; ')
-      : d.profilesPredict
-        ? 'the profiles together'
-        : 'no profile switch (unexplained)',
+    describeExplanation(d),
   ]);
   return table(['trace', 'step', 'observation', ...labels, 'explained by'], rows, ['left', 'left', 'left', ...labels.map(() => 'right' as const), 'left']);
 }

@@ -1,21 +1,28 @@
 /** `cowlab run`: the experiment suite, a summary table, results.json and report.html. */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
 import { EXPERIMENTS } from '../../../experiments/index.js';
 import { CowlabError } from '../../errors.js';
 import { native } from '../../native.js';
-import { renderReport } from '../../report/html.js';
+import { renderKernelsReport, renderReport } from '../../report/html.js';
+import { matrixFromResults, type KernelMatrix } from '../../report/kernels.js';
+import { suiteInGuest } from '../../guest/commands.js';
+import type { GuestOptions } from '../../guest/runner.js';
+import type { KernelTarget } from '../../kernels/targets.js';
+import { parseResults } from '../../suite/schema.js';
 import { runSuite, selectExperiments } from '../../suite/runner.js';
 import type { ResultsDocument } from '../../suite/schema.js';
-import { EXIT_FAILED, EXIT_OK, action } from '../run.js';
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';
+import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
 import { print, printJson, table } from '../output.js';
 import { progress } from '../progress.js';
 
-export const EXIT_INTERRUPTED = 130;
 export const DEFAULT_OUT = 'cowlab-results';
+/** A whole suite in a TCG guest: a few minutes; the deadline leaves room for a slow host. */
+const GUEST_SUITE_DEADLINE_MS = 30 * 60_000;
 
 interface Flags {
   quick?: boolean;
@@ -53,14 +60,73 @@ export function printSummary(doc: ResultsDocument, files: { results: string; rep
   print(`report:  ${files.report}`);
 }
 
+/** Runs the suite here, with Ctrl-C stopping the running experiment and keeping the rest. */
+async function runOnHost(names: string[], quick: boolean, selected: number, label: string | null): Promise<ResultsDocument> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    native().killAllChildren();
+    if (signals === 1) {
+      controller.abort();
+      process.stderr.write('\ncowlab: interrupted: stopping the running experiment and keeping the results so far (Ctrl-C again to quit at once)\n');
+    } else {
+      process.exit(EXIT_INTERRUPTED);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const bar = progress(label ? `cowlab run (${label})` : 'cowlab run');
+  const tty = process.stderr.isTTY === true;
+  let finished = 0;
+  try {
+    return await runSuite(EXPERIMENTS, {
+      names,
+      quick,
+      signal: controller.signal,
+      onProgress: (p) => bar.update(finished, p.count, `${p.name}${p.detail ? `: ${p.detail}` : ''}`),
+      onResult: (r) => {
+        finished++;
+        bar.update(finished, selected, r.name);
+        if (!tty) process.stderr.write(`cowlab run: ${r.number} ${r.name}: ${verdictCell(r.verdict)} (${(r.durationMs / 1000).toFixed(1)} s)\n`);
+      },
+    });
+  } finally {
+    bar.stop();
+    native().killAllChildren(); // nothing should be left; belt and braces after Ctrl-C
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The suite in a guest: one boot, the results document checked against the schema. */
+async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, names: string[], quick: boolean): Promise<ResultsDocument> {
+  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, names, quick);
+  return parseResults(JSON.stringify(r.doc), `the results of the ${t.label} guest`, EXPERIMENTS);
+}
+
+function writeRun(dir: string, doc: ResultsDocument): { results: string; report: string } {
+  mkdirSync(dir, { recursive: true });
+  const files = { results: join(dir, 'results.json'), report: join(dir, 'report.html') };
+  writeFileSync(files.results, `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileSync(files.report, renderReport(doc, EXPERIMENTS));
+  return files;
+}
+
+/** A directory name for a kernel label ("debian:6.1" -> "debian-6.1"). */
+export function kernelDirName(label: string): string {
+  return label.replace(/[^A-Za-z0-9.+_-]+/g, '-').replace(/^-+|-+$/g, '') || 'kernel';
+}
+
 export function registerRun(program: Command): void {
-  program
+  const cmd = program
     .command('run')
-    .description('run the experiment suite on this machine: a summary, results.json and report.html (the main command)')
+    .description('run the experiment suite on this machine or on other kernels: a summary, results.json and report.html (the main command)')
     .argument('[names...]', 'experiments to run, by name or number (default: all; see cowlab list)')
     .option('--quick', 'the short suite: fewer sweep points and repeats (well under a minute)')
     .option('--out <dir>', 'directory for results.json and report.html', DEFAULT_OUT)
-    .option('--json', 'print the results document on stdout instead of the summary')
+    .option('--json', 'print the results document on stdout instead of the summary');
+  addKernelFlags(cmd, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS })
     .addHelpText(
       'after',
       `
@@ -73,14 +139,22 @@ The default suite takes at most about 3 minutes on a 2-core machine; --quick wel
 Ctrl-C stops the running experiment, kills every child process, and still writes the results
 collected so far (marked interrupted); exit status 130.
 
+With --kernel, the suite runs on each kernel named (one QEMU guest boot per kernel; host is
+this machine). Under TCG (no working KVM) the guest CPU is emulated: experiments whose
+verdict rests on measured time are not measurable there, the others stand. With several
+kernels, DIR/<kernel>/ holds each kernel's results.json and report.html, and DIR/report.html
+puts them side by side: every verdict per kernel, the built-in scenarios validated on each,
+and what the kernels disagree on. \`cowlab compare\` takes any two of the results files.
+
 Examples:
   cowlab run
   cowlab run --quick --out /tmp/cow
   cowlab run fork-cost thp-cow
+  cowlab run --quick --kernel host,debian:6.1,debian:6.12
   cowlab run 1 4 --json > results.json`,
     )
     .action(
-      action(async (names: string[], flags: Flags) => {
+      action(async (names: string[], flags: Flags & KernelFlags) => {
         const selected = selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
         const dir = resolve(flags.out);
         try {
@@ -88,49 +162,64 @@ Examples:
         } catch (err) {
           throw new CowlabError('ERR_INVALID_OPTION', `--out: cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: '--out' });
         }
-        const controller = new AbortController();
-        let signals = 0;
-        const onSignal = () => {
-          signals++;
-          native().killAllChildren();
-          if (signals === 1) {
-            controller.abort();
-            process.stderr.write('\ncowlab: interrupted: stopping the running experiment and keeping the results so far (Ctrl-C again to quit at once)\n');
-          } else {
-            process.exit(EXIT_INTERRUPTED);
+        const { targets, guest } = await targetsFromFlags(flags, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS });
+        const quick = flags.quick === true;
+        const several = targets.length > 1;
+        const runs: { label: string; doc: ResultsDocument; files: { results: string; report: string } }[] = [];
+        let interrupted = false;
+        for (const t of targets) {
+          let doc: ResultsDocument;
+          try {
+            doc = t.kernel === null ? await runOnHost(names, quick, selected.length, several ? t.label : null) : await runInGuestKernel(t, guest!, names, quick);
+          } catch (err) {
+            if (err instanceof CowlabError && err.code === 'ERR_INTERRUPTED' && runs.length > 0) {
+              process.stderr.write(`cowlab: ${err.message}; keeping the kernels that finished\n`);
+              interrupted = true;
+              break;
+            }
+            throw err;
           }
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-        const bar = progress('cowlab run');
-        const tty = process.stderr.isTTY === true;
-        let finished = 0;
-        let doc: ResultsDocument;
-        try {
-          doc = await runSuite(EXPERIMENTS, {
-            names,
-            quick: flags.quick === true,
-            signal: controller.signal,
-            onProgress: (p) => bar.update(finished, p.count, `${p.name}${p.detail ? `: ${p.detail}` : ''}`),
-            onResult: (r) => {
-              finished++;
-              bar.update(finished, selected.length, r.name);
-              if (!tty) process.stderr.write(`cowlab run: ${r.number} ${r.name}: ${verdictCell(r.verdict)} (${(r.durationMs / 1000).toFixed(1)} s)\n`);
-            },
-          });
-        } finally {
-          bar.stop();
-          native().killAllChildren(); // nothing should be left; belt and braces after Ctrl-C
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          runs.push({ label: t.label, doc, files: writeRun(several ? join(dir, kernelDirName(t.label)) : dir, doc) });
+          if (doc.interrupted) {
+            interrupted = true;
+            break;
+          }
         }
-        const files = { results: join(dir, 'results.json'), report: join(dir, 'report.html') };
-        writeFileSync(files.results, `${JSON.stringify(doc, null, 2)}\n`);
-        writeFileSync(files.report, renderReport(doc, EXPERIMENTS));
-        if (flags.json) printJson(doc);
-        else printSummary(doc, files);
-        if (doc.interrupted) return EXIT_INTERRUPTED;
-        return doc.experiments.some((e) => e.status === 'failed') ? EXIT_FAILED : EXIT_OK;
+        if (!several) {
+          const { doc, files } = runs[0]!;
+          if (flags.json) printJson(doc);
+          else printSummary(doc, files);
+        } else {
+          const report = join(dir, 'report.html');
+          const matrix = matrixFromResults(runs);
+          writeFileSync(report, renderKernelsReport(runs.map((r) => ({ label: r.label, doc: r.doc, report: relative(dir, r.files.report) })), matrix));
+          if (flags.json) printJson({ tool: 'cowlab', kernels: runs.map((r) => ({ kernel: r.label, results: r.doc })) });
+          else printKernelsSummary(runs, matrix, report);
+        }
+        if (interrupted) return EXIT_INTERRUPTED;
+        return runs.some((r) => r.doc.experiments.some((e) => e.status === 'failed')) ? EXIT_FAILED : EXIT_OK;
       }),
     );
+}
+
+/** Several kernels: the verdicts side by side, then where each kernel's files are. */
+function printKernelsSummary(runs: { label: string; doc: ResultsDocument; files: { results: string; report: string } }[], matrix: KernelMatrix, report: string): void {
+  const labels = runs.map((r) => r.label);
+  print(table(['experiment', ...labels], (matrix.verdicts ?? []).map((v) => [v.name, ...v.cells.map((c) => c.replace('-', ' '))]), ['left', ...labels.map(() => 'left' as const)]));
+  print();
+  print(table(['scenario', ...labels], [...matrix.traces.map((t) => [t.name, ...t.cells]), ['(profile)', ...matrix.kernels.map((k) => k.profile)]], ['left', ...labels.map(() => 'left' as const)]));
+  if (matrix.disagreements.length) {
+    print();
+    print(`The kernels disagree on ${matrix.disagreements.length} observation${matrix.disagreements.length === 1 ? '' : 's'} of the scenarios (see the report).`);
+  }
+  for (const r of runs) {
+    const notes = r.doc.experiments.flatMap((e) => e.notes.map((n) => `  ${r.label}: ${e.name}: ${n}`));
+    if (notes.length) {
+      print();
+      for (const n of notes) print(n);
+    }
+  }
+  print();
+  for (const r of runs) print(`${r.label.padEnd(Math.max(...labels.map((l) => l.length)))}  ${r.files.results}`);
+  print(`report: ${report}`);
 }
