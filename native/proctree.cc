@@ -266,7 +266,7 @@ struct SlotLayout {
 
 struct RegionSpecIn {
   uint64_t pages;
-  uint32_t backing, thp, dontfork, wipeonfork;
+  uint32_t backing, thp, dontfork, wipeonfork, anywhere;
 };
 
 class Tree {
@@ -306,7 +306,7 @@ class Tree {
     h->regions = static_cast<uint32_t>(regions.size());
     for (size_t r = 0; r < regions.size(); r++) {
       h->region[r] = {regions[r].pages, regions[r].backing, regions[r].thp, regions[r].dontfork,
-                      regions[r].wipeonfork, 0};
+                      regions[r].wipeonfork, regions[r].anywhere, 0, 0};
     }
     snprintf(h->execPath, sizeof h->execPath, "%s", execPath.c_str());
     const char* slash = strrchr(h->execPath, '/');
@@ -700,6 +700,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
       in.thp = o.Get("thp").ToBoolean().Value();
       in.dontfork = o.Get("dontfork").ToBoolean().Value();
       in.wipeonfork = o.Get("wipeonfork").ToBoolean().Value();
+      in.anywhere = o.Get("anywhere").ToBoolean().Value();
       if (in.pages == 0) ThrowBadArg(env, fn, "pages", "positive");
       regions.push_back(in);
     }

@@ -76,6 +76,8 @@ struct Region {
   uint32_t thp;         // 2 MiB aligned + MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE
   uint32_t dontfork;    // MADV_DONTFORK
   uint32_t wipeonfork;  // MADV_WIPEONFORK
+  uint32_t anywhere;    // placed where mmap chooses, not on a 2 MiB boundary (trace placement "kernel")
+  uint32_t pad;
   uint64_t address;     // written by p0 (kOpMap)
 };
 

@@ -288,18 +288,12 @@ uint8_t* RegionBase(Header* h, uint32_t r) { return reinterpret_cast<uint8_t*>(h
 // aligned to virtual addresses, so where mmap puts a region decides which neighbours a read
 // fault maps. Kernels place mappings differently (6.7 began aligning large anonymous mappings
 // to THP boundaries; 6.1 does not), which made the same trace map a varying number of pages.
-// A fixed alignment makes page i of a region page i of its page table on every kernel.
+// A fixed alignment makes page i of a region page i of its page table on every kernel. A
+// region placed `anywhere` gets no reservation: mmap chooses, as for any program.
 bool MapRegion(Slot* s, uint32_t r) {
   Header* h = s->header();
   Region& reg = h->region[r];
-  const size_t ps = h->pageSize;
-  const size_t bytes = reg.pages * ps;
-  const size_t align = kHugeBytes;
-  const size_t reserve = bytes + align;
-  void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (res == MAP_FAILED) return Fail(s, kStageReserve, errno);
-  uintptr_t start = reinterpret_cast<uintptr_t>(res);
-  uintptr_t aligned = (start + align - 1) & ~(static_cast<uintptr_t>(align) - 1);
+  const size_t bytes = reg.pages * h->pageSize;
   int fd = -1;
   if (reg.backing == kMemfdPrivate || reg.backing == kMemfdShared) {
     fd = memfd_create("cowlab-trace", MFD_CLOEXEC);
@@ -310,15 +304,31 @@ bool MapRegion(Slot* s, uint32_t r) {
       return Fail(s, kStageMemfd, e);
     }
   }
-  int flags = MAP_FIXED | (IsShared(reg.backing) ? MAP_SHARED : MAP_PRIVATE) | (fd < 0 ? MAP_ANONYMOUS : 0);
-  void* p = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
+  int flags = (IsShared(reg.backing) ? MAP_SHARED : MAP_PRIVATE) | (fd < 0 ? MAP_ANONYMOUS : 0);
+  void* p;
+  if (reg.anywhere) {
+    p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
+  } else {
+    const size_t reserve = bytes + kHugeBytes;
+    void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED) {
+      int e = errno;
+      if (fd >= 0) close(fd);
+      return Fail(s, kStageReserve, e);
+    }
+    uintptr_t start = reinterpret_cast<uintptr_t>(res);
+    uintptr_t aligned = (start + kHugeBytes - 1) & ~(static_cast<uintptr_t>(kHugeBytes) - 1);
+    p = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+    if (p != MAP_FAILED) {
+      if (aligned > start) munmap(res, aligned - start);
+      uintptr_t end = aligned + bytes, resEnd = start + reserve;
+      if (resEnd > end) munmap(reinterpret_cast<void*>(end), resEnd - end);
+    }
+  }
   int e = errno;
   if (fd >= 0) close(fd);  // the mapping keeps the memfd alive
   if (p == MAP_FAILED) return Fail(s, kStageMmap, e);
-  if (aligned > start) munmap(res, aligned - start);
-  uintptr_t end = aligned + bytes, resEnd = start + reserve;
-  if (resEnd > end) munmap(reinterpret_cast<void*>(end), resEnd - end);
-  reg.address = static_cast<uint64_t>(aligned);
+  reg.address = reinterpret_cast<uint64_t>(p);
   if (madvise(p, bytes, reg.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) return Fail(s, kStageMadvise, errno);
   if (reg.dontfork && madvise(p, bytes, MADV_DONTFORK) != 0) return Fail(s, kStageMadvise, errno);
   if (reg.wipeonfork && madvise(p, bytes, MADV_WIPEONFORK) != 0) return Fail(s, kStageMadvise, errno);

@@ -89,10 +89,12 @@ export interface ProcTreeRegionInput {
   pages: number;
   /** constants.BACKING_* */
   backing: number;
-  /** 2 MiB aligned and MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE. */
+  /** MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE. */
   thp: boolean;
   dontfork: boolean;
   wipeonfork: boolean;
+  /** Placed where mmap chooses; otherwise on a 2 MiB boundary (every region, THP or not). */
+  anywhere: boolean;
 }
 
 /** What a process tree is made of. Slot 0 is p0 (forked from Node); every other slot is

@@ -37,6 +37,8 @@ export interface TraceObservationsJson {
   engine: EngineName;
   trace: Trace;
   unavailable: Record<string, string>;
+  /** Kernel engine: where the kernel put the regions the trace left to it (TraceObservations). */
+  placement?: Record<string, number>;
   steps: StepJson[];
 }
 
@@ -123,6 +125,7 @@ export function observationsToJson(obs: TraceObservations, opts: { pages?: boole
     engine: obs.engine,
     trace: obs.trace,
     unavailable: obs.unavailable,
+    ...(obs.placement ? { placement: obs.placement } : {}),
     steps: obs.steps.map((s) => stepToJson(s, opts)),
   };
 }
@@ -150,5 +153,5 @@ export function observationsFromJson(doc: TraceObservationsJson): TraceObservati
     }
     return { step: s.step, op: s.op, proc: s.proc, processes, events: s.events, frames: s.frames, timeNs: s.timeNs };
   });
-  return { engine: doc.engine, trace: doc.trace, steps, unavailable: doc.unavailable };
+  return { engine: doc.engine, trace: doc.trace, steps, unavailable: doc.unavailable, ...(doc.placement ? { placement: doc.placement } : {}) };
 }

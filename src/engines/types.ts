@@ -55,6 +55,29 @@ export interface TraceObservations {
   steps: StepObservation[];
   /** Fields this engine could not observe here, with the reason (e.g. no root: frames). */
   unavailable: Record<string, string>;
+  /**
+   * A prediction of a trace that leaves something to the kernel (a region placed where mmap
+   * chooses): every distinct outcome the kernel allows, `steps` being the first. validate
+   * judges the kernel against all of them (validate/compare.ts compareOutcomes).
+   */
+  outcomes?: PredictedOutcome[];
+  /**
+   * Kernel engine, for regions placed by the kernel: where each one's first page landed, as its
+   * index in its page table (0-511). Lets validate judge the run against the very outcome of
+   * that place among those the prediction allows.
+   */
+  placement?: Record<string, number>;
+}
+
+export interface PredictedOutcome {
+  /** What makes this outcome: "shm at page 13 of its page table". */
+  label: string;
+  /**
+   * Every placement that gives it, as products: in each entry, per region placed by the
+   * kernel, the indices its first page may have in its page table (0-511).
+   */
+  places: Record<string, number[]>[];
+  steps: StepObservation[];
 }
 
 export interface Engine {

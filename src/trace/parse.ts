@@ -229,6 +229,9 @@ function checkRegions(regions: RegionSpec[], source?: string): void {
     if (r.thp && !privateAnon) {
       throw traceInvalid(`regions[${i}].thp`, 'huge pages are modelled for private anonymous regions only (shmem THP is off here)', source);
     }
+    if (r.thp && r.placement === 'kernel') {
+      throw traceInvalid(`regions[${i}].placement`, "placement 'kernel' is for regions of 4 KiB pages: a THP region is always placed on a 2 MiB boundary", source);
+    }
   });
 }
 

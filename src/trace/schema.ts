@@ -36,6 +36,7 @@ function buildSchemas() {
     thp: z.boolean().default(false),
     advice: z.array(z.enum(['dontfork', 'wipeonfork'])).default([]),
     populate: z.enum(['none', 'read', 'write']).default('write'),
+    placement: z.enum(['aligned', 'kernel']).optional(),
   });
 
   return {

@@ -19,7 +19,16 @@ export interface RegionSpec {
   advice: ForkAdvice[];
   /** How p0 touches the region before step 0. */
   populate: Populate;
+  /**
+   * Where the region's first page lies. 'aligned' (the default): on a 2 MiB boundary, so page i
+   * of the region is page i of its page table and of its fault-around window, on every kernel.
+   * 'kernel': wherever mmap puts it, as for any program; the simulator then predicts every
+   * outcome the placement allows (docs/trace.md). Regions of 4 KiB pages only.
+   */
+  placement?: Placement;
 }
+
+export type Placement = 'aligned' | 'kernel';
 
 /** Which pages a step touches. Random selections are the same in every engine. */
 export type PageSelector =

@@ -6,7 +6,7 @@
  * Fields either engine could not observe are listed, never counted as matches.
  */
 import { countPages, sharedPages } from '../engines/observations.js';
-import type { RegionObservation, StepEvents, StepObservation, TraceObservations } from '../engines/types.js';
+import type { PredictedOutcome, RegionObservation, StepEvents, StepObservation, TraceObservations } from '../engines/types.js';
 
 export const PAGE_FIELDS = ['present', 'exclusive', 'shared', 'zeroPage'] as const;
 export const EVENT_FIELDS = ['copies', 'reuses', 'zeroFills', 'faults'] as const;
@@ -67,6 +67,22 @@ export interface TraceComparison {
   unavailable: Record<string, string>;
   /** Total time of write steps, predicted vs observed. */
   writeTime: { predictedNs: number | null; observedNs: number | null; relError: number | null };
+  /** Set when the prediction was a set of outcomes (compareOutcomes). */
+  outcomes?: OutcomeJudgement;
+}
+
+/**
+ * How a kernel run was judged against a set of predicted outcomes: matched when it equals one
+ * of them at every step. The observations the outcomes disagree on are listed with their
+ * range: those are the ones the kernel's choice decides; every other observation is exact.
+ */
+export interface OutcomeJudgement {
+  count: number;
+  /** The outcome the run matched, or the one it followed longest. */
+  label: string;
+  ranges: { step: number; field: string; where: string; min: number; max: number }[];
+  /** Why the prediction is a set (what the trace leaves to the kernel). */
+  why: string;
 }
 
 const MAX_LISTED_PAGES = 8;
@@ -207,4 +223,70 @@ export function compareObservations(predicted: TraceObservations, observed: Trac
     unavailable: { ...predicted.unavailable, ...observed.unavailable },
     writeTime: timed ? { predictedNs: pw, observedNs: ow, relError: relError(pw, ow) } : { predictedNs: null, observedNs: null, relError: null },
   };
+}
+
+/** Numbers per observation key of one step (events with faults, frames, page counts). */
+function stepNumbers(s: StepObservation): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [region, e] of Object.entries(s.events)) for (const f of EVENT_FIELDS) if (e[f] !== null) out.set(`${f}\t${region}`, e[f]!);
+  for (const [region, n] of Object.entries(s.frames)) if (n !== null) out.set(`frames\t${region}`, n);
+  for (const [proc, regions] of Object.entries(s.processes)) {
+    for (const [region, r] of Object.entries(regions)) {
+      for (const f of PAGE_FIELDS) {
+        const n = count(pageArray(r, f));
+        if (n !== null) out.set(`${f}\t${proc}/${region}`, n);
+      }
+    }
+  }
+  return out;
+}
+
+/** The observations the outcomes do not agree on, with their ranges. */
+function outcomeRanges(outcomes: readonly PredictedOutcome[]): OutcomeJudgement['ranges'] {
+  const ranges: OutcomeJudgement['ranges'] = [];
+  outcomes[0]!.steps.forEach((s, i) => {
+    const all = outcomes.map((o) => stepNumbers(o.steps[i]!));
+    const keys = [...new Set(all.flatMap((m) => [...m.keys()]))];
+    for (const key of keys) {
+      const values = all.map((m) => m.get(key)).filter((v): v is number => v !== undefined);
+      const min = Math.min(...values);
+      const max = Math.max(...values);
+      const [field, where] = key.split('\t') as [string, string];
+      if (min !== max) ranges.push({ step: s.step, field, where, min, max });
+    }
+  });
+  return ranges;
+}
+
+/** The outcome of the place the kernel reported for its regions, if it reported one. */
+function outcomeOfPlacement(outcomes: readonly PredictedOutcome[], placement: Record<string, number> | undefined): PredictedOutcome | null {
+  if (!placement) return null;
+  return outcomes.find((o) => o.places.some((p) => Object.entries(placement).every(([id, off]) => p[id]?.includes(off) ?? false))) ?? null;
+}
+
+/**
+ * Compares a kernel run against every outcome a prediction allows (TraceObservations.outcomes).
+ * When the kernel engine reported where the kernel put its regions, the run is judged against
+ * exactly that place's outcome; otherwise against the first outcome it matches, or the one it
+ * follows to the latest step. Returns that comparison, marked with how it was judged, and the
+ * outcome's observations (for tables).
+ */
+export function compareOutcomes(predicted: TraceObservations, observed: TraceObservations): { comparison: TraceComparison; chosen: TraceObservations } {
+  const outcomes: PredictedOutcome[] = predicted.outcomes ?? [{ label: 'the only outcome', places: [{}], steps: predicted.steps }];
+  const placed = outcomeOfPlacement(outcomes, observed.placement);
+  let best: { c: TraceComparison; o: PredictedOutcome } | null = null;
+  for (const o of placed ? [placed] : outcomes) {
+    const c = compareObservations({ ...predicted, steps: o.steps }, observed);
+    const reach = c.firstMismatch ?? Infinity;
+    if (!best || reach > (best.c.firstMismatch ?? Infinity)) best = { c, o };
+    if (c.matched) break;
+  }
+  const ids = observed.trace.regions.filter((r) => r.placement === 'kernel').map((r) => r.id);
+  const where = observed.placement ? `; the kernel put ${Object.entries(observed.placement).map(([id, off]) => `${id} at page ${off} of its page table`).join(', ')}, and the run is judged against that place's outcome` : '';
+  const why = ids.length
+    ? `region${ids.length > 1 ? 's' : ''} ${ids.join(', ')} placed by the kernel (placement 'kernel'): a read fault also maps the cached pages of its fault-around window, ` +
+      `and the window follows virtual addresses, so where mmap put the region decides which pages a read maps${where}`
+    : 'the prediction allowed several outcomes';
+  const comparison: TraceComparison = { ...best!.c, outcomes: { count: outcomes.length, label: best!.o.label, ranges: outcomeRanges(outcomes), why } };
+  return { comparison, chosen: { ...predicted, steps: best!.o.steps } };
 }

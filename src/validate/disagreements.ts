@@ -22,7 +22,8 @@ export interface KernelRun {
 }
 
 export interface Explanation {
-  option: ProfileSwitch;
+  /** A profile switch, or 'placement' (where the kernel put a region the trace left to it). */
+  option: ProfileSwitch | 'placement';
   flag: string;
   /** The switch's value on each kernel (in the order of the runs). */
   values: string[];
@@ -85,20 +86,28 @@ function shown(values: (string | undefined)[]): (string | null)[] {
 class Predictions {
   private readonly cache = new Map<string, TraceObservations>();
 
-  at(trace: Trace, options: ResolvedSimOptions, step: number): Map<string, string> {
-    const key = `${trace.name}\0${JSON.stringify({ ...options, costModel: null })}`;
+  at(trace: Trace, options: ResolvedSimOptions, offsets: readonly number[], step: number): Map<string, string> {
+    const key = `${trace.name}\0${JSON.stringify({ ...options, costModel: null })}\0${offsets.join(',')}`;
     let obs = this.cache.get(key);
     if (!obs) {
-      obs = simulateTrace(trace, options);
+      obs = simulateTrace(trace, options, undefined, undefined, offsets);
       this.cache.set(key, obs);
     }
     return stepValues(obs.steps[step + 1]!);
   }
 }
 
+/** Per region, where the kernel put it in this run (0 for a region on a 2 MiB boundary). */
+function offsetsOf(o: TraceObservations): number[] {
+  return o.trace.regions.map((r) => o.placement?.[r.id] ?? 0);
+}
+
 /**
  * Every observation that differs between the kernels, per trace and step (setup is step -1),
- * in trace order. Traces some kernel did not run (not measurable there) are left out.
+ * in trace order. Traces some kernel did not run (not measurable there) are left out. A
+ * difference is explained by a profile switch when the first kernel's profile with only that
+ * switch changed predicts every kernel's value; for a region the trace leaves to the kernel
+ * (placement 'kernel'), by where each kernel put it.
  */
 export function kernelDisagreements(runs: readonly KernelRun[]): Disagreement[] {
   if (runs.length < 2) return [];
@@ -109,6 +118,8 @@ export function kernelDisagreements(runs: readonly KernelRun[]): Disagreement[] 
     const all = runs.map((r) => r.observations.get(name));
     if (all.some((o) => o === undefined || o.steps.length !== first.steps.length)) continue;
     const trace = first.trace;
+    const offsets = all.map((o) => offsetsOf(o!));
+    const placed = trace.regions.filter((r) => r.placement === 'kernel');
     first.steps.forEach((s0, i) => {
       const values = all.map((o) => stepValues(o!.steps[i]!));
       const keys = [...new Set(values.flatMap((v) => [...v.keys()]))];
@@ -116,14 +127,25 @@ export function kernelDisagreements(runs: readonly KernelRun[]): Disagreement[] 
         const texts = values.map((v) => v.get(key));
         if (new Set(texts).size <= 1) continue;
         const [field, where] = key.split('\t') as [string, string];
-        const predictedBy = (k: number, options: ResolvedSimOptions) => predictions.at(trace, options, s0.step).get(key) === texts[k];
-        const profilesPredict = runs.every((r, k) => predictedBy(k, r.sim));
+        const predictedBy = (k: number, options: ResolvedSimOptions, at: readonly number[]) => predictions.at(trace, options, at, s0.step).get(key) === texts[k];
+        const profilesPredict = runs.every((r, k) => predictedBy(k, r.sim, offsets[k]!));
         const explainedBy: Explanation[] = [];
+        const baseHolds = predictedBy(0, base.sim, offsets[0]!);
         for (const sw of SWITCHES) {
           const vals = runs.map((r) => r.sim[sw.option]);
           if (new Set(vals.map(String)).size <= 1) continue;
-          const reproduces = runs.every((r, k) => texts[k] === texts[0] || predictedBy(k, { ...base.sim, [sw.option]: r.sim[sw.option] }));
-          if (reproduces && predictedBy(0, base.sim)) explainedBy.push({ option: sw.option, flag: sw.flag, values: vals.map(valueText) });
+          const reproduces = runs.every((r, k) => texts[k] === texts[0] || predictedBy(k, { ...base.sim, [sw.option]: r.sim[sw.option] }, offsets[0]!));
+          if (reproduces && baseHolds) explainedBy.push({ option: sw.option, flag: sw.flag, values: vals.map(valueText) });
+        }
+        if (placed.length > 0 && new Set(offsets.map(String)).size > 1) {
+          const reproduces = runs.every((_, k) => texts[k] === texts[0] || predictedBy(k, base.sim, offsets[k]!));
+          if (reproduces && baseHolds) {
+            explainedBy.push({
+              option: 'placement',
+              flag: `where the kernel put ${placed.map((r) => r.id).join(', ')}`,
+              values: offsets.map((o) => placed.map((r) => `page ${o[trace.regions.indexOf(r)]}`).join(', ')),
+            });
+          }
         }
         out.push({ trace: name, step: s0.step, op: s0.op, proc: s0.proc, field, where, values: shown(texts), explainedBy, profilesPredict });
       }

@@ -48,7 +48,7 @@ export function summaryTable(results: TraceValidation[], observed: Map<string, T
         c.matched ? 'matched' : `${MARK} MISMATCH`,
         `${matched}/${c.steps.length}`,
         opts.emulated ? 'n/a (emulated CPU)' : c.writeTime.relError === null ? '-' : `${formatNs(c.writeTime.predictedNs)} / ${formatNs(c.writeTime.observedNs)} (${pct(c.writeTime.relError)})`,
-        describeMismatch(c, obs) ?? notApplicable(v),
+        describeMismatch(c, obs) ?? (c.outcomes ? `judged against ${c.outcomes.count} outcomes (see below)` : notApplicable(v)),
       ];
     });
   });
@@ -117,6 +117,18 @@ export const LEGEND = [
   "(the measuring loop's own incidental faults).",
 ].join('\n');
 
+/** What a set of outcomes means for one comparison, in a few lines (printed after the tables). */
+export function describeOutcomes(trace: string, c: TraceComparison): string[] {
+  const o = c.outcomes;
+  if (!o) return [];
+  const ranges = o.ranges.map((r) => `${r.step < 0 ? 'setup' : `step ${r.step}`} ${r.field}@${r.where} ${r.min}..${r.max}`);
+  return [
+    `${trace} (${c.predicted}): the prediction is a set of ${o.count} outcomes: ${o.why}.`,
+    `  judged against a range: ${ranges.length ? ranges.join('; ') : 'none (every outcome shows the same)'}; every other observation exactly.`,
+    `  ${c.matched ? 'matched' : 'closest'}: ${o.label}.`,
+  ];
+}
+
 /** validate --json: every comparison with its step diffs (page arrays as counts). */
 export function validationToJson(v: TraceValidation): Record<string, unknown> {
   return {
@@ -133,6 +145,7 @@ export function validationToJson(v: TraceValidation): Record<string, unknown> {
       firstMismatchStep: c.firstMismatch === null ? null : c.steps[c.firstMismatch]!.step,
       writeTime: c.writeTime,
       unavailable: c.unavailable,
+      outcomes: c.outcomes ?? null,
       steps: c.steps.map((s) => ({
         step: s.step,
         op: s.op,
@@ -152,7 +165,10 @@ export function validationToJson(v: TraceValidation): Record<string, unknown> {
 export function matrixCell(v: TraceValidation | undefined): string {
   if (!v) return '-';
   if (v.status === 'not-measurable') return 'not measurable';
-  if (v.status === 'matched') return 'matched';
+  if (v.status === 'matched') {
+    const sets = v.comparisons.filter((c) => c.outcomes);
+    return sets.length ? `matched (1 of ${sets[0]!.outcomes!.count} outcomes)` : 'matched';
+  }
   const first = v.comparisons.find((c) => !c.matched);
   const s = first && first.firstMismatch !== null ? first.steps[first.firstMismatch]! : null;
   return `${MARK} ${s ? (s.step < 0 ? 'setup' : `step ${s.step}`) : 'mismatch'}${v.comparisons.length > 1 && first ? ` (${first.predicted})` : ''}`;

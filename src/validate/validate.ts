@@ -5,7 +5,7 @@
  */
 import type { Engine, EngineName, EngineRunOptions, TraceObservations } from '../engines/types.js';
 import type { Trace } from '../trace/types.js';
-import { compareObservations, type TraceComparison } from './compare.js';
+import { compareObservations, compareOutcomes, type TraceComparison } from './compare.js';
 
 export interface EngineOutcome {
   engine: EngineName;
@@ -59,7 +59,14 @@ export async function validateTrace(
   if (ref.observations) {
     for (const o of outcomes) {
       if (o.engine === reference.name || o.observations === null) continue;
-      comparisons.push(compareObservations(o.observations, ref.observations));
+      if (o.observations.outcomes && o.observations.outcomes.length > 1) {
+        // A set of outcomes: judged against each; the tables show the one it matched.
+        const { comparison, chosen } = compareOutcomes(o.observations, ref.observations);
+        comparisons.push(comparison);
+        o.observations = chosen;
+      } else {
+        comparisons.push(compareObservations(o.observations, ref.observations));
+      }
     }
   }
   return {

@@ -13,7 +13,7 @@ import { listScenarios, loadScenario, resolveTraceArg } from '../../trace/scenar
 import type { Trace } from '../../trace/types.js';
 import { kernelDisagreements, type Disagreement } from '../../validate/disagreements.js';
 import { validateOnKernels, type KernelValidation } from '../../validate/kernels.js';
-import { disagreementTable, LEGEND, matrixCell, matrixTable, stepTable, summaryTable, validationToJson } from '../../validate/report.js';
+import { describeOutcomes, disagreementTable, LEGEND, matrixCell, matrixTable, stepTable, summaryTable, validationToJson } from '../../validate/report.js';
 import { EXIT_FAILED, EXIT_OK, action } from '../run.js';
 import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
 import { print, printJson } from '../output.js';
@@ -183,6 +183,11 @@ Examples:
         print();
         if (kernels.length === 1) {
           print(summaryTable(kernels[0]!.results, kernelObservations(kernels[0]!), { emulated: kernels[0]!.guest?.accel === 'tcg' }));
+          const sets = kernels[0]!.results.flatMap((r) => r.comparisons.flatMap((c) => describeOutcomes(r.trace, c)));
+          if (sets.length) {
+            print();
+            for (const l of sets) print(l);
+          }
         } else {
           const profiles = kernels.map((k) => configs.get(k.facts)!.profile.name);
           print(matrixTable(labels, traces.map((t) => t.name), (i, k) => matrixCell(kernels[k]!.results[i]), profiles));

@@ -216,6 +216,7 @@ class KernelRun {
         thp: r.thp,
         dontfork: r.advice.includes('dontfork'),
         wipeonfork: r.advice.includes('wipeonfork'),
+        anywhere: r.placement === 'kernel',
       })),
       parents: this.plan.parents,
       capacity: this.plan.capacity,
@@ -476,6 +477,14 @@ class KernelRun {
     }
   }
 
+  /** Where the kernel put the regions the trace left to it: the page table entry of the first page. */
+  placement(): Record<string, number> | null {
+    const placed = this.trace.regions.flatMap((r, i) => (r.placement === 'kernel' && this.geometry[i] ? [[r.id, i] as const] : []));
+    if (placed.length === 0) return null;
+    const ps = BigInt(pageSize());
+    return Object.fromEntries(placed.map(([id, i]) => [id, Number((this.geometry[i]!.address / ps) % 512n)]));
+  }
+
   unavailable(): Record<string, string> {
     const out: Record<string, string> = {};
     const access = pfnAccess();
@@ -591,6 +600,9 @@ export class KernelEngine implements Engine {
       failure ??= err;
     }
     if (failure !== null) throw failure;
-    return { observations: { engine: 'kernel', trace, steps, unavailable: run.unavailable() }, details };
+    const observations: TraceObservations = { engine: 'kernel', trace, steps, unavailable: run.unavailable() };
+    const placement = run.placement();
+    if (placement !== null) observations.placement = placement;
+    return { observations, details };
   }
 }

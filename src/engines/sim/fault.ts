@@ -21,6 +21,7 @@ import {
   type Machine,
 } from './machine.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpSuitable } from './huge.js';
+import { HPAGE_PMD_NR } from './physmem.js';
 import {
   anonVmaPrepare,
   PMD_HUGE,
@@ -144,15 +145,22 @@ function doReadFault(m: Machine, mm: Mm, vma: Vma, i: number): number {
 }
 
 /**
- * do_fault_around: map the pages of the aligned window around `i` that the page cache
- * already holds and this page table does not map yet. The window is fault_around_bytes
- * (faultAroundPages) aligned, clipped to the VMA: the region, and the run of pages around
- * `i` with the same protection (an mprotect boundary splits the kernel's VMA).
+ * do_fault_around: map the pages of the window around `i` that the page cache already holds
+ * and this page table does not map yet. As the kernel computes it, in entries of the page
+ * table that holds `i`: faultAroundPages entries from the aligned entry at or below i's (or
+ * from the VMA's first page, when that is later), cut at the end of the page table and of the
+ * VMA. So the window follows virtual addresses: with the region on a 2 MiB boundary (offset 0)
+ * it is aligned to the region's pages; placed elsewhere, it is not. Within the region it is
+ * also cut to the run of pages around `i` with the same protection (an mprotect boundary
+ * splits the kernel's VMA).
  */
 export function doFaultAround(m: Machine, mm: Mm, vma: Vma, i: number): void {
   const n = m.opts.faultAroundPages;
-  let from = i - (i % n);
-  let to = Math.min(from + n, vma.pages);
+  const pte = (vma.offset + i) % HPAGE_PMD_NR;
+  const fromPte = Math.max(pte - (pte % n), pte - Math.min(pte, i));
+  const toPte = Math.min(fromPte + n, HPAGE_PMD_NR, pte + vma.pages - i);
+  let from = i - (pte - fromPte);
+  let to = i + (toPte - pte);
   if (vma.readonly !== null) {
     const ro = vma.readonly;
     const prot = ro[i];

@@ -153,7 +153,12 @@ export class Simulator {
   private readonly cost: Float64Array;
   private next = -1;
 
-  constructor(trace: Trace, options: SimOptions = {}, debug: SimDebugOptions = {}) {
+  /**
+   * `offsets`: per region, where its first page lies in its page table (Vma.offset); 0 for
+   * every region unless given. Only regions placed by the kernel may have another (engine.ts
+   * simulateOutcomes tries them).
+   */
+  constructor(trace: Trace, options: SimOptions = {}, debug: SimDebugOptions = {}, private readonly offsets: readonly number[] = []) {
     this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
     this.options = resolveSimOptions(options);
     // Room for every page twice (populated, then copied once) before the frame tables grow;
@@ -195,6 +200,7 @@ export class Simulator {
     let ns = 0;
     this.trace.regions.forEach((spec, r) => {
       const vma = new Vma(r, spec, this.files[r]!);
+      vma.offset = this.offsets[r] ?? 0;
       p0.vmas[r] = vma;
       if (spec.populate !== 'none') ns += this.touch(p0, vma, pageRange(0, spec.pages), spec.populate === 'write', tallies[r]!);
     });

@@ -73,6 +73,12 @@ export class Vma {
   hasAnonVma = false;
   /** Per page: 1 where mprotect(PROT_READ) removed VM_WRITE; null while all pages are writable. */
   readonly: Uint8Array | null = null;
+  /**
+   * The index of the region's first page in its page table (its virtual address's offset in a
+   * 2 MiB block, in pages): 0 for a region placed on a 2 MiB boundary (trace placement
+   * 'aligned'); any value for one placed by the kernel. Fault-around windows follow it.
+   */
+  offset = 0;
   readonly pt: PageTable;
 
   /** A new VMA for region `spec` (index `region`), as mmap + madvise in p0 create it. */
@@ -97,6 +103,7 @@ export class Vma {
     const copy = new Vma(this.region, this.spec, this.file);
     copy.hasAnonVma = this.hasAnonVma;
     copy.readonly = this.readonly ? this.readonly.slice() : null;
+    copy.offset = this.offset;
     return copy;
   }
 }
