@@ -117,6 +117,23 @@ export function renderKernelsReport(runs: readonly { label: string; doc: Results
   ].join('\n');
 }
 
+/** `cowlab validate --report`: the kernels validated, the matrix and the disagreements. */
+export function renderValidationReport(matrix: KernelMatrix, envs: readonly { label: string; env: ResultsDocument['environment'] }[]): string {
+  const doc = (env: ResultsDocument['environment']) => ({ environment: env }) as ResultsDocument;
+  const rows = environmentRows(doc(envs[0]!.env)).map(([k], i) => [k, ...envs.map((e) => environmentRows(doc(e.env))[i]![1])]);
+  return [
+    pageHead(`cowlab validate: ${envs.map((e) => e.label).join(', ')}`),
+    `<h1>cowlab validate on ${envs.length === 1 ? 'one kernel' : `${envs.length} kernels`}</h1>`,
+    '<p class="muted">Each trace ran in real processes on each kernel (the reference) and through the simulator with that kernel\'s profile; page states, copies, reuses, zero fills and frames must match exactly, faults within 2 + 1 % per step.</p>',
+    '<h3>Environments</h3>',
+    `<table><thead><tr><th></th>${envs.map((e) => `<th>${esc(e.label)}</th>`).join('')}</tr></thead><tbody>${rows
+      .map((r) => `<tr><th>${esc(r[0]!)}</th>${r.slice(1).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+      .join('')}</tbody></table>`,
+    renderKernelSection(matrix, true),
+    '</body></html>\n',
+  ].join('\n');
+}
+
 /** The report for a results document; `experiments` supplies present() for each one's raw. */
 export function renderReport(d: ResultsDocument, experiments: readonly AnyExperiment[]): string {
   const when = new Date(d.startedAt);

@@ -93,9 +93,9 @@ function th(text: string): string {
   return `<th>${esc(text)}</th>`;
 }
 
-/** The HTML section (empty for one kernel: there is nothing to put side by side). */
-export function renderKernelSection(m: KernelMatrix): string {
-  if (m.kernels.length < 2) return '';
+/** The HTML section (empty for one kernel unless `always`: there is nothing to put side by side). */
+export function renderKernelSection(m: KernelMatrix, always = false): string {
+  if (m.kernels.length < 2 && !always) return '';
   const heads = m.kernels.map((k) => `<th>${esc(k.label)}<br><span class="muted">${esc(k.release)}${k.accel ? `, ${esc(k.accel)}` : ''}</span></th>`).join('');
   const parts: string[] = ['<section class="experiment" id="kernels">', '<h2>Kernels side by side</h2>'];
   if (m.verdicts?.length) {

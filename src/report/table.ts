@@ -16,3 +16,9 @@ export function table(head: string[], rows: (string | number)[][], align?: ('lef
   for (const r of rows) t.push(r.map(String));
   return t.toString();
 }
+
+/** A GitHub-flavoured markdown table (docs/kernels.md is checked against one). */
+export function markdownTable(head: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}

@@ -4,6 +4,8 @@
  * ratio of medians, flagged when the difference is beyond the noise band (COMPARE_RULE).
  */
 import type { Band } from '../stats/summary.js';
+import { matrixFromResults } from '../report/kernels.js';
+import type { Disagreement } from '../validate/disagreements.js';
 import type { ResultsDocument } from './schema.js';
 
 export const COMPARE_RULE =
@@ -47,6 +49,12 @@ export interface Comparison {
   experiments: ExperimentComparison[];
   /** Metrics flagged beyond noise, over all experiments. */
   flagged: number;
+  /**
+   * What the two kernels showed differently in the built-in scenarios (model-validation's
+   * observations, page by page), each with the profile switch that explains it. Empty when
+   * either file predates recorded observations, or the kernels agree.
+   */
+  kernelDifferences: Disagreement[];
 }
 
 /** Whether two bands differ beyond noise (COMPARE_RULE), and why. */
@@ -115,5 +123,6 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
     };
   });
   const head = (d: ResultsDocument) => ({ kernel: d.environment.kernel, startedAt: d.startedAt, quick: d.options.quick });
-  return { rule: COMPARE_RULE, a: head(a), b: head(b), environment, experiments, flagged };
+  const kernelDifferences = matrixFromResults([{ label: 'a', doc: a }, { label: 'b', doc: b }]).disagreements;
+  return { rule: COMPARE_RULE, a: head(a), b: head(b), environment, experiments, flagged, kernelDifferences };
 }

@@ -238,9 +238,16 @@ describe('madvise', () => {
 });
 
 describe('mprotect', () => {
-  it('PROT_READ then PROT_READ|PROT_WRITE makes exclusive pages writable again without a fault', () => {
-    const r = run(trace({ pages: 64 }, [mprotect('p0', 'r'), mprotect('p0', 'rw'), write('p0', 0, 64)]));
-    expect(r.events(2)).toEqual(events(0, 0, 0, 0));
+  it.each([
+    { mode: 'pte-and-pmd' as const, small: events(0, 0, 0, 0), huge: events(0, 0, 0, 0) }, // 6.2+
+    { mode: 'dirty-pte' as const, small: events(0, 0, 0, 0), huge: events(0, 2, 0, 2) }, // 6.0, 6.1: the PTEs are dirty, the PMDs are not upgraded
+    { mode: 'none' as const, small: events(0, 64, 0, 64), huge: events(0, 2, 0, 2) }, // before 6.0
+  ])('mprotectUpgrade $mode: PROT_READ then PROT_READ|PROT_WRITE makes exclusive pages writable again, or leaves each to a reusing fault', ({ mode, small, huge }) => {
+    const dance = [mprotect('p0', 'r'), mprotect('p0', 'rw'), write('p0', 0, 64)];
+    expect(run(trace({ pages: 64 }, dance), { mprotectUpgrade: mode }).events(2)).toEqual(small);
+    const r = run(trace({ pages: 1024, thp: true }, [mprotect('p0', 'r'), mprotect('p0', 'rw'), write('p0', 0, 1024, 64)]), { mprotectUpgrade: mode });
+    expect(r.events(2)).toEqual(huge); // a PMD is reused whole: one fault per 2 MiB
+    expect([...r.pmd('p0')]).toEqual([PMD_HUGE, PMD_HUGE]);
   });
 
   it('pages still shared after fork stay read-only through the dance: the write copies', () => {
@@ -300,16 +307,26 @@ describe('transparent huge pages', () => {
     expect([...r.pmd('p0')]).toEqual([PMD_HUGE, PMD_HUGE]);
     // c1's new page 5 is its own; its other 511 PTEs still share the huge page.
     expect(r.counts(1, 'c1')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 0 });
-    // p0 still maps the huge page with a PMD: pagemap judges all 512 entries by the head page,
-    // which c1 still maps, so none reads exclusive (not even page 5, whose own mapcount is 1).
+    // p0 still maps the huge page with a PMD: pagemap judges all 512 entries by the head page
+    // (pmdExclusive 'head-page', the default), which c1 still maps, so none reads exclusive
+    // (not even page 5, whose own mapcount is 1).
     expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 1024, exclusive: 0, zeroPage: 0 });
     expect(same(r.pfn(1, 'c1'), r.pfn(1, 'p0'), 6, 512)).toBe(true); // the other 511 PTEs point into the huge page
   });
 
-  it('a PMD mapping reads exclusive on all 512 entries once the other process copied the head page (6.18 pagemap)', () => {
-    const r = run(trace(thp(1024), [fork('p0', 'c1'), writePages('c1', [0])]));
-    expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 512, exclusive: 512, zeroPage: 0 });
+  it.each([
+    // 6.1, 6.18: the bit is computed once, from the head page (pmd_page), for all 512 entries.
+    { mode: 'head-page' as const, copied: 0, exclusive: 512 },
+    { mode: 'head-page' as const, copied: 5, exclusive: 0 },
+    // 6.11 to 6.14: each entry from its own page's precise mapcount (its PTE mappings plus the
+    // folio's PMD mappings), so exactly the page c1 copied (mapped by p0's PMD only) reads exclusive.
+    { mode: 'per-page' as const, copied: 0, exclusive: 1 },
+    { mode: 'per-page' as const, copied: 5, exclusive: 1 },
+  ])("pmdExclusive '$mode': once the other process copied page $copied, $exclusive entries of a PMD mapping read exclusive", ({ mode, copied, exclusive }) => {
+    const r = run(trace(thp(1024), [fork('p0', 'c1'), writePages('c1', [copied])]), { pmdExclusive: mode });
+    expect(r.counts(1, 'p0')).toEqual({ present: 1024, shared: 1024 - exclusive, exclusive, zeroPage: 0 });
     expect(r.counts(1, 'c1')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 0 });
+    expect([...r.pmd('p0')]).toEqual([PMD_HUGE, PMD_HUGE]);
   });
 
   it("pagemapExclusive 'folio' reports a split huge page's pages as shared until no other process maps it", () => {
@@ -321,6 +338,8 @@ describe('transparent huge pages', () => {
   it.each([
     { mode: 'per-page' as const, expected: events(0, 4, 0, 4) },
     { mode: 'never' as const, expected: events(4, 0, 0, 4) },
+    // p0's other PTEs still reference each huge page: none of these is its last reference.
+    { mode: 'sole-reference' as const, expected: events(4, 0, 0, 4) },
   ])('PTE-mapped pages of a huge page after the sharer left: thpPteReuse $mode', ({ mode, expected }) => {
     const steps = [fork('p0', 'c1'), write('c1', 0, 2048, 512), write('p0', 1, 2048, 512), exit('c1'), write('p0', 2, 2048, 512)];
     expect(run(trace(thp(2048), steps), { thpPteReuse: mode }).events(4)).toEqual(expected);
@@ -346,13 +365,22 @@ describe('transparent huge pages', () => {
     expect(small).toBe(c.forkBaseNs + 2048 * c.forkPerPageNs);
   });
 
-  it('reads of untouched huge-page memory map the huge zero page; a write then allocates a whole huge page', () => {
+  it("hugeZeroWrite 'huge-page': reads of untouched huge-page memory map the huge zero page; a write then allocates a whole huge page", () => {
     const r = run(trace(thp(1024, 'read'), [writePages('p0', [3])]));
     expect(r.events(-1)).toEqual(events(0, 0, 0, 2));
     expect(r.counts(-1, 'p0')).toEqual({ present: 1024, shared: 1024, exclusive: 0, zeroPage: 1024 });
     expect(r.events(0)).toEqual(events(0, 0, 1, 1));
     expect([...r.pmd('p0')]).toEqual([PMD_HUGE, PMD_HUGE_ZERO]);
     expect(r.counts(0, 'p0')).toEqual({ present: 1024, shared: 512, exclusive: 512, zeroPage: 512 });
+    expect(r.frames(0)).toBe(HPAGE_PMD_NR);
+  });
+
+  it("hugeZeroWrite 'split' (before 6.13): a write to the huge zero page splits the PMD into zero-page PTEs and zero-fills one 4 KiB page", () => {
+    const r = run(trace(thp(1024, 'read'), [writePages('p0', [3])]), { hugeZeroWrite: 'split' });
+    expect(r.events(0)).toEqual(events(0, 0, 1, 1));
+    expect([...r.pmd('p0')]).toEqual([PMD_TABLE, PMD_HUGE_ZERO]);
+    expect(r.counts(0, 'p0')).toEqual({ present: 1024, shared: 1023, exclusive: 1, zeroPage: 1023 });
+    expect(r.frames(0)).toBe(1);
   });
 
   it('without the huge zero page a read allocates a huge page', () => {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { formatBytes, formatNs, formatRatio } from '../../report/format.js';
 import { formatBand } from '../../suite/present.js';
 import { compareResults, type MetricComparison } from '../../suite/compare.js';
+import { describeExplanation } from '../../validate/disagreements.js';
 import type { Band } from '../../stats/summary.js';
 import { action } from '../run.js';
 import { print, printJson, table } from '../output.js';
@@ -59,6 +60,17 @@ export function registerCompare(program: Command): void {
           if (e.metrics.length) {
             print(table(['metric', 'a', 'b', 'b/a', 'beyond noise', 'why'], e.metrics.map(metricRow), ['left', 'right', 'right', 'right', 'left', 'left']));
           }
+        }
+        if (c.kernelDifferences.length) {
+          print();
+          print(`What the two kernels showed differently in the built-in scenarios (${c.kernelDifferences.length} observations):`);
+          print(
+            table(
+              ['scenario', 'step', 'observation', 'a', 'b', 'explained by'],
+              c.kernelDifferences.map((d) => [d.trace, d.step < 0 ? 'setup' : `${d.step} ${d.op} by ${d.proc}`, `${d.field}@${d.where}`, d.values[0] ?? '-', d.values[1] ?? '-', describeExplanation(d)]),
+              ['left', 'left', 'left', 'right', 'right', 'left'],
+            ),
+          );
         }
         print();
         print(`${c.flagged} metric${c.flagged === 1 ? '' : 's'} differ beyond noise; ${c.experiments.filter((e) => e.verdictChanged).length} verdicts changed`);

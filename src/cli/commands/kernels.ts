@@ -14,6 +14,9 @@ import { formatBytes } from '../../report/format.js';
 import { findTool } from '../../util/tools.js';
 import { action } from '../run.js';
 import { print, printJson, table } from '../output.js';
+import { markdownTable } from '../../report/table.js';
+
+export const PROFILE_TABLE_HEAD = ['switch', 'flag', 'value', 'kernels', 'kernel change (commit)', 'where'];
 
 const SHOWN_CONFIG: ConfigFact[] = ['CONFIG_PROC_PAGE_MONITOR', 'CONFIG_TRANSPARENT_HUGEPAGE', 'CONFIG_NO_PAGE_MAPCOUNT'];
 
@@ -108,8 +111,9 @@ Examples:
     .description("the simulator's kernel profile table: which COW behaviour holds on which kernel, and the change behind it")
     .option('--kernel <release>', "one kernel's profile (a release such as 6.1 or 6.12.117, or host)")
     .option('--json', 'print JSON')
+    .option('--markdown', 'print the table as markdown (docs/kernels.md holds this one)')
     .action(
-      action((flags: { kernel?: string; json?: boolean }) => {
+      action((flags: { kernel?: string; json?: boolean; markdown?: boolean }) => {
         if (flags.kernel !== undefined) {
           const which = flags.kernel === 'host' ? runningKernelFacts(environment()) : flags.kernel.replace(/^debian:/, '');
           if (typeof which === 'string' && parseVersion(which) === null) throw invalidOption('--kernel', `'${flags.kernel}' is not a kernel release (6.1, 6.12.117) or host`);
@@ -122,7 +126,8 @@ Examples:
         }
         const rows = profileTable();
         if (flags.json) return printJson(rows.map(([option, flag, value, kernels, change, where]) => ({ option, flag, value, kernels, change, where })));
-        print(table(['switch', 'flag', 'value', 'kernels', 'kernel change (commit)', 'where'], rows, ['left', 'left', 'left', 'left', 'left', 'left']));
+        if (flags.markdown) return print(markdownTable(PROFILE_TABLE_HEAD, rows));
+        print(table(PROFILE_TABLE_HEAD, rows, PROFILE_TABLE_HEAD.map(() => 'left' as const)));
         print();
         print('Run-time knobs read on the kernel under test: --huge-zero-page (transparent_hugepage/use_zero_page), --fault-around (fault_around_bytes).');
       }),

@@ -1,7 +1,12 @@
 /** `cowlab validate`: run traces on two or three engines and diff them step by step, on one kernel or many. */
 import type { Command } from 'commander';
 
+import { statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
 import { environment } from '../../env/environment.js';
+import { renderValidationReport } from '../../report/html.js';
+import type { KernelMatrix } from '../../report/kernels.js';
 import { observationsToJson } from '../../engines/observations.js';
 import { ENGINE_NAMES, parseEngineList } from '../../engines/registry.js';
 import type { TraceObservations } from '../../engines/types.js';
@@ -22,10 +27,19 @@ import { addSimFlags, describeChosenCostModel, describeSimConfig, simConfigFor, 
 
 interface Flags extends SimFlags, KernelFlags {
   all?: boolean;
+  report?: string;
   engines: string;
   json?: boolean;
   verbose?: boolean;
   stepDeadlineMs: string;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function tracesFrom(args: string[], all: boolean): Trace[] {
@@ -86,7 +100,8 @@ export function registerValidate(program: Command): void {
     .option('--engines <list>', `engines to compare, comma-separated: ${ENGINE_NAMES.join(', ')}`, 'sim,kernel')
     .option('--verbose', 'the step table of every trace, not only of those that mismatch')
     .option('--step-deadline-ms <ms>', 'a kernel step that takes longer fails the trace (every process is killed)', '60000')
-    .option('--json', 'print one JSON document: environment, every kernel with its profile, every comparison with its diffs and observations');
+    .option('--json', 'print one JSON document: environment, every kernel with its profile, every comparison with its diffs and observations')
+    .option('--report <file>', 'also write an HTML report: the environments, the matrix and what the kernels disagree on');
   addKernelFlags(cmd, { multiple: true });
   addSimFlags(cmd)
     .addHelpText(
@@ -125,6 +140,9 @@ Examples:
         simConfigFor(flags, hostFacts); // every model flag checked before anything boots
         const stepDeadlineMs = integerOption('--step-deadline-ms', flags.stepDeadlineMs, { min: 1 });
         const traces = tracesFrom(args, flags.all === true);
+        if (flags.report !== undefined && !isDirectory(dirname(resolve(flags.report)))) {
+          throw invalidOption('--report', `no directory ${dirname(resolve(flags.report))} to write ${flags.report} into`);
+        }
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true });
         const configs = new Map<KernelFacts, SimConfig>();
         const bar = progress('validate');
@@ -156,6 +174,18 @@ Examples:
           kernels.map((k) => ({ label: k.target.label, sim: k.sim, observations: kernelObservations(k) })),
         );
         const first = configs.get(kernels[0]!.facts)!;
+        if (flags.report !== undefined) {
+          const byName = new Map(traces.map((t) => [t.name, t]));
+          const matrix: KernelMatrix = {
+            kernels: kernels.map((k) => ({ label: k.target.label, release: k.facts.release, accel: k.guest ? k.guest.accel.toUpperCase() : null, profile: configs.get(k.facts)!.profile.name })),
+            traces: traces.map((t, i) => ({ name: t.name, cells: kernels.map((k) => matrixCell(k.results[i])) })),
+            disagreements,
+            stepName: (trace, step) => stepLabel(byName.get(trace)!, { step }),
+          };
+          const out = resolve(flags.report);
+          writeFileSync(out, renderValidationReport(matrix, kernels.map((k) => ({ label: k.target.label, env: k.env }))));
+          process.stderr.write(`cowlab: report: ${out}\n`);
+        }
         if (flags.json) {
           printJson({
             env: environment(),

@@ -35,6 +35,7 @@ import {
   classifyAccesses,
   countFrames,
   readSnapshot,
+  type AmbiguousCount,
   type RegionGeometry,
   type RegionSnapshot,
   type ZeroSource,
@@ -192,8 +193,9 @@ class KernelRun {
   readonly pfnVisible: boolean;
   readonly zero: ZeroSource;
   snapshot = new Map<number, RegionSnapshot[]>();
-  /** Why some copies/zeroFills could not be classified (no zero-page information), if so. */
-  ambiguous: string | null = null;
+  /** Why some copies/reuses/zeroFills could not be classified (no zero-page information, or
+   *  huge pages seen neither by PAGEMAP_SCAN nor by PFNs), per count. */
+  readonly ambiguous: Partial<Record<AmbiguousCount, string>> = {};
 
   constructor(
     readonly trace: Trace,
@@ -365,8 +367,9 @@ class KernelRun {
       before: before.get(slot)![r]!,
       after: after.get(slot)![r]!,
       framesBefore: this.pfnVisible ? allFrames(before) : null,
+      anonThp: region.thp && region.map === 'private' && region.backing === 'anon',
     });
-    if (c.ambiguous !== null) this.ambiguous = c.ambiguous;
+    for (const [k, why] of Object.entries(c.unknown) as [AmbiguousCount, string][]) this.ambiguous[k] ??= why;
     return {
       ev: { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, faults: raw.opFaults },
       detail: {
@@ -495,10 +498,7 @@ class KernelRun {
       out.zeroPage =
         'zero-page mappings cannot be identified: the kernel lacks PAGEMAP_SCAN (Linux < 6.7) and /proc/kpageflags is root-only';
     }
-    if (this.ambiguous !== null) {
-      out['events.copies'] = this.ambiguous;
-      out['events.zeroFills'] = this.ambiguous;
-    }
+    for (const [k, why] of Object.entries(this.ambiguous)) out[`events.${k}`] = why;
     return out;
   }
 }

@@ -20,10 +20,14 @@
  * Without PFNs (not root) the frame comparison is replaced by what the bits allow: a write
  * fault on a present page of a private mapping copies when the page was shared (exclusive
  * bit clear) or a page-cache page (file bit set), and is reused when it was exclusive. A page
- * of a PMD-mapped huge page is the exception: pagemap gives all 512 entries the head page's
- * exclusive bit, so there the huge mapping itself decides (PAGEMAP_SCAN's PAGE_IS_HUGE):
+ * of a PMD-mapped huge page is the exception: pagemap's exclusive bit of its 512 entries does
+ * not say whether that page is shared (it follows the head page on 6.1 and 6.18, each page's
+ * mapcount on 6.11 to 6.14: profiles.ts pmdExclusive), and the huge zero page reads as a
+ * file page, so there the huge mapping itself decides (PAGEMAP_SCAN's PAGE_IS_HUGE):
  * do_huge_pmd_wp_page either reuses the whole PMD (still huge afterwards) or splits it and
- * copies the 4 KiB page (no longer huge).
+ * copies the 4 KiB page (no longer huge). Without PAGEMAP_SCAN (Linux < 6.7) nor PFNs, a
+ * write fault on a present page of a region that may hold anonymous huge pages is not
+ * classified at all: its copies and reuses (and zeroFills) are null, with the reason.
  */
 import { PagemapEntries, readKpageFlags, readPageCategories, readPagemap, KPF } from '../../pagemap/pagemap.js';
 
@@ -128,16 +132,29 @@ export interface AccessInput {
   after: RegionSnapshot;
   /** Frames mapped by any live process before the step; null without PFNs. */
   framesBefore: Set<number> | null;
+  /** The region is private anonymous memory that may be backed by transparent huge pages
+   *  (RegionSpec.thp): its pages may be PMD-mapped, or the huge zero page. */
+  anonThp: boolean;
 }
+
+/** The counts an AccessClassification may leave null. */
+export type AmbiguousCount = 'copies' | 'reuses' | 'zeroFills';
 
 export interface AccessClassification {
   classes: Uint8Array;
   copies: number | null;
   reuses: number | null;
   zeroFills: number | null;
-  /** Why copies/zeroFills are null, when they are. */
+  /** Why copies/reuses/zeroFills are null, when one is (the first reason, if several). */
   ambiguous: string | null;
+  /** Each count left null, with why. */
+  unknown: Partial<Record<AmbiguousCount, string>>;
 }
+
+export const ZERO_PAGE_AMBIGUOUS = 'the zero page cannot be told from a shared anonymous page here (no PAGEMAP_SCAN, no /proc/kpageflags)';
+
+export const HUGE_PAGE_AMBIGUOUS =
+  "a write to a present page of a huge-page region cannot be classified here (a copy, a reuse, or a zero-fill of the huge zero page): without PAGEMAP_SCAN (Linux < 6.7) the huge mappings are not seen, and pagemap's exclusive bit of a PMD-mapped page follows the head page (each page's mapcount on 6.11 to 6.14), not whether that page is shared; without PFNs (not root) the frames cannot be compared";
 
 export function classifyAccesses(a: AccessInput): AccessClassification {
   const n = a.pages.length;
@@ -145,8 +162,11 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
   let copies = 0;
   let reuses = 0;
   let zeroFills = 0;
-  let ambiguous: string | null = null;
+  const unknown: Partial<Record<AmbiguousCount, string>> = {};
   const pfnVisible = a.framesBefore !== null;
+  // Neither frames to compare nor PAGEMAP_SCAN's huge flag: the bits of a present page of a
+  // huge-page region do not say what a write did to it (see the file's comment).
+  const hugeBlind = a.anonThp && !a.shared && !pfnVisible && a.before.huge === null;
   const b = a.before.entries;
   const f = a.after.entries;
   for (let i = 0; i < n; i++) {
@@ -157,10 +177,17 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
       const zeroBefore = a.before.zero?.[p] === 1;
       const zeroAfter = a.after.zero?.[p] === 1;
       const presentAfter = f.present[p] === 1 && !zeroAfter;
-      if (b.present[p] === 1 && a.before.zero === null && b.exclusive[p] === 0 && b.file[p] === 0 && !a.shared) {
+      if (hugeBlind && b.present[p] === 1 && !zeroBefore) {
+        // A PMD-mapped page, a page of a split one, or (without zero-page information) the
+        // huge zero page, which reads as a file page: any of copy, reuse and zero-fill.
+        unknown.copies ??= HUGE_PAGE_AMBIGUOUS;
+        unknown.reuses ??= HUGE_PAGE_AMBIGUOUS;
+        if (a.before.zero === null) unknown.zeroFills ??= HUGE_PAGE_AMBIGUOUS;
+      } else if (b.present[p] === 1 && a.before.zero === null && b.exclusive[p] === 0 && b.file[p] === 0 && !a.shared) {
         // Not exclusive, not a file page: a COW-shared anonymous page or the zero page, and
         // without zero-page information the two cannot be told apart.
-        ambiguous = 'the zero page cannot be told from a shared anonymous page here (no PAGEMAP_SCAN, no /proc/kpageflags)';
+        unknown.copies ??= ZERO_PAGE_AMBIGUOUS;
+        unknown.zeroFills ??= ZERO_PAGE_AMBIGUOUS;
       } else if (b.present[p] === 0 || zeroBefore) {
         const fresh = a.shared ? (a.flags[i]! & 1) === 0 : true;
         const unseen = !pfnVisible || !a.framesBefore!.has(f.pfn[p]!);
@@ -176,6 +203,12 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
     else if (cls === 'reuse') reuses++;
     else if (cls === 'zeroFill') zeroFills++;
   }
-  if (ambiguous !== null) return { classes, copies: null, reuses, zeroFills: null, ambiguous };
-  return { classes, copies, reuses, zeroFills, ambiguous };
+  return {
+    classes,
+    copies: unknown.copies ? null : copies,
+    reuses: unknown.reuses ? null : reuses,
+    zeroFills: unknown.zeroFills ? null : zeroFills,
+    ambiguous: unknown.copies ?? unknown.reuses ?? unknown.zeroFills ?? null,
+    unknown,
+  };
 }

@@ -92,7 +92,7 @@ export function doHugePmdAnonymousPage(m: Machine, mm: Mm, vma: Vma, chunk: numb
 /**
  * do_huge_pmd_wp_page: a store to a read-only huge PMD.
  *   huge zero page          -> hugeZeroWrite 'huge-page': do_huge_zero_wp_pmd, a new huge
- *                              page in its place (6.12+); 'split': split the PMD into
+ *                              page in its place (6.13+); 'split': split the PMD into
  *                              zero-page PTEs, and the PTE fault zero-fills 4 KiB
  *   exclusive, or our
  *   reference is the last   -> reuse the whole PMD: all 512 pages writable, one fault

@@ -68,7 +68,7 @@ export interface SimOptions {
    */
   pmdExclusive?: PmdExclusive;
   /**
-   * A write fault on the huge zero page. 'huge-page' (default, 6.12+, do_huge_zero_wp_pmd): a
+   * A write fault on the huge zero page. 'huge-page' (default, 6.13+, do_huge_zero_wp_pmd): a
    * new zeroed huge page replaces it, one fault. 'split' (before): the PMD is split into 512
    * zero-page PTEs and the store zero-fills one 4 KiB page.
    */
