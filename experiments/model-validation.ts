@@ -122,7 +122,7 @@ function verdict(raw: Raw) {
     { key: 'scenarios-matched', label: 'scenarios that matched on every engine', unit: 'count', value: pointBand(measurable.filter((s) => s.status === 'matched').length) },
     { key: 'scenarios-measurable', label: 'scenarios the kernel engine ran', unit: 'count', value: pointBand(measurable.length) },
   ];
-  if (simErr !== null) metrics.push({ key: 'sim-write-time-error', label: "the simulator's write-time error against the kernel, median |relative error|", unit: 'percent', value: pointBand(simErr * 100) });
+  if (simErr !== null) metrics.push({ key: 'sim-write-time-error', label: "the simulator's write-time error against the kernel, median |relative error|", unit: 'percent', value: pointBand(simErr * 100), timed: true });
   if (measurable.length === 0) {
     const why = raw.scenarios[0]?.reason ?? 'no scenario was run';
     return { verdict: 'not-measurable' as const, figure: 'no scenario could run on the kernel engine', reason: `The kernel engine could run none of the ${raw.scenarios.length} scenarios: ${why}.`, metrics };

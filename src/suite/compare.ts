@@ -7,10 +7,12 @@ import type { Band } from '../stats/summary.js';
 import { matrixFromResults } from '../report/kernels.js';
 import type { Disagreement } from '../validate/disagreements.js';
 import type { ResultsDocument } from './schema.js';
+import type { Metric } from './types.js';
 
 export const COMPARE_RULE =
   'a metric differs beyond noise when neither host\'s min-max band over repeats is wider than 2x ' +
-  '(wider is noise by the measuring rules) and the two bands do not overlap; the ratio of medians (b / a) is shown either way';
+  '(wider is noise by the measuring rules) and the two bands do not overlap; the ratio of medians (b / a) is shown either way. ' +
+  'Times measured on an emulated CPU (a TCG guest) are never flagged: they are not comparable';
 
 export interface MetricComparison {
   key: string;
@@ -55,6 +57,11 @@ export interface Comparison {
    * either file predates recorded observations, or the kernels agree.
    */
   kernelDifferences: Disagreement[];
+}
+
+/** A time, or a figure derived from times. */
+export function isTimed(m: Metric): boolean {
+  return m.timed === true || m.unit === 'ns' || m.unit === 'ns/GiB';
 }
 
 /** Whether two bands differ beyond noise (COMPARE_RULE), and why. */
@@ -107,7 +114,13 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
       const mb = rb?.verdict.metrics.find((m) => m.key === key) ?? null;
       const m = (ma ?? mb)!;
       const ratio = ma && mb && ma.value.median !== 0 ? mb.value.median / ma.value.median : null;
-      const verdict = ma && mb ? beyondNoise(ma.value, mb.value) : { beyond: false, why: `measured on host ${ma ? 'a' : 'b'} only` };
+      const emulated = [a, b].filter((d) => d.environment.guest?.accel === 'tcg').length;
+      const verdict =
+        ma && mb
+          ? emulated > 0 && isTimed(m)
+            ? { beyond: false, why: `a time measured on an emulated CPU (a TCG guest) on ${emulated === 2 ? 'both sides' : a.environment.guest?.accel === 'tcg' ? 'host a' : 'host b'}: not comparable` }
+            : beyondNoise(ma.value, mb.value)
+          : { beyond: false, why: `measured on host ${ma ? 'a' : 'b'} only` };
       if (verdict.beyond) flagged++;
       return { key, label: m.label, unit: m.unit, a: ma?.value ?? null, b: mb?.value ?? null, ratio, beyondNoise: verdict.beyond, why: verdict.why };
     });

@@ -25,6 +25,7 @@ export const MetricSchema = z.object({
   label: z.string(),
   unit: z.string(),
   value: BandSchema,
+  timed: z.boolean().optional(),
 });
 
 export const VerdictSchema = z.object({

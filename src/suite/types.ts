@@ -29,6 +29,9 @@ export interface Metric {
   /** Unit of the band's values: ns, bytes, percent, count, ratio, ns/GiB. */
   unit: string;
   value: Band;
+  /** A time, or derived from times (ns and ns/GiB units always are): not comparable with a
+   *  measurement on an emulated CPU (a TCG guest). */
+  timed?: boolean;
 }
 
 export interface Verdict {

@@ -207,8 +207,8 @@ Examples:
           print(`kernel ${k.target.label}: ${describeKernel(k)}`);
           print(`  simulator: ${describeSimConfig(configs.get(k.facts)!)}`);
           for (const c of configs.get(k.facts)!.profile.caveats) print(`  note: ${c}`);
-          if (k.guest?.accelNote) print(`  note: ${k.guest.accelNote}`);
         }
+        for (const n of new Set(kernels.flatMap((k) => (k.guest?.accelNote ? [k.guest.accelNote] : [])))) print(`note: ${n}`);
         print(`cost model: ${describeChosenCostModel(first.costModel)}`);
         print();
         if (kernels.length === 1) {
