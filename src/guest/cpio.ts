@@ -4,8 +4,9 @@
  * 110-byte ASCII header, the name, the data, each padded to 4 bytes; "TRAILER!!!" ends it.
  * Entries are written as they come, so a 100 MB Node binary is streamed, never held twice.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
 import { createGzip, type Gzip } from 'node:zlib';
 
 const S_IFDIR = 0o040000;
@@ -15,23 +16,26 @@ const S_IFCHR = 0o020000;
 
 export class CpioWriter {
   private readonly gzip: Gzip;
+  private readonly out: WriteStream;
+  /** Settles when the file is complete, or with the first error of either stream. */
   private readonly done: Promise<void>;
+  private failure: Error | null = null;
   private ino = 1;
   private readonly names = new Set<string>();
 
   constructor(path: string, level = 1) {
     this.gzip = createGzip({ level });
-    const out = createWriteStream(path);
-    this.gzip.pipe(out);
-    this.done = new Promise((resolve, reject) => {
-      out.on('finish', resolve);
-      out.on('error', reject);
-      this.gzip.on('error', reject);
-    });
+    this.out = createWriteStream(path);
+    this.done = pipeline(this.gzip, this.out);
+    // Seen by write() and finish(); without this a failed open (ENOENT, EACCES, ENOSPC) would
+    // be an unhandled rejection, and write() would wait forever for a drain.
+    this.done.catch((err: Error) => (this.failure = err));
   }
 
   private async write(chunk: Buffer): Promise<void> {
-    if (!this.gzip.write(chunk)) await once(this.gzip, 'drain');
+    if (this.failure) throw this.failure;
+    if (!this.gzip.write(chunk)) await Promise.race([once(this.gzip, 'drain'), this.done]);
+    if (this.failure) throw this.failure;
   }
 
   private header(name: string, mode: number, size: number, rdev: [number, number] = [0, 0]): Buffer {
@@ -94,9 +98,10 @@ export class CpioWriter {
     await this.done;
   }
 
-  /** Stops writing (on an error); the caller removes the file. */
+  /** Stops writing (on an error) and closes the file; the caller removes it. */
   abort(): void {
     this.gzip.destroy();
+    this.out.destroy();
   }
 }
 

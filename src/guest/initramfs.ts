@@ -27,7 +27,7 @@ import { CpioWriter } from './cpio.js';
 import { MARK } from './disk.js';
 
 /** Bumped when the layout or /init changes in a way the digest would not see. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** Modules every guest loads: its two disks. */
 export const BASE_MODULES = ['virtio_pci', 'virtio_blk'];
@@ -55,6 +55,9 @@ mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 while read -r m; do
   [ -n "$m" ] && { insmod "/cowlab-guest/modules/$m" 2>/dev/null || echo "${MARK} warning insmod $m failed"; }
 done < /cowlab-guest/modules.list
+# Boot messages (loglevel 6) show where a boot that hangs got to; from here on only warnings
+# and worse reach the console, which then carries the command's progress.
+echo 4 > /proc/sys/kernel/printk
 echo "${MARK} booted $(cut -d' ' -f1 /proc/uptime)"
 # The agent's stderr reaches the console through a pipe, not as the tty itself: cowlab then
 # prints progress as plain lines, which the host shows as they come.

@@ -178,8 +178,10 @@ export async function runInGuest(kernel: CachedKernel, cmd: GuestCommand, option
     const onLine = (raw: string) => {
       const line = raw.replace(/\r/g, '');
       if (debug) process.stderr.write(`cowlab: guest console: ${line}\n`);
-      if (line.startsWith(`${MARK} `)) {
-        const [word, ...rest] = line.slice(MARK.length + 1).split(' ');
+      // A marker may share its line with a kernel message printed at the same moment.
+      const at = line.indexOf(`${MARK} `);
+      if (at >= 0) {
+        const [word, ...rest] = line.slice(at + MARK.length + 1).split(' ');
         if (word === 'booted' && bootedAt === null) {
           bootedAt = performance.now();
           clearTimeout(bootTimer!);

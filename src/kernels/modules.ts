@@ -55,7 +55,13 @@ export function builtinModules(modulesDir: string): Set<string> {
 
 /** The module file's ELF image, decompressed (xz and zstd by their tools, gzip by zlib). */
 export function readModule(path: string): Buffer {
-  if (path.endsWith('.gz')) return gunzipSync(readFileSync(path));
+  if (path.endsWith('.gz')) {
+    try {
+      return gunzipSync(readFileSync(path));
+    } catch (err) {
+      throw new CowlabError('ERR_KERNEL_FETCH', `cannot decompress ${path}: ${(err as Error).message}`);
+    }
+  }
   if (!path.endsWith('.xz') && !path.endsWith('.zst')) return readFileSync(path);
   const tool = requireTool(path.endsWith('.xz') ? 'xz' : 'zstd', `decompressing kernel module ${path}`);
   const r = spawnSync(tool, ['-dc', path], { maxBuffer: 256 * 1024 * 1024 });
@@ -70,6 +76,15 @@ export function modinfo(elf: Buffer): Map<string, string> {
   if (elf.length < 64 || elf.toString('latin1', 0, 4) !== '\x7fELF' || elf[4] !== 2) {
     throw new CowlabError('ERR_KERNEL_FETCH', 'not a 64-bit ELF kernel module');
   }
+  try {
+    return readModinfo(elf);
+  } catch (err) {
+    if (err instanceof CowlabError) throw err;
+    throw new CowlabError('ERR_KERNEL_FETCH', `a damaged ELF kernel module (${(err as Error).message})`);
+  }
+}
+
+function readModinfo(elf: Buffer): Map<string, string> {
   const shoff = Number(elf.readBigUInt64LE(0x28));
   const shentsize = elf.readUInt16LE(0x3a);
   const shnum = elf.readUInt16LE(0x3c);

@@ -58,7 +58,9 @@ export function parseAptShow(text: string): DebianPackage[] {
 /** linux-image-<x.y>...-cloud-amd64 package names (no -dbg, -unsigned, or metapackages). */
 export function debianKernelPackages(names: readonly string[], series: string | null): string[] {
   const s = series === null ? '\\d+\\.\\d+' : series.replace('.', '\\.');
-  const re = new RegExp(`^linux-image-${s}\\.\\d+[-+][a-z0-9.+~-]*-${DEBIAN_FLAVOUR}$`);
+  // linux-image-6.1.0-57-cloud-amd64, linux-image-6.12.117+deb12-cloud-amd64, and the form
+  // without an ABI suffix that Debian has also used, linux-image-6.11.10-cloud-amd64.
+  const re = new RegExp(`^linux-image-${s}\\.\\d+(?:[-+][a-z0-9.+~-]*)?-${DEBIAN_FLAVOUR}$`);
   return names.filter((n) => re.test(n));
 }
 

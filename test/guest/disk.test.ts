@@ -103,7 +103,8 @@ describe('a bad disk is a problem, never a result', () => {
       name: 'a damaged payload (one byte flipped)',
       disk: () => {
         const d = Buffer.from(good);
-        d[FRAME_HEADER_BYTES + 12345] ^= 0x01;
+        const at = FRAME_HEADER_BYTES + 12345;
+        d.writeUInt8(d.readUInt8(at) ^ 0x01, at);
         return d;
       },
       problem: /^the payload does not match its checksum \(damaged\)$/,
