@@ -67,6 +67,12 @@ export class CowlabError extends Error {
 }
 
 const usageCodes: ReadonlySet<string> = new Set(USAGE_ERROR_CODES);
+const allCodes: ReadonlySet<string> = new Set([...USAGE_ERROR_CODES, ...RUNTIME_ERROR_CODES]);
+
+/** True for one of cowlab's codes (an error reported from a guest is checked against them). */
+export function isErrorCode(code: string): code is CowlabErrorCode {
+  return allCodes.has(code);
+}
 
 /** True for errors caused by the caller's input (CLI exit code 2). */
 export function isUsageError(err: unknown): err is CowlabError {

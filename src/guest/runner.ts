@@ -19,7 +19,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, trun
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { CowlabError, type CowlabErrorCode } from '../errors.js';
+import { CowlabError, isErrorCode, type CowlabErrorCode } from '../errors.js';
 import { meminfo } from '../env/environment.js';
 import type { CachedKernel } from '../kernels/store.js';
 import { integerOption } from '../options.js';
@@ -126,11 +126,86 @@ function qemuArgs(kernel: CachedKernel, initrd: string, dir: string, accel: Acce
   ];
 }
 
-type Phase = 'boot' | 'command';
 
-function phaseError(code: CowlabErrorCode, what: string, tail: string[]): CowlabError {
+function phaseError(code: CowlabErrorCode, what: string, tail: readonly string[]): CowlabError {
   const lines = tail.length ? `; last console lines:\n  ${tail.join('\n  ')}` : '; the console printed nothing';
   return new CowlabError(code, `${what}${lines}`);
+}
+
+/** A code the guest reported, if it is one of cowlab's (else a guest failure). */
+function guestCode(code: string | undefined): CowlabErrorCode {
+  return code !== undefined && isErrorCode(code) ? code : 'ERR_GUEST_FAILED';
+}
+
+/**
+ * The guest's console, line by line: the markers /init and the agent print (disk.ts MARK), a
+ * kernel panic, the last lines (for error messages), and the command's own stderr lines.
+ */
+class GuestConsole {
+  readonly tail: string[] = [];
+  panic: string | null = null;
+  error: { code: string; message: string } | null = null;
+  private pending = '';
+
+  constructor(
+    private readonly onBooted: () => void,
+    private readonly hooks: GuestHooks,
+    private readonly booted: () => boolean,
+  ) {}
+
+  feed(chunk: string): void {
+    this.pending += chunk;
+    let nl: number;
+    while ((nl = this.pending.indexOf('\n')) >= 0) {
+      this.line(this.pending.slice(0, nl));
+      this.pending = this.pending.slice(nl + 1);
+    }
+  }
+
+  end(): void {
+    if (this.pending) this.line(this.pending);
+    this.pending = '';
+  }
+
+  private line(raw: string): void {
+    const line = raw.replace(/\r/g, '');
+    if (process.env.COWLAB_DEBUG === '1') process.stderr.write(`cowlab: guest console: ${line}\n`);
+    // A marker may share its line with a kernel message printed at the same moment.
+    const at = line.indexOf(`${MARK} `);
+    if (at >= 0) {
+      const [word, ...rest] = line.slice(at + MARK.length + 1).split(' ');
+      if (word === 'booted' && !this.booted()) this.onBooted();
+      else if (word === 'error') this.error = { code: rest[0] ?? 'ERR_GUEST_FAILED', message: rest.slice(1).join(' ') };
+      else if (word === 'warning') this.hooks.say?.(rest.join(' '));
+      return;
+    }
+    this.tail.push(line);
+    if (this.tail.length > CONSOLE_TAIL) this.tail.shift();
+    if (/Kernel panic - not syncing/.test(line)) this.panic ??= line.replace(/^\[[\s\d.]+\]\s*/, '');
+    // After boot, lines without a kernel timestamp are the command's stderr: its progress.
+    if (this.booted() && line.trim() !== '' && !/^\[\s*\d+\.\d+\]/.test(line)) this.hooks.onLine?.(line);
+  }
+}
+
+/** The result frame on the result disk, or the error that explains why there is none. */
+function readResult(dir: string, kernel: CachedKernel, tail: readonly string[]): { meta: GuestResultMeta; payload: Buffer } {
+  const fd = openSync(join(dir, 'result.img'), 'r');
+  let frame;
+  try {
+    frame = readFrame<GuestResultMeta>(fd, RESULT_DISK_BYTES);
+  } finally {
+    closeSync(fd);
+  }
+  if ('problem' in frame) throw phaseError('ERR_GUEST_FAILED', `the ${kernel.release} guest ended without a complete result (phase: command): ${frame.problem}`, tail);
+  if (frame.meta.error) throw new CowlabError(guestCode(frame.meta.error.code), `in the ${kernel.release} guest: ${frame.meta.error.message}`);
+  return frame;
+}
+
+/** The two disks: the request, framed, and an empty (sparse) result disk. */
+function writeDisks(dir: string, request: GuestRequest): void {
+  writeFileSync(join(dir, 'request.img'), encodeFrame({ kind: 'request' }, Buffer.from(JSON.stringify(request))));
+  writeFileSync(join(dir, 'result.img'), '');
+  truncateSync(join(dir, 'result.img'), RESULT_DISK_BYTES);
 }
 
 /**
@@ -150,68 +225,38 @@ export async function runInGuest(kernel: CachedKernel, cmd: GuestCommand, option
   sweepTemp();
   const dir = mkdtempSync(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
   try {
-    const request: GuestRequest = { argv: cmd.argv, files: cmd.files ?? {}, accel, kernelSpec: kernel.spec, needs: cmd.needs ?? [] };
-    writeFileSync(join(dir, 'request.img'), encodeFrame({ kind: 'request' }, Buffer.from(JSON.stringify(request))));
-    writeFileSync(join(dir, 'result.img'), '');
-    truncateSync(join(dir, 'result.img'), RESULT_DISK_BYTES);
+    writeDisks(dir, { argv: cmd.argv, files: cmd.files ?? {}, accel, kernelSpec: kernel.spec, needs: cmd.needs ?? [] });
     const t0 = performance.now();
     let bootedAt: number | null = null;
     const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', qemu, ...qemuArgs(kernel, initrd.path, dir, accel, options)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const tail: string[] = [];
-    let qemuStderr = '';
-    let guestError: { code: string; message: string } | null = null;
-    let panic: string | null = null;
     let failure: CowlabError | null = null;
     const kill = (err: CowlabError) => {
       failure ??= err;
       child.kill('SIGKILL');
     };
-    const phase = (): Phase => (bootedAt === null ? 'boot' : 'command');
-    let bootTimer: NodeJS.Timeout | null = setTimeout(
-      () => kill(phaseError('ERR_GUEST_BOOT', `kernel ${kernel.release} did not boot within ${options.bootDeadlineMs / 1000} s (phase: boot); QEMU was killed`, tail)),
+    let commandTimer: NodeJS.Timeout | null = null;
+    const guestConsole = new GuestConsole(
+      () => {
+        bootedAt = performance.now();
+        clearTimeout(bootTimer);
+        commandTimer = setTimeout(
+          () => kill(phaseError('ERR_GUEST_DEADLINE', `the command in the ${kernel.release} guest did not finish within ${options.commandDeadlineMs / 1000} s (phase: command); QEMU was killed`, guestConsole.tail)),
+          options.commandDeadlineMs,
+        );
+      },
+      hooks,
+      () => bootedAt !== null,
+    );
+    const bootTimer = setTimeout(
+      () => kill(phaseError('ERR_GUEST_BOOT', `kernel ${kernel.release} did not boot within ${options.bootDeadlineMs / 1000} s (phase: boot); QEMU was killed`, guestConsole.tail)),
       options.bootDeadlineMs,
     );
-    let commandTimer: NodeJS.Timeout | null = null;
-    const debug = process.env.COWLAB_DEBUG === '1';
-    const onLine = (raw: string) => {
-      const line = raw.replace(/\r/g, '');
-      if (debug) process.stderr.write(`cowlab: guest console: ${line}\n`);
-      // A marker may share its line with a kernel message printed at the same moment.
-      const at = line.indexOf(`${MARK} `);
-      if (at >= 0) {
-        const [word, ...rest] = line.slice(at + MARK.length + 1).split(' ');
-        if (word === 'booted' && bootedAt === null) {
-          bootedAt = performance.now();
-          clearTimeout(bootTimer!);
-          bootTimer = null;
-          commandTimer = setTimeout(
-            () => kill(phaseError('ERR_GUEST_DEADLINE', `the command in the ${kernel.release} guest did not finish within ${options.commandDeadlineMs / 1000} s (phase: command); QEMU was killed`, tail)),
-            options.commandDeadlineMs,
-          );
-        } else if (word === 'error') {
-          guestError = { code: rest[0] ?? 'ERR_GUEST_FAILED', message: rest.slice(1).join(' ') };
-        } else if (word === 'warning') {
-          say(rest.join(' '));
-        }
-        return;
-      }
-      tail.push(line);
-      if (tail.length > CONSOLE_TAIL) tail.shift();
-      if (/Kernel panic - not syncing/.test(line)) panic ??= line.replace(/^\[[\s\d.]+\]\s*/, '');
-      if (bootedAt !== null && line.trim() !== '' && !/^\[\s*\d+\.\d+\]/.test(line)) hooks.onLine?.(line);
-    };
-    let pending = '';
+    const phase = () => (bootedAt === null ? 'boot' : 'command');
+    let qemuStderr = '';
     child.stdout.setEncoding('latin1');
-    child.stdout.on('data', (s: string) => {
-      pending += s;
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        onLine(pending.slice(0, nl));
-        pending = pending.slice(nl + 1);
-      }
-    });
+    child.stdout.on('data', (s: string) => guestConsole.feed(s));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (s: string) => (qemuStderr = (qemuStderr + s).slice(-4096)));
     const onAbort = () => kill(new CowlabError('ERR_INTERRUPTED', `interrupted: the ${kernel.release} guest was killed (phase: ${phase()})`));
@@ -219,40 +264,31 @@ export async function runInGuest(kernel: CachedKernel, cmd: GuestCommand, option
     process.on('SIGINT', onAbort);
     process.on('SIGTERM', onAbort);
     try {
-      const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
-      if (pending) onLine(pending);
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      guestConsole.end();
       const ended = performance.now();
       if (failure) throw failure;
-      if (guestError) {
-        const g = guestError as { code: string; message: string };
-        throw new CowlabError(g.code as CowlabErrorCode, `in the ${kernel.release} guest: ${g.message}`);
+      const g = guestConsole.error;
+      if (g) throw new CowlabError(guestCode(g.code), `in the ${kernel.release} guest: ${g.message}`);
+      if (guestConsole.panic) {
+        throw phaseError(bootedAt === null ? 'ERR_GUEST_BOOT' : 'ERR_GUEST_FAILED', `the ${kernel.release} guest kernel panicked (phase: ${phase()}): ${guestConsole.panic}`, guestConsole.tail);
       }
-      if (panic) throw phaseError(phase() === 'boot' ? 'ERR_GUEST_BOOT' : 'ERR_GUEST_FAILED', `the ${kernel.release} guest kernel panicked (phase: ${phase()}): ${panic}`, tail);
       if (bootedAt === null) {
         const why = code !== 0 && qemuStderr.trim() ? `QEMU failed: ${qemuStderr.trim().split('\n').pop()}` : `QEMU exited with status ${code} before the guest was up`;
-        throw phaseError('ERR_GUEST_BOOT', `kernel ${kernel.release} did not boot (phase: boot): ${why}`, tail);
+        throw phaseError('ERR_GUEST_BOOT', `kernel ${kernel.release} did not boot (phase: boot): ${why}`, guestConsole.tail);
       }
-      const fd = openSync(join(dir, 'result.img'), 'r');
-      let frame;
-      try {
-        frame = readFrame<GuestResultMeta>(fd, RESULT_DISK_BYTES);
-      } finally {
-        closeSync(fd);
-      }
-      if ('problem' in frame) throw phaseError('ERR_GUEST_FAILED', `the ${kernel.release} guest ended without a complete result (phase: command): ${frame.problem}`, tail);
-      const meta = frame.meta;
-      if (meta.error) throw new CowlabError(meta.error.code as CowlabErrorCode, `in the ${kernel.release} guest: ${meta.error.message}`);
+      const { meta, payload } = readResult(dir, kernel, guestConsole.tail);
       return {
         exitCode: meta.exitCode,
-        stdout: frame.payload.subarray(0, meta.stdoutBytes),
-        stderr: frame.payload.subarray(meta.stdoutBytes).toString('utf8'),
+        stdout: payload.subarray(0, meta.stdoutBytes),
+        stderr: payload.subarray(meta.stdoutBytes).toString('utf8'),
         accel,
         accelNote: note,
         bootMs: Math.round(bootedAt - t0),
         commandMs: Math.round(ended - bootedAt),
       };
     } finally {
-      if (bootTimer) clearTimeout(bootTimer);
+      clearTimeout(bootTimer);
       if (commandTimer) clearTimeout(commandTimer);
       hooks.signal?.removeEventListener('abort', onAbort);
       process.off('SIGINT', onAbort);

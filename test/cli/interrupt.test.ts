@@ -5,7 +5,7 @@
  * 130, and no process of the run is left.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,23 +14,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { parseResults } from '../../src/suite/schema.js';
 import { CLI } from '../helpers/cli.js';
-import { descendants } from '../helpers/processes.js';
+import { descendants, processesWhoseCommand } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cowlab-interrupt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Every process whose command line names `marker` (forked children keep their parent's). */
 function processesNaming(marker: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(marker)) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return processesWhoseCommand((cmd) => cmd.includes(marker));
 }
 
 async function until<T>(what: string, poll: () => T | undefined, timeoutMs: number): Promise<T> {

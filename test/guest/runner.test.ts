@@ -5,7 +5,7 @@
  * a constant. Every failure path must end with QEMU gone and its temporary files removed.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileFor } from '../../src/engines/sim/profiles.js';
 import type { KernelFacts } from '../../src/kernels/facts.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { processesWhoseCommand } from '../helpers/processes.js';
 
 const SPEC = 'debian:6.1';
 const GUEST_TIMEOUT = 240_000;
@@ -22,17 +23,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** QEMU processes started for cowlab process `pid` (their disks live in cowlab-guest-<pid>-*). */
 function guestsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (cmd.includes('qemu-system') && cmd.includes(`cowlab-guest-${pid}-`)) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return processesWhoseCommand((cmd) => cmd.includes('qemu-system') && cmd.includes(`cowlab-guest-${pid}-`));
 }
 
 function tempDirsOf(pid: number): string[] {

@@ -1,5 +1,5 @@
 /** Process hygiene checks: descendants, zombies, open fds. Read from /proc, no mocks. */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 import { readProcStat, type ProcStat } from '../../src/util/procStat.js';
 
@@ -19,6 +19,20 @@ export function descendants(root = process.pid): ProcStat[] {
     const next = all.filter((p) => frontier.includes(p.ppid));
     out.push(...next);
     frontier = next.map((p) => p.pid);
+  }
+  return out;
+}
+
+/** Every process whose command line (NUL-separated argv) passes `test`; exited ones are skipped. */
+export function processesWhoseCommand(test: (cmdline: string) => boolean): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (test(readFileSync(`/proc/${d}/cmdline`, 'utf8'))) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
   }
   return out;
 }
