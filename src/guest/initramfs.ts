@@ -13,7 +13,7 @@
  * rebuilt addon, a changed dist/ or another kernel gets a new initramfs and nothing stale boots.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 import { CowlabError } from '../errors.js';
@@ -22,6 +22,7 @@ import { cacheRoot, safeId } from '../kernels/store.js';
 import { resolveModules, type ModuleFile } from '../kernels/modules.js';
 import { nativePath } from '../native.js';
 import { packageRoot } from '../util/package.js';
+import { processAlive } from '../util/process.js';
 import { requireTool, runTool } from '../util/tools.js';
 import { CpioWriter } from './cpio.js';
 import { MARK } from './disk.js';
@@ -181,6 +182,8 @@ export interface Initramfs {
 }
 
 const BIG_FILE = 8 * 1024 * 1024;
+/** An initramfs of another build unused this long is removed when a new one is built. */
+const STALE_MS = 24 * 3600 * 1000;
 
 function digestOf(files: FileEntry[], mods: ModuleFile[], kernel: CachedKernel): string {
   const h = createHash('sha256');
@@ -221,11 +224,21 @@ export async function guestInitramfs(kernel: CachedKernel, extraModules: readonl
   const dir = initramfsDir();
   const path = join(dir, `${safeId(kernel.id)}-${key}.cpio.gz`);
   const list = moduleList(mods);
-  if (existsSync(path)) return { path, modules: list.map((m) => m.name), bytes: statSync(path).size, built: false };
+  if (existsSync(path)) {
+    const now = new Date();
+    utimesSync(path, now, now); // in use: not swept (below) by another build's run
+    return { path, modules: list.map((m) => m.name), bytes: statSync(path).size, built: false };
+  }
 
   mkdirSync(dir, { recursive: true });
-  // Older initramfs of this kernel are stale now (another build); keep the cache small.
-  for (const f of readdirSync(dir)) if (f.startsWith(`${safeId(kernel.id)}-`) && f.endsWith('.cpio.gz')) rmSync(join(dir, f), { force: true });
+  // Initramfs of other builds of this kernel not used for a day are stale: the cache stays
+  // small, and one that another checkout (say, CI's clone) is using now is left alone.
+  for (const f of readdirSync(dir)) {
+    const building = /\.(\d+)\.tmp$/.exec(f);
+    if (building && !processAlive(Number(building[1]))) rmSync(join(dir, f), { force: true }); // a killed build
+    if (!f.startsWith(`${safeId(kernel.id)}-`) || !f.endsWith('.cpio.gz')) continue;
+    if (Date.now() - statSync(join(dir, f)).mtimeMs > STALE_MS) rmSync(join(dir, f), { force: true });
+  }
   say(`building the guest initramfs for ${kernel.release} (${files.length} files, ${mods.length} modules)`);
   const tmp = `${path}.${process.pid}.tmp`;
   const cpio = new CpioWriter(tmp);

@@ -23,6 +23,7 @@ import { CowlabError, isErrorCode, type CowlabErrorCode } from '../errors.js';
 import { meminfo } from '../env/environment.js';
 import type { CachedKernel } from '../kernels/store.js';
 import { integerOption } from '../options.js';
+import { processAlive } from '../util/process.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel, type Accel, type AccelChoice } from './accel.js';
 import { encodeFrame, MARK, readFrame, type GuestRequest, type GuestResultMeta } from './disk.js';
@@ -104,12 +105,7 @@ const TEMP_PREFIX = 'cowlab-guest-';
 function sweepTemp(): void {
   for (const d of readdirSync(tmpdir())) {
     const m = new RegExp(`^${TEMP_PREFIX}(\\d+)-`).exec(d);
-    if (!m) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-    } catch {
-      rmSync(join(tmpdir(), d), { recursive: true, force: true });
-    }
+    if (m && !processAlive(Number(m[1]))) rmSync(join(tmpdir(), d), { recursive: true, force: true });
   }
 }
 

@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { processAlive } from '../util/process.js';
 import { CONFIG_FACTS, unknownConfig, type KernelConfig } from './config.js';
 
 export type KernelSource = 'debian' | 'deb' | 'image' | 'tree';
@@ -121,14 +122,7 @@ export function sweepStaging(): void {
   for (const d of readdirSync(root)) {
     const m = /^\.staging-(\d+)-/.exec(d);
     if (!m) continue;
-    const pid = Number(m[1]);
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) rmSync(join(root, d), { recursive: true, force: true });
+    if (!processAlive(Number(m[1]))) rmSync(join(root, d), { recursive: true, force: true });
   }
 }
 

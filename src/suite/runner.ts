@@ -6,6 +6,7 @@
  */
 import { CowlabError, invalidOption } from '../errors.js';
 import { environment, meminfo } from '../env/environment.js';
+import { runningKernelFacts } from '../kernels/facts.js';
 import { formatBytes } from '../report/format.js';
 import { unmetRequirement } from './requirements.js';
 import { RESULTS_VERSION, type ExperimentResult, type ExperimentStatus, type ResultsDocument } from './schema.js';
@@ -145,6 +146,7 @@ export async function runSuite(all: readonly AnyExperiment[], options: SuiteOpti
     options: { names: [...(options.names ?? [])], quick },
     interrupted: signal.aborted,
     environment: env,
+    kernel: runningKernelFacts(env),
     experiments,
   };
 }

@@ -90,6 +90,15 @@ export const ExperimentResultSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
 });
 
+/** What the simulator's profile was chosen from (src/kernels/facts.ts). */
+export const KernelFactsSchema = z.object({
+  release: z.string(),
+  build: z.string(),
+  version: z.string().nullable(),
+  config: z.object({ known: z.boolean(), source: z.string().nullable(), values: z.record(z.string(), z.enum(['y', 'm']).nullable()) }),
+  knobs: z.object({ thpEnabled: z.string().nullable(), useZeroPage: z.boolean().nullable() }),
+});
+
 export const ResultsSchema = z.object({
   version: z.literal(RESULTS_VERSION),
   tool: z.literal('cowlab'),
@@ -99,6 +108,9 @@ export const ResultsSchema = z.object({
   options: z.object({ names: z.array(z.string()), quick: z.boolean() }),
   interrupted: z.boolean(),
   environment: EnvironmentSchema,
+  /** The kernel's version, the config facts the model depends on, and its knobs (absent in
+   *  results written before kernel profiles). */
+  kernel: KernelFactsSchema.optional(),
   experiments: z.array(ExperimentResultSchema),
 });
 
