@@ -13,6 +13,12 @@
  *
  * A new row (or value) in BEHAVIOURS without a witness here fails the suite.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { PROFILE_TABLE_HEAD } from '../../src/cli/commands/kernels.js';
+import { markdownTable } from '../../src/report/table.js';
+import { packageRoot } from '../../src/util/package.js';
 import { isDeepStrictEqual } from 'node:util';
 
 import { describe, expect, it } from 'vitest';
@@ -271,7 +277,7 @@ function observe(w: Witness, options: SimOptions): Outcome {
   return out;
 }
 
-/** Options with only `option` set (everything else the default; the invariants checked). */
+/** Options with only `option` set, everything else the default (observe adds checkInvariants, no kernel behaviour). */
 const only = (option: ProfileSwitch, value: unknown): SimOptions => ({ [option]: value }) as SimOptions;
 
 const witnessesOf = (option: ProfileSwitch, value: unknown) => WITNESSES.filter((w) => w.option === option && w.value === value);
@@ -549,7 +555,7 @@ describe('profileTable: the table in words', () => {
     it(`${b.option} ${valueText(c.value)} (${c.since === null ? 'the behaviour before' : `since ${c.since}`}) names its range and its kernel change`, () => {
       const [range, source] = [row[3]!, row[4]!];
       if (c.since === null) {
-        expect(range).toMatch(/^(< \d+\.\d+|all)$/);
+        expect(range).toMatch(/^(< \d+\.\d+|all)( \(not with CONFIG_[A-Z_]+=[yn] from \d+\.\d+\))?$/);
         expect(source).toBe('(the behaviour before)');
       } else {
         expect(range).toMatch(new RegExp(`^>= ${c.since.replace('.', '\\.')}(, < \\d+\\.\\d+)?`));
@@ -566,12 +572,19 @@ describe('profileTable: the table in words', () => {
     { option: 'hugeZeroWrite', ranges: ['< 6.13', '>= 6.13'] },
     { option: 'pmdExclusive', ranges: ['< 6.11', '>= 6.11, < 6.15', '>= 6.15'] },
     // A config row does not end the row before it: 'precise' holds on every kernel without the option.
-    { option: 'pagemapExclusive', ranges: ['all', '>= 6.15, CONFIG_NO_PAGE_MAPCOUNT=y'] },
+    { option: 'pagemapExclusive', ranges: ['all (not with CONFIG_NO_PAGE_MAPCOUNT=y from 6.15)', '>= 6.15, CONFIG_NO_PAGE_MAPCOUNT=y'] },
     { option: 'mprotectUpgrade', ranges: ['< 6.0', '>= 6.0, < 6.2', '>= 6.2'] },
     { option: 'reuse', ranges: ['>= 5.9'] },
   ].forEach(({ option, ranges }) => {
     it(`${option}: its rows hold for ${ranges.join('; ')}`, () => {
       expect(rows.filter((r) => r[0] === option).map((r) => r[3])).toEqual(ranges);
     });
+  });
+});
+
+describe('docs/kernels.md', () => {
+  it('holds the profile table as it is', () => {
+    const doc = readFileSync(join(packageRoot(), 'docs', 'kernels.md'), 'utf8');
+    expect(doc).toContain(markdownTable(PROFILE_TABLE_HEAD, profileTable()));
   });
 });

@@ -104,7 +104,7 @@ export function doHugePmdWpPage(m: Machine, mm: Mm, vma: Vma, chunk: number): nu
       mapNewHugePage(m, mm, vma, chunk);
       return FAULT_HUGE_ZERO_FILL;
     }
-    // hugeZeroWrite 'split' (before 6.12): 512 zero-page PTEs, and the store zero-fills 4 KiB.
+    // hugeZeroWrite 'split' (before 6.13): 512 zero-page PTEs, and the store zero-fills 4 KiB.
     splitHugePmd(m, mm, vma, chunk);
     return FAULT_FALLBACK;
   }

@@ -101,7 +101,7 @@ export const BEHAVIOURS: readonly Behaviour[] = [
         value: 'head-page',
         since: '6.15',
         subject: 'fs/proc/task_mmu: remove per-page mapcount dependency for PM_MMAP_EXCLUSIVE (CONFIG_NO_PAGE_MAPCOUNT)',
-        commit: null,
+        commit: 'eb16876971ea',
       },
     ],
   }),
@@ -116,7 +116,7 @@ export const BEHAVIOURS: readonly Behaviour[] = [
         value: 'folio',
         since: '6.15',
         subject: 'fs/proc/task_mmu: remove per-page mapcount dependency for PM_MMAP_EXCLUSIVE (CONFIG_NO_PAGE_MAPCOUNT)',
-        commit: null,
+        commit: 'eb16876971ea',
         config: { option: 'CONFIG_NO_PAGE_MAPCOUNT', set: true },
       },
     ],
@@ -254,7 +254,10 @@ export function profileTable(): string[][] {
       // A change that needs a config option does not end the one before it (it only holds with
       // that option), so the range ends at the next change that applies to every config.
       const next = b.changes.slice(i + 1).find((x) => !x.config && x.since !== null);
-      const range = [c.since ? `>= ${c.since}` : '', next && !c.config ? `< ${next.since}` : ''].filter(Boolean).join(', ') || 'all';
+      const unless = b.changes.slice(i + 1).find((x) => x.config && !c.config);
+      const range =
+        ([c.since ? `>= ${c.since}` : '', next && !c.config ? `< ${next.since}` : ''].filter(Boolean).join(', ') || 'all') +
+        (unless ? ` (not with ${unless.config!.option}=${unless.config!.set ? 'y' : 'n'} from ${unless.since})` : '');
       const cfg = c.config ? `, ${c.config.option}=${c.config.set ? 'y' : 'n'}` : '';
       const source = c.subject ? `${c.subject}${c.commit ? ` (${c.commit})` : ''}` : '(the behaviour before)';
       rows.push([b.option, b.flag, valueText(c.value), `${range}${cfg}`, source, b.where]);
