@@ -6,6 +6,8 @@
 #pragma once
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +17,18 @@
 
 namespace cowlab {
 namespace child {
+
+// The first call of every forked child: it dies with its parent. Without this, a child whose
+// parent is killed (SIGKILL, or SIGTERM/SIGINT/SIGHUP to Node alone) is reparented to init and
+// lives out whatever it was doing (a fork-write hold is up to an hour; an exec'd program, as
+// long as it runs). PR_SET_PDEATHSIG survives execve (except set-user-ID programs) and sends
+// SIGKILL when the thread that forked exits; cowlab forks on libuv pool threads, which live as
+// long as the process. The parent may already have died between fork and prctl, in which case
+// no signal ever comes: `parent` is getpid() taken before the fork, and a different getppid()
+// means the child was already reparented, so it exits at once.
+inline void DieWithParent(pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent) _exit(125);
+}
 
 inline uint64_t NowNs() {
   struct timespec ts;

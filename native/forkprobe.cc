@@ -28,7 +28,8 @@
 //   parentPaceNs    the parent's stores are paced, one per interval, with a start timestamp
 //                   each (a writer at a set rate while the child holds its snapshot).
 // The child is in the live-children registry (children.h) from fork to reaping; a paced
-// writer stops early with ERR_INTERRUPTED when killAllChildren() runs meanwhile.
+// writer stops early with ERR_INTERRUPTED when killAllChildren() runs meanwhile. The child
+// dies with the Node process (child::DieWithParent): killing Node alone leaves no orphan.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -194,6 +195,7 @@ class ForkProbe : public PromiseWorker {
       CloseAll();
       return;
     }
+    parentPid_ = getpid();
     uint64_t t0 = child::NowNs();
     pid_t pid = _Fork();  // fork without atfork handlers: the child runs none of Node's code
     uint64_t t1 = child::NowNs();
@@ -279,6 +281,7 @@ class ForkProbe : public PromiseWorker {
   }
 
   [[noreturn]] void ChildMain() {
+    child::DieWithParent(parentPid_);  // killed Node: no orphan living out its hold
     child::PretouchStack(kStackTouch);
     child::PretouchWrite(shared_.base(), shared_.size(), PageSize());
     WarmUpCodePaths();
@@ -585,6 +588,7 @@ class ForkProbe : public PromiseWorker {
   int toChild_[2] = {-1, -1};
   int fromChild_[2] = {-1, -1};
 
+  pid_t parentPid_ = -1; // this process, as the child's getppid() must see it
   pid_t pid_ = -1;       // live child, -1 once reaped
   pid_t childPid_ = -1;  // for reports
   uint64_t forkNs_ = 0, forkedAtNs_ = 0, deadline_ = 0;

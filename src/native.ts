@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { CowlabError } from './errors.js';
 import { packageRoot } from './util/package.js';
@@ -276,7 +276,9 @@ export function loadNative(opts: LoadOptions = {}): { addon: NativeAddon; path: 
       `cowlab measures Linux copy-on-write (fork, /proc/<pid>/pagemap, memfd) and runs only on Linux; this is ${platform}`,
     );
   }
-  const explicit = opts.path ?? process.env.COWLAB_ADDON;
+  // A relative $COWLAB_ADDON is a file under the current directory, not a module name.
+  const given = opts.path ?? process.env.COWLAB_ADDON;
+  const explicit = given ? resolve(given) : undefined;
   const root = packageRoot();
   const candidates = explicit
     ? [explicit]

@@ -21,6 +21,7 @@ import { registerObserve } from './commands/observe.js';
 import { registerKernels } from './commands/kernels.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
+import { escapeControlsKeepingLines } from '../report/format.js';
 
 export function buildProgram(): Command {
   const program = new Command('cowlab')
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`cowlab: ${str.replace(/^error: /, '')}`) });
+    .configureOutput({ outputError: (str, write) => write(`cowlab: ${escapeControlsKeepingLines(str.replace(/^error: /, '').replace(/\n$/, ''))}\n`) });
   registerRun(program);
   registerList(program);
   registerReport(program);

@@ -1,4 +1,6 @@
 /** Output helpers shared by commands: JSON and lines on stdout. Tables: src/report/table.ts. */
+import { escapeControlsKeepingLines } from '../report/format.js';
+
 export { table } from '../report/table.js';
 
 export function printJson(value: unknown): void {
@@ -7,6 +9,12 @@ export function printJson(value: unknown): void {
   );
 }
 
+/**
+ * Prints text (one line, or several joined by '\n') and a newline. Every other control
+ * character is shown escaped (`\x1b`, `\r`): text output never moves the cursor or colours the
+ * terminal, whatever a trace or file name holds. A value quoted into a line must be escaped
+ * where it is quoted (escapeControls), or its own newline would start a line of its own.
+ */
 export function print(line = ''): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${escapeControlsKeepingLines(line)}\n`);
 }

@@ -4,6 +4,8 @@
  */
 import cliProgress from 'cli-progress';
 
+import { escapeControls } from '../report/format.js';
+
 export interface Progress {
   update(done: number, total: number, detail?: string): void;
   stop(): void;
@@ -18,7 +20,8 @@ export function progress(label: string, enabled = true): Progress {
     );
     let started = false;
     return {
-      update(done, total, detail = '') {
+      update(done, total, raw = '') {
+        const detail = escapeControls(raw); // trace names are the user's: no escape codes
         if (!started) {
           bar.start(total, 0, { detail });
           started = true;
@@ -34,7 +37,8 @@ export function progress(label: string, enabled = true): Progress {
   let last = Date.now();
   let printed = false;
   return {
-    update(done, total, detail = '') {
+    update(done, total, raw = '') {
+      const detail = escapeControls(raw);
       const now = Date.now();
       if (now - last < 1000 && !(done >= total && printed)) return;
       last = now;

@@ -3,6 +3,7 @@
  * input. Errors print as one line (`cowlab: <message>`); set COWLAB_DEBUG=1 for the stack.
  */
 import { CowlabError, isUsageError } from '../errors.js';
+import { escapeControls } from '../report/format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -10,16 +11,25 @@ export const EXIT_USAGE = 2;
 /** Ctrl-C (SIGINT) or SIGTERM stopped the command: what a shell reports for SIGINT. */
 export const EXIT_INTERRUPTED = 130;
 
+/**
+ * A message as one terminal line per line of cowlab's own: its continuation lines start with
+ * two spaces ("last console lines:\n  ..."), every other control character (a newline or an
+ * escape code in a user's name or path) is shown escaped, so input cannot fake output lines.
+ */
+export function escapeMessage(message: string): string {
+  return message.split(/\n(?=  )/).map(escapeControls).join('\n');
+}
+
 export function reportError(err: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
   const debug = process.env.COWLAB_DEBUG === '1';
   if (err instanceof CowlabError) {
-    write(`cowlab: ${err.message}\n`);
+    write(`cowlab: ${escapeMessage(err.message)}\n`);
     if (debug && err.stack) write(`${err.stack}\n`);
     if (err.code === 'ERR_INTERRUPTED') return EXIT_INTERRUPTED;
     return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
   }
   const e = err as Error;
-  write(`cowlab: unexpected error: ${e?.message ?? String(err)}\n`);
+  write(`cowlab: unexpected error: ${escapeMessage(e?.message ?? String(err))}\n`);
   write(debug && e?.stack ? `${e.stack}\n` : '(this is a cowlab bug; run with COWLAB_DEBUG=1 for the stack)\n');
   return EXIT_FAILED;
 }

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { native, nativePath } from '../native.js';
 import { packageVersion } from '../util/package.js';
 import { pfnAccess, type PfnAccess } from '../pagemap/access.js';
+import { readProcStat } from '../util/procStat.js';
 
 export interface Environment {
   /** Kernel release (uname -r) and build string (uname -v). */
@@ -35,8 +36,16 @@ export interface Environment {
   clocksource: string | null;
   /** Things on this host that change fault costs behind cowlab's back. */
   noise: {
-    /** Running DAMON kdamonds and their scheme actions (e.g. "paddr: pageout"); [] if none. */
+    /**
+     * Running DAMON kdamonds and their scheme actions (e.g. "paddr: pageout"); [] if none.
+     * Without root DAMON's sysfs files cannot be read: then one entry per running kdamond
+     * thread ("kdamond.0 running (...unknown: needs root)"), or, where kernel threads are not
+     * visible either, the one entry "unknown (needs root)". `damonReason` says which.
+     */
     damon: string[];
+    /** Null when `damon` is complete; else why it is not (its files are root-only). Absent
+     *  in results written before it existed. */
+    damonReason?: string | null;
     /** virtio-balloon free page reporting: freed guest memory is returned to the host, so
      *  newly allocated frames can be cold (slow first touch). Null without a balloon. */
     freePageReporting: boolean | null;
@@ -91,9 +100,43 @@ function cpuModel(): string {
   return (/^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
 }
 
-function damonKdamonds(): string[] {
-  const base = '/sys/kernel/mm/damon/admin/kdamonds';
-  const n = readNumber(`${base}/nr_kdamonds`) ?? 0;
+const DAMON_ADMIN = '/sys/kernel/mm/damon/admin/kdamonds';
+
+/** Kernel threads of this pid namespace whose name passes `test` (null: none are visible). */
+function kernelThreads(test: (comm: string) => boolean): string[] | null {
+  let sawKthread = false;
+  const names: string[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = readProcStat(Number(d));
+    if (stat === null || !stat.kernelThread) continue;
+    sawKthread = true;
+    if (test(stat.comm)) names.push(stat.comm);
+  }
+  return sawKthread ? names.sort() : null;
+}
+
+/** DAMON's admin files are root-only (mode 0600/0400): without root, what can still be seen. */
+function damonWithoutAccess(): Pick<Environment['noise'], 'damon' | 'damonReason'> {
+  const why = `needs root: ${DAMON_ADMIN} is readable by root only`;
+  // Every kdamond is a kernel thread named kdamond.<n> while it runs; kernel threads are
+  // visible to anyone in the initial pid namespace (not inside a container's).
+  const threads = kernelThreads((comm) => /^kdamond\.\d+$/.test(comm));
+  if (threads === null) return { damon: ['unknown (needs root)'], damonReason: `${why}, and no kernel thread is visible here` };
+  return { damon: threads.map((t) => `${t} running (operations and schemes unknown: needs root)`), damonReason: threads.length ? why : null };
+}
+
+function damonKdamonds(): Pick<Environment['noise'], 'damon' | 'damonReason'> {
+  const base = DAMON_ADMIN;
+  let nr: string;
+  try {
+    nr = readFileSync(`${base}/nr_kdamonds`, 'utf8').trim();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return damonWithoutAccess();
+    return { damon: [], damonReason: null }; // no DAMON sysfs interface: none can run through it
+  }
+  const n = Number.isFinite(Number(nr)) ? Number(nr) : 0;
   const out: string[] = [];
   for (let k = 0; k < n; k++) {
     if (read(`${base}/${k}/state`) !== 'on') continue;
@@ -105,7 +148,7 @@ function damonKdamonds(): string[] {
       out.push(`${read(`${ctx}/operations`) ?? '?'}: ${actions.join(', ') || 'monitoring only'}`);
     }
   }
-  return out;
+  return { damon: out, damonReason: null };
 }
 
 /** VIRTIO_BALLOON_F_REPORTING is feature bit 5 (the features file is a bit string). */
@@ -159,7 +202,7 @@ export function environment(): Environment {
     overcommitMemory: readNumber('/proc/sys/vm/overcommit_memory'),
     maxMapCount: readNumber('/proc/sys/vm/max_map_count'),
     clocksource: read('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
-    noise: { damon: damonKdamonds(), freePageReporting: freePageReporting() },
+    noise: { ...damonKdamonds(), freePageReporting: freePageReporting() },
     privileges: { uid, root: uid === 0, ...pfnAccess() },
     guest: guestOf(process.env),
     node: process.version,

@@ -95,30 +95,67 @@ export function resolveForkWriteOptions(
   const pattern = parsePattern(o.pattern ?? 'seq', seed, f('pattern'));
   const patternSize = pattern.kind === 'stride' ? Math.ceil(pages / pattern.stride) : pages;
   const count = integerOption(f('count'), o.count ?? patternSize, { min: 1 });
+  if (o.order === undefined && count > patternSize) {
+    throw invalidOption(
+      f('count'),
+      `must be at most ${patternSize}: pattern ${formatPattern(pattern)} over ${pages} pages writes ${patternSize} pages, got ${shown(o.count)}`,
+    );
+  }
   const holdMs = integerOption(f('holdMs'), o.holdMs ?? 0, { min: 0, max: 3_600_000 });
   const order = o.order === undefined ? null : checkOrder(f('order'), o.order, pages);
   const parentPaceNs = integerOption(f('parentPaceNs'), o.parentPaceNs ?? 0, { min: 0, max: 60_000_000_000 });
+  const writer = choiceOption(f('writer'), o.writer ?? 'child', WRITERS);
+  const parentWhen = choiceOption(f('parentWhen'), o.parentWhen ?? 'child-alive', PARENT_WHEN);
   const written = order?.length ?? pages;
   const pacedMs = Math.ceil((parentPaceNs * written) / 1e6);
+  const deadlineMs = integerOption(f('deadlineMs'), o.deadlineMs ?? 10_000 + Math.ceil(pages * 0.05) + holdMs + pacedMs, {
+    min: 1,
+    max: 24 * 3_600_000,
+  });
   const resolved: ResolvedForkWriteOptions = {
     pages,
     pattern,
-    count: order?.length ?? Math.min(count, patternSize),
+    count: order?.length ?? count,
     thp: choiceOption(f('thp'), o.thp ?? 'never', THP_CHOICES),
-    writer: choiceOption(f('writer'), o.writer ?? 'child', WRITERS),
-    parentWhen: choiceOption(f('parentWhen'), o.parentWhen ?? 'child-alive', PARENT_WHEN),
+    writer,
+    parentWhen,
     repeats: integerOption(f('repeats'), o.repeats ?? 5, { min: 1, max: 100_000 }),
     warmup: integerOption(f('warmup'), o.warmup ?? 1, { min: 0, max: 100_000 }),
     holdMs,
     order,
     childAccess: choiceOption(f('childAccess'), o.childAccess ?? 'store', CHILD_ACCESS),
     parentPaceNs,
-    deadlineMs: integerOption(f('deadlineMs'), o.deadlineMs ?? 10_000 + Math.ceil(pages * 0.05) + holdMs + pacedMs, {
-      min: 1,
-      max: 24 * 3_600_000,
-    }),
+    deadlineMs,
   };
   return resolved;
+}
+
+/**
+ * Throws ERR_INVALID_OPTION (naming `deadlineMs`) when the deadline cannot be met: it runs
+ * from the fork to the child's exit, and the hold, and paced parent writes while the child
+ * lives, are inside it, so a deadline they fill kills every child. The CLI calls this on its
+ * flags; forkWrite() does not, so a caller can still ask for the deadline path on purpose
+ * (it kills the child and rejects with ERR_CHILD_DEADLINE).
+ */
+export function checkDeadlineOutlastsChild(
+  r: ResolvedForkWriteOptions,
+  f: (key: keyof ForkWriteOptions) => string = (k) => k,
+): void {
+  const parentStores = r.order?.length ?? r.count;
+  const pacedWhileAlive =
+    r.writer !== 'child' && r.parentWhen === 'child-alive' ? Math.ceil((r.parentPaceNs * parentStores) / 1e6) : 0;
+  if (r.deadlineMs > r.holdMs + pacedWhileAlive) return;
+  const what = pacedWhileAlive > 0
+    ? `${f('holdMs')} (${r.holdMs}) plus the paced parent writes (${pacedWhileAlive} ms)`
+    : `${f('holdMs')} (${r.holdMs})`;
+  throw invalidOption(
+    f('deadlineMs'),
+    `must be more than ${what}: the child cannot finish sooner, so every run would be killed; got ${r.deadlineMs}`,
+  );
+}
+
+function shown(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : String(value);
 }
 
 function checkOrder(field: string, order: Uint32Array, pages: number): Uint32Array {

@@ -3,7 +3,11 @@
  * Bit layout: Documentation/admin-guide/mm/pagemap.rst. The native layer does the reads (one
  * pread per range); this file turns raw 8-byte entries into typed arrays, one per field.
  */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+import { CowlabError, invalidOption } from '../errors.js';
 import { native } from '../native.js';
+import { readProcStat } from '../util/procStat.js';
 
 /** One decoded pagemap entry. */
 export interface PagemapEntry {
@@ -83,12 +87,109 @@ export class PagemapEntries {
   }
 }
 
+/** The names a caller's input goes by in error messages (the CLI passes its flags). */
+export interface PagemapFields {
+  pid: string;
+  address: string;
+  pages: string;
+}
+
+const API_FIELDS: PagemapFields = { pid: 'pid', address: 'address', pages: 'pages' };
+
+const hex = (a: bigint) => `0x${a.toString(16)}`;
+
+/**
+ * Throws ERR_INVALID_OPTION (naming `field`) unless `pid` is a process with a user address
+ * space: not a kernel thread (it has none: opening its pagemap fails with ESRCH), not a zombie
+ * (its address space is gone), not missing.
+ */
+export function checkHasAddressSpace(pid: number, field = API_FIELDS.pid): void {
+  if (pid === 0 || pid === process.pid) return;
+  const stat = readProcStat(pid);
+  if (stat === null) throw invalidOption(field, `no process with pid ${pid}`);
+  if (stat.kernelThread) throw invalidOption(field, `pid ${pid} (${stat.comm}) is a kernel thread: it has no user address space, so no pagemap`);
+  if (stat.state === 'Z' || stat.state === 'X') {
+    throw invalidOption(field, `pid ${pid} (${stat.comm}) has exited (a zombie): its address space is gone, so no pagemap`);
+  }
+}
+
+/**
+ * Where the user address space of `pid` (0: this process) ends, as its pagemap covers it:
+ * the kernel's per-process task size (0x7ffffffff000 on x86-64 with 4-level page tables).
+ * A pagemap read at or past it returns nothing, so a binary search over page numbers with
+ * 8-byte reads finds it (about 50 reads). Null when even page 0 reads nothing (the process
+ * lost its address space meanwhile) or the pagemap cannot be opened.
+ */
+export function userAddressEnd(pid: number): bigint | null {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid === 0 ? 'self' : pid}/pagemap`, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const entry = Buffer.alloc(8);
+    const readable = (page: bigint) => readSync(fd, entry, 0, 8, page * 8n) === 8;
+    if (!readable(0n)) return null;
+    const ps = BigInt(native().constants.PAGE_SIZE);
+    let lo = 0n; // readable
+    let hi = (1n << 64n) / ps; // past every address: never readable
+    while (hi - lo > 1n) {
+      const mid = (lo + hi) / 2n;
+      if (readable(mid)) lo = mid;
+      else hi = mid;
+    }
+    return hi * ps;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Throws ERR_INVALID_OPTION when `pages` pages from `address` do not lie inside the user
+ * address space of `pid` (or pid has none); returns quietly when they do.
+ */
+export function checkPagemapRange(pid: number, address: bigint, pages: number, fields: PagemapFields = API_FIELDS): void {
+  checkHasAddressSpace(pid, fields.pid);
+  const end = userAddressEnd(pid);
+  if (end === null) return; // nothing to say about the range: the caller's error stands
+  const who = pid === 0 || pid === process.pid ? 'this process' : `pid ${pid}`;
+  if (address < 0n || address >= end) {
+    throw invalidOption(fields.address, `${address < 0n ? address : hex(address)} is outside the user address space of ${who}, which is 0x0-${hex(end)} (the kernel's limit for user addresses)`);
+  }
+  const ps = BigInt(native().constants.PAGE_SIZE);
+  if (address + BigInt(pages) * ps > end) {
+    const room = (end - address) / ps;
+    throw invalidOption(fields.pages, `${pages} pages from ${hex(address)} go past the end of the user address space of ${who} at ${hex(end)}: at most ${room} ${room === 1n ? 'page' : 'pages'} from there, got ${pages}`);
+  }
+}
+
 /**
  * Reads and decodes the pagemap entries of `pages` pages from `address` in process `pid`
  * (0 or process.pid for this process). Needs ptrace-read access to the process (same user).
+ * A range outside the process's user address space, or a process without one (a kernel
+ * thread, a zombie), is bad input: ERR_INVALID_OPTION naming `fields` (default: the
+ * parameter names).
  */
-export function readPagemap(pid: number, address: bigint, pages: number): PagemapEntries {
-  return new PagemapEntries(native().readPagemap(pid === process.pid ? 0 : pid, address, pages));
+export function readPagemap(pid: number, address: bigint, pages: number, fields: PagemapFields = API_FIELDS): PagemapEntries {
+  const self = pid === process.pid ? 0 : pid;
+  if (typeof address !== 'bigint') throw invalidOption(fields.address, `must be a bigint address, got ${typeof address}`);
+  if (address < 0n || address >= 1n << 64n) {
+    checkPagemapRange(self, address, pages, fields);
+    throw invalidOption(fields.address, `must be a 64-bit address, got ${address}`);
+  }
+  try {
+    return new PagemapEntries(native().readPagemap(self, address, pages));
+  } catch (err) {
+    // The kernel answers a range past the address space with a short read, and a process
+    // without an address space with ESRCH: say which input was wrong, if one was.
+    if (err instanceof CowlabError && (err.code === 'ERR_SHORT_READ' || err.errno === 'ESRCH')) {
+      checkPagemapRange(self, address, pages, fields);
+    }
+    throw err;
+  }
 }
 
 /** /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h). */

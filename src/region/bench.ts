@@ -25,7 +25,7 @@ import { native } from '../native.js';
 import { integerOption } from '../options.js';
 import { band, summarize, type Band } from '../stats/summary.js';
 import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
-import { CowRegion, type CowView } from './region.js';
+import { CowRegion, maxRegionPages, type CowView } from './region.js';
 
 export interface RegionBenchOptions {
   pages: number;
@@ -90,7 +90,8 @@ export function resolveRegionBenchOptions(
   o: RegionBenchOptions,
   f: (key: keyof RegionBenchOptions) => string = (k) => k,
 ): ResolvedRegionBenchOptions {
-  const pages = integerOption(f('pages'), o.pages, { min: 1, max: 1 << 24 });
+  // The region's own limit, checked here so the message names the caller's field (--pages).
+  const pages = integerOption(f('pages'), o.pages, { min: 1, max: maxRegionPages() });
   checkFitsHalfAvailable(f('pages'), 2 * pages * pageSize(), `${pages} pages on each side`);
   const seed = integerOption(f('seed'), o.seed ?? 1, { min: 0, max: 0xffff_ffff });
   return {

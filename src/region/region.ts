@@ -15,7 +15,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { readSync } from 'node:fs';
 
-import { CowlabError } from '../errors.js';
+import { CowlabError, invalidOption } from '../errors.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
 import { native, type RegionCountersRaw, type RegionStatsRaw } from '../native.js';
@@ -24,6 +24,35 @@ import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from '
 
 export type RegionPopulate = 'none' | 'read' | 'write';
 const POPULATE = ['none', 'read', 'write'] as const;
+
+/** The most pages a region may have: each view is one ArrayBuffer (at most
+ *  buffer.constants.MAX_LENGTH bytes), and page indices travel as 32-bit integers. */
+export function maxRegionPages(): number {
+  return Math.min(Math.floor(bufferConstants.MAX_LENGTH / pageSize()), 0xffff_fffe);
+}
+
+const CREATE_OPTIONS = ['pages', 'policy', 'populate', 'maxFrames', 'batchFrames'] as const;
+const NUMERIC_OPTIONS = ['pages', 'maxFrames', 'batchFrames'] as const;
+
+/** The API takes options as typed: an object of known keys, numbers as numbers ('4' is the
+ *  CLI's job to parse). A misspelt key would otherwise be a silent default. */
+function checkCreateOptions(options: unknown): asserts options is CowRegionOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidOption('options', `must be an object such as { pages: 1024 }, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!(CREATE_OPTIONS as readonly string[]).includes(key)) {
+      throw invalidOption(key, `is not an option of CowRegion.create (its options: ${CREATE_OPTIONS.join(', ')})`);
+    }
+  }
+  for (const key of NUMERIC_OPTIONS) {
+    const v = o[key];
+    if (v !== undefined && typeof v !== 'number') {
+      throw invalidOption(key, `must be a number, got ${typeof v === 'string' ? `the string '${v}'` : v === null ? 'null' : typeof v}`);
+    }
+  }
+}
 
 export interface CowRegionOptions {
   /** Pages (4 KiB) in the region; every view has this many. */
@@ -208,8 +237,9 @@ export class CowRegion {
    * Node's, which it chains to for every fault it does not own.
    */
   static create(options: CowRegionOptions): CowRegion {
+    checkCreateOptions(options);
     const ps = pageSize();
-    const pages = integerOption('pages', options.pages, { min: 1, max: Math.min(Math.floor(bufferConstants.MAX_LENGTH / ps), 0xffff_fffe) });
+    const pages = integerOption('pages', options.pages, { min: 1, max: maxRegionPages() });
     const policy = parsePolicy(options.policy);
     const populate = choiceOption('populate', options.populate ?? 'write', POPULATE);
     const maxFrames = integerOption('maxFrames', options.maxFrames ?? Math.min(pages * 64 + 65_536, 0xffff_fffe), {

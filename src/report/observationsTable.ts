@@ -7,7 +7,7 @@ import { countRegion } from '../engines/observations.js';
 import type { StepObservation, TraceObservations } from '../engines/types.js';
 import { describeSelector } from '../trace/select.js';
 import type { Step, Trace } from '../trace/types.js';
-import { formatCount, formatNs, wrapText } from './format.js';
+import { escapeControls, formatCount, formatNs, wrapText } from './format.js';
 import { table } from './table.js';
 
 /** "write 0..512", "fork -> c1", "mprotect r 0..8/2", "setup". */
@@ -28,14 +28,17 @@ export function processNames(trace: Trace): string[] {
   return ['p0', ...trace.steps.flatMap((s) => (s.op === 'fork' ? [s.child] : []))];
 }
 
-/** Trace name, description and regions, one line each. */
+/**
+ * Trace name, description (wrapped, indented two spaces) and regions, one line each, control
+ * characters escaped: a name or description cannot move the cursor or start a line of its own.
+ */
 export function traceHeader(trace: Trace, title: string): string[] {
   const lines = [`${title}: ${trace.name}`, ...wrapText(trace.description ?? '', 96).map((l) => `  ${l}`)];
   for (const r of trace.regions) {
     const extras = [r.thp ? 'THP' : '', ...r.advice].filter(Boolean).join(', ');
     lines.push(`region ${r.id}: ${formatCount(r.pages)} pages, ${r.map} ${r.backing}${extras ? ` (${extras})` : ''}, populate ${r.populate}`);
   }
-  return lines;
+  return lines.map(escapeControls);
 }
 
 function countsCell(s: StepObservation, proc: string, region: string): string {

@@ -111,9 +111,11 @@ async function runOne(
       return done('not-measurable', notMeasurable(message), checkpoint);
     }
     if (aborted(signal, err)) {
-      return done('interrupted', notMeasurable('interrupted (Ctrl-C) before it finished', 'interrupted'), checkpoint, { code, message });
+      // Printed after the figure ("interrupted: ..."): the reason does not say it again.
+      return done('interrupted', notMeasurable('stopped (Ctrl-C) before it finished', 'interrupted'), checkpoint, { code, message });
     }
-    return done('failed', notMeasurable(`failed: ${message}`, 'failed'), checkpoint, { code, message });
+    // The figure says it failed; the reason is the error itself ("failed: <message>" in tables).
+    return done('failed', notMeasurable(message, 'failed'), checkpoint, { code, message });
   }
 }
 

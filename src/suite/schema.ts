@@ -51,7 +51,7 @@ export const EnvironmentSchema = z.object({
   overcommitMemory: z.number().nullable(),
   maxMapCount: z.number().nullable(),
   clocksource: nullableString,
-  noise: z.object({ damon: z.array(z.string()), freePageReporting: z.boolean().nullable() }),
+  noise: z.object({ damon: z.array(z.string()), damonReason: z.string().nullable().optional(), freePageReporting: z.boolean().nullable() }),
   privileges: z.object({
     uid: z.number(),
     root: z.boolean(),
@@ -72,7 +72,7 @@ export const EnvironmentSchema = z.object({
 export const EXPERIMENT_STATUSES = ['completed', 'not-measurable', 'failed', 'interrupted', 'skipped'] as const;
 
 export const ExperimentResultSchema = z.object({
-  number: z.number().int(),
+  number: z.number().int().positive(),
   name: z.string(),
   title: z.string(),
   claim: z.string(),
@@ -84,8 +84,8 @@ export const ExperimentResultSchema = z.object({
   status: z.enum(EXPERIMENT_STATUSES),
   verdict: VerdictSchema,
   notes: z.array(z.string()),
-  durationMs: z.number(),
-  budgetMs: z.number(),
+  durationMs: z.number().nonnegative(),
+  budgetMs: z.number().nonnegative(),
   raw: z.unknown(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
 });
@@ -104,7 +104,7 @@ export const ResultsSchema = z.object({
   tool: z.literal('cowlab'),
   startedAt: z.string(),
   finishedAt: z.string(),
-  durationMs: z.number(),
+  durationMs: z.number().nonnegative(),
   options: z.object({ names: z.array(z.string()), quick: z.boolean() }),
   interrupted: z.boolean(),
   environment: EnvironmentSchema,
@@ -140,10 +140,50 @@ function firstIssue(source: string, prefix: string, error: z.ZodError): CowlabEr
   return new CowlabError('ERR_INVALID_OPTION', `${source}: ${field}: ${issue.message}${more}`, { field });
 }
 
+function fieldError(source: string, field: string, message: string): CowlabError {
+  return new CowlabError('ERR_INVALID_OPTION', `${source}: ${field}: ${message}`, { field });
+}
+
+/** "version 2", "the string \"1\"", "null" */
+function describeVersion(v: unknown): string {
+  if (typeof v === 'number') return `version ${v}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v)} (a version is a number)`;
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+}
+
 /**
- * Parses and checks a results document: the top level against ResultsSchema, then every
- * recorded raw measurement against its experiment's schema (experiments this version does
- * not know are kept as they are). Throws ERR_INVALID_OPTION naming the first bad field.
+ * What the schema alone cannot say, per experiment: it is one this cowlab knows (a file from
+ * another cowlab version with other experiments is refused, not half-read), under its own
+ * number, at most once; a completed one carries its raw measurements, and every raw that is
+ * there matches that experiment's schema (a failed or interrupted one keeps its last
+ * checkpoint, which may be null).
+ */
+function checkExperiments(doc: ResultsDocument, source: string, experiments: readonly AnyExperiment[]): void {
+  const seen = new Map<string, number>();
+  doc.experiments.forEach((e, i) => {
+    const at = `experiments[${i}]`;
+    const exp = experiments.find((x) => x.name === e.name);
+    if (!exp) {
+      throw fieldError(source, `${at}.name`, `unknown experiment '${e.name}': this cowlab knows ${experiments.map((x) => x.name).join(', ')} (a results file of another cowlab version?)`);
+    }
+    const first = seen.get(e.name);
+    if (first !== undefined) throw fieldError(source, `${at}.name`, `'${e.name}' is listed twice (also experiments[${first}])`);
+    seen.set(e.name, i);
+    if (e.number !== exp.number) throw fieldError(source, `${at}.number`, `${e.name} is experiment ${exp.number}, the file says ${e.number}`);
+    if (e.raw === null || e.raw === undefined) {
+      if (e.status === 'completed') throw fieldError(source, `${at}.raw`, `a completed experiment records its raw measurements, got ${e.raw === null ? 'null' : 'nothing'}`);
+      return;
+    }
+    const r = exp.raw.safeParse(e.raw);
+    if (!r.success) throw firstIssue(source, `${at}.raw`, r.error);
+    e.raw = r.data;
+  });
+}
+
+/**
+ * Parses and checks a results document: the top level against ResultsSchema, then each
+ * experiment against `experiments` (checkExperiments: known, under its number, once, raw
+ * measurements against its own schema). Throws ERR_INVALID_OPTION naming the first bad field.
  */
 export function parseResults(text: string, source: string, experiments: readonly AnyExperiment[]): ResultsDocument {
   let json: unknown;
@@ -153,22 +193,16 @@ export function parseResults(text: string, source: string, experiments: readonly
     throw new CowlabError('ERR_INVALID_OPTION', `${source}: not JSON: ${(err as Error).message}`, { field: source });
   }
   const version = (json as { version?: unknown } | null)?.version;
-  if (json !== null && typeof json === 'object' && version !== undefined && version !== RESULTS_VERSION) {
+  if (json !== null && typeof json === 'object' && !Array.isArray(json) && version !== undefined && version !== RESULTS_VERSION) {
     throw new CowlabError(
       'ERR_INVALID_OPTION',
-      `${source}: version: this cowlab reads results version ${RESULTS_VERSION}, the file is version ${String(version)}`,
+      `${source}: version: this cowlab reads results version ${RESULTS_VERSION}, the file ${typeof version === 'number' ? 'is' : 'has'} ${describeVersion(version)}`,
       { field: 'version' },
     );
   }
   const top = ResultsSchema.safeParse(json);
   if (!top.success) throw firstIssue(source, '', top.error);
   const doc = top.data;
-  doc.experiments.forEach((e, i) => {
-    const exp = experiments.find((x) => x.name === e.name);
-    if (!exp || e.raw === null || e.raw === undefined) return;
-    const r = exp.raw.safeParse(e.raw);
-    if (!r.success) throw firstIssue(source, `experiments[${i}].raw`, r.error);
-    e.raw = r.data;
-  });
+  checkExperiments(doc, source, experiments);
   return doc;
 }

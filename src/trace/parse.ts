@@ -5,13 +5,14 @@
  * CowlabError ERR_TRACE_INVALID whose message starts with the field, e.g.
  * `steps[3].pages.end: 2048 is beyond region 'heap' (1024 pages)`.
  */
-import { readFileSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 
 import type { z } from 'zod';
 
 import { CowlabError } from '../errors.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
-import { formatPath, issueText, OPS, traceSchemas } from './schema.js';
+import { readBoundedText } from '../util/files.js';
+import { formatPath, issueText, MAX_KERNEL_PLACED_REGIONS, MAX_TRACE_FILE_BYTES, MAX_TRACE_PROCESSES, OPS, traceSchemas } from './schema.js';
 import { selectPages as selectedPages } from './select.js';
 import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type StepOp, type Trace } from './types.js';
 
@@ -75,8 +76,8 @@ interface ProcLife {
   /** Index of the fork step that created it; -1 for p0. */
   bornAt: number;
   exitedAt: number | null;
-  /** Set when the process maps no region (it exec'd, or descends from one that did). */
-  noRegions: string | null;
+  /** Index of its exec step: from then on it runs another program, maps no region, and can only exit. */
+  execdAt: number | null;
   /** Per region: its protection, or why the process does not map it. */
   regions: (Protection | string)[];
 }
@@ -96,7 +97,7 @@ class TraceChecker {
   ) {
     regions.forEach((r, i) => this.regionIndex.set(r.id, i));
     this.procs.set(ROOT_PROC, {
-      name: ROOT_PROC, bornAt: -1, exitedAt: null, noRegions: null,
+      name: ROOT_PROC, bornAt: -1, exitedAt: null, execdAt: null,
       regions: regions.map((r) => allWritable(r.pages)),
     });
   }
@@ -124,7 +125,7 @@ class TraceChecker {
     if (r === undefined) {
       this.fail(`steps[${i}].region`, `no region '${regionId}' (regions: ${this.regions.map((x) => x.id).join(', ')})`);
     }
-    if (p.noRegions !== null) this.fail(`steps[${i}].proc`, p.noRegions);
+    if (p.execdAt !== null) this.fail(`steps[${i}].proc`, `process '${p.name}' exec'd at steps[${p.execdAt}] and maps no region`);
     const prot = p.regions[r]!;
     if (typeof prot === 'string') this.fail(`steps[${i}].region`, prot);
     return { region: this.regions[r]!, prot };
@@ -148,11 +149,27 @@ class TraceChecker {
     }
   }
 
+  /**
+   * After exec a process runs another program (the kernel engine's runs `cat` on its command
+   * pipe): it takes no more commands from the trace, so all it can still do is exit.
+   */
+  private notExecd(i: number, p: ProcLife, what: string): void {
+    if (p.execdAt === null) return;
+    this.fail(`steps[${i}].proc`, `process '${p.name}' exec'd at steps[${p.execdAt}] and runs another program: it cannot ${what} (after exec a process can only exit)`);
+  }
+
   private fork(i: number, s: { proc: string; child: string }): Step {
     const parent = this.live(i, s.proc);
+    this.notExecd(i, parent, 'fork');
     if (s.child === ROOT_PROC) this.fail(`steps[${i}].child`, `'${ROOT_PROC}' is the root process and cannot be forked into`);
     const used = this.procs.get(s.child);
     if (used) this.fail(`steps[${i}].child`, `process name '${s.child}' is already used (forked at steps[${used.bornAt}])`);
+    if (this.procs.size >= MAX_TRACE_PROCESSES) {
+      this.fail(
+        `steps[${i}].child`,
+        `a trace has at most ${MAX_TRACE_PROCESSES} processes (p0 and ${MAX_TRACE_PROCESSES - 1} forks); this fork would make the ${this.procs.size + 1}th`,
+      );
+    }
     const regions = parent.regions.map((prot, r) => {
       if (typeof prot === 'string') return prot;
       if (this.regions[r]!.advice.includes('dontfork')) {
@@ -160,8 +177,7 @@ class TraceChecker {
       }
       return prot.slice();
     });
-    const noRegions = parent.noRegions === null ? null : `process '${s.child}' maps no region (forked at steps[${i}] from '${s.proc}', which had exec'd)`;
-    this.procs.set(s.child, { name: s.child, bornAt: i, exitedAt: null, noRegions, regions });
+    this.procs.set(s.child, { name: s.child, bornAt: i, exitedAt: null, execdAt: null, regions });
     return { op: 'fork', proc: s.proc, child: s.child };
   }
 
@@ -211,13 +227,15 @@ class TraceChecker {
 
   private exec(i: number, s: { proc: string }): Step {
     const p = this.live(i, s.proc);
-    p.noRegions = `process '${s.proc}' exec'd at steps[${i}] and maps no region`;
+    this.notExecd(i, p, 'exec again');
+    p.execdAt = i;
     return { op: 'exec', proc: s.proc };
   }
 }
 
 function checkRegions(regions: RegionSpec[], source?: string): void {
   const seen = new Map<string, number>();
+  let placedByKernel = 0;
   regions.forEach((r, i) => {
     const before = seen.get(r.id);
     if (before !== undefined) throw traceInvalid(`regions[${i}].id`, `region id '${r.id}' is already used by regions[${before}]`, source);
@@ -231,6 +249,13 @@ function checkRegions(regions: RegionSpec[], source?: string): void {
     }
     if (r.thp && r.placement === 'kernel') {
       throw traceInvalid(`regions[${i}].placement`, "placement 'kernel' is for regions of 4 KiB pages: a THP region is always placed on a 2 MiB boundary", source);
+    }
+    if (r.placement === 'kernel' && ++placedByKernel > MAX_KERNEL_PLACED_REGIONS) {
+      throw traceInvalid(
+        `regions[${i}].placement`,
+        `at most ${MAX_KERNEL_PLACED_REGIONS} regions of a trace may have placement 'kernel' (the simulator predicts every place of each, and their outcomes multiply)`,
+        source,
+      );
     }
   });
 }
@@ -278,19 +303,52 @@ export function parseTrace(input: unknown, opts: ParseTraceOptions = {}): Trace 
   return trace;
 }
 
-/** Reads a trace from a file path, or from JSON text (anything starting with '{'). */
+function badFile(path: string, why: string, cause?: unknown): CowlabError {
+  return new CowlabError('ERR_INVALID_OPTION', `trace: cannot read '${path}': ${why}`, { field: 'trace', cause });
+}
+
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
+}
+
+/**
+ * The text of trace file `path`: a regular file of at most MAX_TRACE_FILE_BYTES. Devices
+ * (/dev/zero), FIFOs and sockets are refused before anything is opened (a FIFO would wait for a
+ * writer), a file over the cap before a byte is read; readBoundedText (util/files.ts) reads the
+ * rest with the cap, so a file that grows meanwhile is refused once it passes it.
+ */
+function readTraceFile(path: string): string {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw badFile(path, code === 'ENOENT' ? 'no such file' : (err as Error).message, err);
+  }
+  if (st.isDirectory()) throw badFile(path, 'it is a directory');
+  if (!st.isFile()) {
+    throw new CowlabError('ERR_INVALID_OPTION', `trace: '${path}' is not a regular file (${fileKind(st)}); a trace is read from a file`, { field: 'trace' });
+  }
+  return readBoundedText(path, MAX_TRACE_FILE_BYTES, 'trace');
+}
+
+/**
+ * Reads a trace from a file path, or from JSON text (anything starting with '{'). A file must be
+ * a regular file of at most MAX_TRACE_FILE_BYTES (64 MiB), and so must the text
+ * (ERR_INVALID_OPTION otherwise, before any parsing).
+ */
 export function loadTrace(pathOrJsonText: string, opts: ParseTraceOptions = {}): Trace {
   let text = pathOrJsonText;
   let source = opts.source;
   if (!pathOrJsonText.trimStart().startsWith('{')) {
     source ??= pathOrJsonText;
-    try {
-      text = readFileSync(pathOrJsonText, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
-      throw new CowlabError('ERR_INVALID_OPTION', `trace: cannot read '${pathOrJsonText}': ${why}`, { field: 'trace', cause: err });
-    }
+    text = readTraceFile(pathOrJsonText);
+  } else if (pathOrJsonText.length > MAX_TRACE_FILE_BYTES) {
+    throw new CowlabError('ERR_INVALID_OPTION', `trace: the trace text is more than the ${MAX_TRACE_FILE_BYTES / 2 ** 20} MiB limit`, { field: 'trace' });
   }
   let json: unknown;
   try {

@@ -15,6 +15,17 @@ const NAME_MAX = 64;
 /** 2^24 pages (64 GiB): far above any machine's budget, low enough for typed arrays. */
 export const MAX_REGION_PAGES = 1 << 24;
 export const OPS: readonly StepOp[] = ['fork', 'write', 'read', 'exit', 'exec', 'mprotect'];
+/**
+ * The most processes a trace may create, p0 included (every one it ever forks, live or not).
+ * A trace rule, the same for every engine and machine: the kernel engine gives each process one
+ * command channel in a fixed table (native/proctree.h), and a trace it can never run could never
+ * be validated.
+ */
+export const MAX_TRACE_PROCESSES = 256;
+/** Regions whose place is left to the kernel (placement 'kernel'): each multiplies the outcomes to predict. */
+export const MAX_KERNEL_PLACED_REGIONS = 2;
+/** The largest trace file (or JSON text) cowlab reads: 64 MiB. */
+export const MAX_TRACE_FILE_BYTES = 64 * 1024 * 1024;
 
 /** Every schema of the document, built on first use (importing cowlab builds none). */
 function buildSchemas() {

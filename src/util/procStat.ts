@@ -7,6 +7,10 @@ import { constants } from 'node:os';
 
 export interface ProcStat {
   pid: number;
+  /** The command name (field 2, without its parentheses). */
+  comm: string;
+  /** A kernel thread (PF_KTHREAD in field 9): it has no user address space. */
+  kernelThread: boolean;
   /** R, S, D, Z (zombie), X (dead), ... */
   state: string;
   ppid: number;
@@ -18,7 +22,10 @@ export interface ProcStat {
 
 /** Fields after the command name start at 3 (state). */
 const FIRST_FIELD = 3;
+const FLAGS_FIELD = 9;
 const EXIT_CODE_FIELD = 52;
+/** include/linux/sched.h: the task is a kernel thread (no user address space). */
+const PF_KTHREAD = 0x00200000;
 
 /** Null when there is no such process (never was, or already reaped). */
 export function readProcStat(pid: number): ProcStat | null {
@@ -29,9 +36,18 @@ export function readProcStat(pid: number): ProcStat | null {
     return null;
   }
   // The command name may contain spaces and parentheses: the fields start after the last ')'.
-  const f = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).trim().split(' ');
   const field = (n: number) => Number(f[n - FIRST_FIELD]);
-  return { pid, state: f[0]!, ppid: field(4), pgrp: field(5), exitStatus: field(EXIT_CODE_FIELD) };
+  return {
+    pid,
+    comm: text.slice(text.indexOf('(') + 1, close),
+    state: f[0]!,
+    ppid: field(4),
+    pgrp: field(5),
+    kernelThread: (field(FLAGS_FIELD) & PF_KTHREAD) !== 0,
+    exitStatus: field(EXIT_CODE_FIELD),
+  };
 }
 
 /** Null while `pid` runs; otherwise how it ended ("was killed by signal 9 (SIGKILL)"). */

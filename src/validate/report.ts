@@ -5,7 +5,7 @@
  */
 import { countRegion } from '../engines/observations.js';
 import type { StepEvents, TraceObservations } from '../engines/types.js';
-import { formatCount, formatNs } from '../report/format.js';
+import { escapeControls, formatCount, formatNs } from '../report/format.js';
 import { processNames, stepLabel } from '../report/observationsTable.js';
 import { table } from '../report/table.js';
 import type { FieldDiff, StepComparison, TraceComparison } from './compare.js';
@@ -126,7 +126,7 @@ export function describeOutcomes(trace: string, c: TraceComparison): string[] {
     `${trace} (${c.predicted}): the prediction is a set of ${o.count} outcomes: ${o.why}.`,
     `  judged against a range: ${ranges.length ? ranges.join('; ') : 'none (every outcome shows the same)'}; every other observation exactly.`,
     `  ${c.matched ? 'matched' : 'closest'}: ${o.label}.`,
-  ];
+  ].map(escapeControls);
 }
 
 /** validate --json: every comparison with its step diffs (page arrays as counts). */

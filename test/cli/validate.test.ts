@@ -9,7 +9,7 @@ import { listScenarios } from '../../src/trace/scenarios.js';
 import { runCli, runCliAsNobody } from '../helpers/cli.js';
 
 // No calibrated model from the user's config: outputs must not depend on it.
-const env = { ...process.env, COWLAB_COST_MODEL: join(os.tmpdir(), 'cowlab-test-no-cost-model.json') };
+const env = { ...process.env, COWLAB_COST_MODEL: '', XDG_CONFIG_HOME: join(os.tmpdir(), 'cowlab-test-no-config') };
 const cli = (args: string[]) => runCli(args, { env });
 
 describe('cowlab validate', () => {

@@ -80,6 +80,7 @@ export function randomTrace(seed: number, opts: { steps?: number; maxPages?: num
     const op = opts.cowHeavy
       ? pick(['fork', 'write', 'write', 'write', 'read', 'exit'] as const)
       : pick(['fork', 'fork', 'fork', 'write', 'write', 'write', 'write', 'write', 'write', 'read', 'read', 'read', 'mprotect', 'exit', 'exit', 'exec'] as const);
+    if (p.execd && (op === 'fork' || op === 'exec')) continue; // an exec'd process may only exit
     if (op === 'fork' && procs.length < 4) {
       const child: Proc = {
         name: `c${++born}`,

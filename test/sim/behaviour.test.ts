@@ -133,11 +133,6 @@ describe('private anonymous memory and fork', () => {
     expect(r.frames(4)).toBe(32);
     expect(r.sim.state().frames.inUse).toBe(32);
   });
-
-  it("fork from an exec'd process gives a child that maps nothing", () => {
-    const r = run(trace({ pages: 8 }, [exec('p0'), fork('p0', 'c1')]));
-    expect(r.counts(1, 'c1').present).toBe(0);
-  });
 });
 
 describe('the zero page and anon_vma', () => {

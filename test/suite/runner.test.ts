@@ -83,7 +83,7 @@ describe('runSuite', () => {
     });
     const doc = await runSuite([bad, ok('b', 2)]);
     expect(doc.experiments[0]).toMatchObject({ status: 'failed', raw: { points: [7] }, error: { code: 'ERR_CHILD_FAILED', message: 'the child died' } });
-    expect(doc.experiments[0]!.verdict).toMatchObject({ verdict: 'not-measurable', reason: 'failed: the child died' });
+    expect(doc.experiments[0]!.verdict).toMatchObject({ verdict: 'not-measurable', reason: 'the child died' });
     expect(doc.experiments[1]!.status).toBe('completed');
   });
 

@@ -6,12 +6,15 @@ import { describe, expect, it } from 'vitest';
 
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { environment } from '../../src/env/environment.js';
+import { runningKernelFacts } from '../../src/kernels/facts.js';
 import { compareResults, beyondNoise } from '../../src/suite/compare.js';
 import { parseResults, RESULTS_VERSION, type ResultsDocument } from '../../src/suite/schema.js';
 import { packageRoot } from '../../src/util/package.js';
 
 const confirmedRaw = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'verdicts', 'copyout.confirmed.json'), 'utf8')) as unknown;
 const copyout = EXPERIMENTS.find((e) => e.name === 'copyout')!;
+const modelValidation = EXPERIMENTS.find((e) => e.name === 'model-validation')!;
+const modelValidationRaw = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'verdicts', 'model-validation.confirmed.json'), 'utf8')) as unknown;
 
 /** A fresh document each time (tests edit it). */
 function doc(): ResultsDocument {
@@ -45,6 +48,15 @@ describe('parseResults', () => {
     { what: 'a bad raw measurement', change: (d: any) => { d.experiments[0].raw.read[1].p50Ns = 'fast'; }, message: /^r\.json: experiments\[0\]\.raw\.read\[1\]\.p50Ns: / },
     { what: 'another version', change: (d: any) => { d.version = 99; }, message: /^r\.json: version: this cowlab reads results version 1, the file is version 99/ },
     { what: 'not a results file', text: '[]', message: /^r\.json: \(document\): / },
+    { what: 'version "1" (a string)', change: (d: any) => { d.version = '1'; }, message: /^r\.json: version: this cowlab reads results version 1, the file has the string "1" \(a version is a number\)$/ },
+    { what: 'an experiment this cowlab does not know', change: (d: any) => { d.experiments[0].name = 'from-the-future'; }, message: /^r\.json: experiments\[0\]\.name: unknown experiment 'from-the-future': this cowlab knows fork-write-latency, / },
+    { what: 'an experiment under another number', change: (d: any) => { d.experiments[0].number = 99; }, message: /^r\.json: experiments\[0\]\.number: copyout is experiment 9, the file says 99$/ },
+    { what: 'a completed experiment with raw: null', change: (d: any) => { d.experiments[0].raw = null; }, message: /^r\.json: experiments\[0\]\.raw: a completed experiment records its raw measurements, got null$/ },
+    { what: 'a completed experiment without raw', change: (d: any) => { delete d.experiments[0].raw; }, message: /^r\.json: experiments\[0\]\.raw: / },
+    { what: 'the experiment list repeated', change: (d: any) => { d.experiments = Array.from({ length: 50 }, () => d.experiments[0]); }, message: /^r\.json: experiments\[1\]\.name: 'copyout' is listed twice \(also experiments\[0\]\)$/ },
+    { what: 'a negative durationMs', change: (d: any) => { d.durationMs = -1; }, message: /^r\.json: durationMs: Too small/ },
+    { what: "a negative experiment's durationMs", change: (d: any) => { d.experiments[0].durationMs = -1; }, message: /^r\.json: experiments\[0\]\.durationMs: Too small/ },
+    { what: 'experiment number 0', change: (d: any) => { d.experiments[0].number = 0; }, message: /^r\.json: experiments\[0\]\.number: Too small/ },
   ])('rejects $what naming the field', ({ text, change, message }) => {
     let input: string;
     if (text !== undefined) input = text;
@@ -59,6 +71,34 @@ describe('parseResults', () => {
     } catch (err) {
       expect((err as { code: string }).code).toBe('ERR_INVALID_OPTION');
     }
+  });
+});
+
+describe('parseResults: what a results file may hold', () => {
+  it('keeps the optional fields of recent versions valid: kernel facts, a guest, timed metrics, model-validation profile and kernel', () => {
+    const d = doc() as any;
+    d.kernel = runningKernelFacts(environment());
+    d.environment.guest = { accel: 'tcg', kernel: 'debian:6.1' };
+    d.experiments[0].verdict.metrics[0].timed = true;
+    const raw = structuredClone(modelValidationRaw) as any;
+    raw.profile = { name: '6.18', version: '6.18', options: { reuse: true } };
+    raw.scenarios[0].kernel = null;
+    d.experiments.push({
+      number: 12, name: 'model-validation', title: modelValidation.title, claim: modelValidation.claim, short: modelValidation.short, rule: modelValidation.rule,
+      status: 'completed', verdict: modelValidation.verdict(raw), notes: [], durationMs: 0, budgetMs: 3000, raw, error: null,
+    });
+    const parsed = parse(d);
+    expect(parsed.kernel).toEqual(d.kernel);
+    expect(parsed.environment.guest).toEqual({ accel: 'tcg', kernel: 'debian:6.1' });
+    expect(parsed.experiments[0]!.verdict.metrics[0]!.timed).toBe(true);
+    expect((parsed.experiments[1]!.raw as any).profile.name).toBe('6.18');
+  });
+
+  it.each(['not-measurable', 'skipped', 'failed', 'interrupted'] as const)('accepts raw: null when the status is %s', (status) => {
+    const d = doc();
+    d.experiments[0]!.status = status;
+    d.experiments[0]!.raw = null;
+    expect(parse(d).experiments[0]!.raw).toBeNull();
   });
 });
 

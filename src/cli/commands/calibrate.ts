@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 import { calibrate } from '../../calibrate/calibrate.js';
-import { defaultCostModelPath, saveCostModel } from '../../calibrate/store.js';
+import { costModelOutput, defaultCostModelPath, saveCostModel } from '../../calibrate/store.js';
 import { integerOption } from '../../options.js';
 import { formatNs } from '../../report/format.js';
 import { table } from '../../report/table.js';
@@ -42,8 +42,10 @@ export function registerCalibrate(program: Command): void {
       `
 The cost model is written to --out, or to $COWLAB_COST_MODEL, or to
 ~/.config/cowlab/cost-model.json, where simulate and validate find it (they print which cost
-model their times come from; --cost-model default ignores it). Re-run it after a kernel or
-host change: the file records the environment it was measured in.
+model their times come from; --cost-model default ignores it). The path is checked before
+anything is measured: its directory must exist (only ~/.config/cowlab is created) and not be
+in /proc, /sys or /dev. Re-run it after a kernel or host change: the file records the
+environment it was measured in.
 
 Example:
   cowlab calibrate --repeats 7 && cowlab validate --all`,
@@ -53,9 +55,10 @@ Example:
         const pages = integerOption('--pages', flags.pages, { min: 16, max: 1 << 22 });
         const repeats = integerOption('--repeats', flags.repeats, { min: 1, max: 1000 });
         const warmup = integerOption('--warmup', flags.warmup, { min: 0, max: 100 });
+        const out = costModelOutput(flags.out); // a bad output path exits 2 before anything is measured
         process.stderr.write(`calibrate: measuring ${warmup + repeats} runs of the calibration trace (${pages} pages)...\n`);
         const { model, hugeZeroFill } = await calibrate({ pages, repeats, warmup });
-        const path = saveCostModel(model, flags.out);
+        const path = saveCostModel(model, out);
         if (flags.json) return printJson({ path, ...model });
         print(`calibrate: kernel ${model.env.kernel}, ${pages} pages, median of ${repeats} runs after ${warmup} warm-up`);
         print();

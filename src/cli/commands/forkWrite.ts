@@ -2,8 +2,9 @@
 import type { Command } from 'commander';
 
 import { environment } from '../../env/environment.js';
+import { invalidOption } from '../../errors.js';
 import { forkWrite, forkWriteToJson, type ForkWriteResult, type ForkWriteRun, type SideRun } from '../../forkwrite/forkWrite.js';
-import { resolveForkWriteOptions, PARENT_WHEN, THP_CHOICES, WRITERS, type ForkWriteOptions } from '../../forkwrite/options.js';
+import { checkDeadlineOutlastsChild, resolveForkWriteOptions, PARENT_WHEN, THP_CHOICES, WRITERS, type ForkWriteOptions } from '../../forkwrite/options.js';
 import { formatPattern } from '../../forkwrite/pattern.js';
 import { formatBytes, formatCount, formatNs } from '../../report/format.js';
 import type { Band } from '../../stats/summary.js';
@@ -37,6 +38,7 @@ const FLAG: Record<keyof ForkWriteOptions, string> = {
 
 /** Flags (strings) to API options; values are checked by the API with the flag names. */
 function toOptions(f: Flags): ForkWriteOptions {
+  if (f.raw && !f.json) throw invalidOption('--raw', 'only goes with --json (it adds every per-page latency to the JSON document)');
   const o: ForkWriteOptions = {
     pages: f.pages as unknown as number,
     pattern: f.pattern,
@@ -51,7 +53,9 @@ function toOptions(f: Flags): ForkWriteOptions {
   if (f.count !== undefined) o.count = f.count as unknown as number;
   if (f.deadlineMs !== undefined) o.deadlineMs = f.deadlineMs as unknown as number;
   // Checked here, with flag names, before anything is allocated; forkWrite re-checks numbers.
-  const { order: _order, ...r } = resolveForkWriteOptions(o, (k) => FLAG[k]);
+  const resolved = resolveForkWriteOptions(o, (k) => FLAG[k]);
+  checkDeadlineOutlastsChild(resolved, (k) => FLAG[k]);
+  const { order: _order, ...r } = resolved;
   return { ...o, ...r, pattern: formatPattern(r.pattern), seed: r.pattern.kind === 'rand' ? r.pattern.seed : 1 };
 }
 

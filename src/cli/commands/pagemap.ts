@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { CowlabError, invalidOption } from '../../errors.js';
 import { pageSize } from '../../memory/mapping.js';
 import { pfnAccess } from '../../pagemap/access.js';
-import { readKpageCounts, readKpageFlags, readPagemap } from '../../pagemap/pagemap.js';
+import { checkHasAddressSpace, readKpageCounts, readKpageFlags, readPagemap, type PagemapFields } from '../../pagemap/pagemap.js';
 import { integerOption } from '../../options.js';
 import { formatCount } from '../../report/format.js';
 import { action } from '../run.js';
@@ -18,6 +18,8 @@ interface Flags {
   pages?: string;
   json?: boolean;
 }
+
+const FIELDS: PagemapFields = { pid: '--pid', address: '--address', pages: '--pages' };
 
 interface Vma {
   start: bigint;
@@ -77,6 +79,7 @@ Example:
     .action(
       action(async (flags: Flags) => {
         const pid = integerOption('--pid', flags.pid, { min: 1 });
+        checkHasAddressSpace(pid, FIELDS.pid); // a kernel thread's maps are empty: say why first
         const { address, vma } = resolveAddress(pid, flags.address);
         const ps = BigInt(pageSize());
         const toEnd = vma ? Number((vma.end - address) / ps) : 1;
@@ -84,7 +87,7 @@ Example:
           ? Math.min(64, toEnd)
           : integerOption('--pages', flags.pages, { min: 1, max: 1 << 24 });
         const access = pfnAccess();
-        const entries = readPagemap(pid, address, pages);
+        const entries = readPagemap(pid, address, pages, FIELDS);
         const counts = access.pfnVisible && access.kpagecount ? readKpageCounts(entries.pfn) : null;
         const flagsList = access.pfnVisible && access.kpageflags ? readKpageFlags(entries.pfn) : null;
         const rows = Array.from({ length: pages }, (_, i) => {

@@ -1,25 +1,35 @@
 /** `cowlab report`: rebuild report.html from a results file. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
 import { EXPERIMENTS } from '../../../experiments/index.js';
-import { CowlabError } from '../../errors.js';
+import { invalidOption } from '../../errors.js';
 import { renderReport } from '../../report/html.js';
 import { parseResults, type ResultsDocument } from '../../suite/schema.js';
+import { checkOutputFile, MAX_RESULTS_BYTES, readBoundedText, writeFileAtomic } from '../../util/files.js';
 import { action } from '../run.js';
 import { print } from '../output.js';
 
-/** Reads and checks a results file; a missing or bad file is bad input (exit 2). */
+/**
+ * Reads and checks a results file; a missing, oversized (MAX_RESULTS_BYTES), special (a
+ * device, a directory) or bad file is bad input (exit 2). A pipe (`/dev/stdin`) is read up to
+ * the same cap.
+ */
 export function readResults(path: string): ResultsDocument {
-  let text: string;
+  return parseResults(readBoundedText(path, MAX_RESULTS_BYTES, path), path, EXPERIMENTS);
+}
+
+/** The same file (one inode), so that --out never overwrites the results it was built from. */
+function sameFile(a: string, b: string): boolean {
   try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new CowlabError('ERR_INVALID_OPTION', `${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: path });
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
   }
-  return parseResults(text, path, EXPERIMENTS);
 }
 
 export function registerReport(program: Command): void {
@@ -31,8 +41,18 @@ export function registerReport(program: Command): void {
     .action(
       action((file: string, flags: { out?: string }) => {
         const doc = readResults(file);
-        const out = resolve(flags.out ?? join(dirname(file), 'report.html'));
-        writeFileSync(out, renderReport(doc, EXPERIMENTS));
+        const given = flags.out !== undefined;
+        const target = resolve(flags.out ?? join(dirname(file), 'report.html'));
+        let out: string;
+        try {
+          out = checkOutputFile(target, '--out', { suggest: 'report.html' });
+        } catch (err) {
+          // The default lies beside the results file: say so when that place is the problem (/dev/stdin).
+          if (!given && err instanceof Error) throw invalidOption('--out', `${err.message.replace(/^--out: /, '')} (the default, report.html beside ${file}; give --out)`);
+          throw err;
+        }
+        if (sameFile(out, file)) throw invalidOption('--out', `${out} is the results file itself; give another file`);
+        writeFileAtomic(out, renderReport(doc, EXPERIMENTS), '--out');
         print(`report: ${out}`);
       }),
     );

@@ -1,6 +1,5 @@
 /** `cowlab run`: the experiment suite, a summary table, results.json and report.html. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 
 import type { Command } from 'commander';
 
@@ -15,6 +14,8 @@ import type { KernelTarget } from '../../kernels/targets.js';
 import { parseResults } from '../../suite/schema.js';
 import { runSuite, selectExperiments } from '../../suite/runner.js';
 import type { ResultsDocument } from '../../suite/schema.js';
+import { chooseCostModel } from '../../calibrate/store.js';
+import { checkOutputDir, checkOutputFile, ensureOutputDir, isDirectory, writeFileAtomic } from '../../util/files.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';
 import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
 import { print, printJson, table } from '../output.js';
@@ -105,11 +106,39 @@ async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, names: str
   return parseResults(JSON.stringify(r.doc), `the results of the ${t.label} guest`, EXPERIMENTS);
 }
 
-function writeRun(dir: string, doc: ResultsDocument): { results: string; report: string } {
-  mkdirSync(dir, { recursive: true });
-  const files = { results: join(dir, 'results.json'), report: join(dir, 'report.html') };
-  writeFileSync(files.results, `${JSON.stringify(doc, null, 2)}\n`);
-  writeFileSync(files.report, renderReport(doc, EXPERIMENTS));
+/** The files of one run in `dir`. */
+function runFiles(dir: string): { results: string; report: string } {
+  return { results: join(dir, 'results.json'), report: join(dir, 'report.html') };
+}
+
+/**
+ * Checks --out before anything is measured: DIR (created when missing, but never its parents,
+ * and never in /proc, /sys or /dev), each kernel's DIR/<kernel>/ with several kernels, and
+ * every file they will hold (an existing directory named results.json is an error now, not
+ * after the run). Creates nothing.
+ */
+function checkOutDir(dir: string, subdirs: readonly string[]): string {
+  const abs = checkOutputDir(dir, '--out', 'last');
+  if (!isDirectory(abs)) return abs; // created at the end, empty: nothing in it to collide with
+  const dirs = subdirs.length ? subdirs.map((s) => join(abs, s)) : [abs];
+  if (subdirs.length) checkOutputFile(join(abs, 'report.html'), '--out');
+  for (const d of dirs) {
+    checkOutputDir(d, '--out', 'last');
+    if (!isDirectory(d)) continue;
+    const files = runFiles(d);
+    checkOutputFile(files.results, '--out');
+    checkOutputFile(files.report, '--out');
+  }
+  return abs;
+}
+
+/** Writes one run's files into `dir` (inside `root`, the --out directory, with several kernels). */
+function writeRun(dir: string, doc: ResultsDocument, root?: string): { results: string; report: string } {
+  if (root !== undefined) ensureOutputDir(root, '--out', 'last');
+  ensureOutputDir(dir, '--out', 'last');
+  const files = runFiles(dir);
+  writeFileAtomic(files.results, `${JSON.stringify(doc, null, 2)}\n`, '--out');
+  writeFileAtomic(files.report, renderReport(doc, EXPERIMENTS), '--out');
   return files;
 }
 
@@ -156,15 +185,12 @@ Examples:
     .action(
       action(async (names: string[], flags: Flags & KernelFlags) => {
         const selected = selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
-        const dir = resolve(flags.out);
-        try {
-          mkdirSync(dir, { recursive: true });
-        } catch (err) {
-          throw new CowlabError('ERR_INVALID_OPTION', `--out: cannot create ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { field: '--out' });
-        }
+        const dir = checkOutDir(flags.out, []); // --out is checked before anything runs; created only at the end
+        chooseCostModel(); // a COWLAB_COST_MODEL naming no readable model exits 2 now, not inside an experiment
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS });
         const quick = flags.quick === true;
         const several = targets.length > 1;
+        if (several) checkOutDir(dir, targets.map((t) => kernelDirName(t.label)));
         const runs: { label: string; doc: ResultsDocument; files: { results: string; report: string } }[] = [];
         let interrupted = false;
         for (const t of targets) {
@@ -179,7 +205,7 @@ Examples:
             }
             throw err;
           }
-          runs.push({ label: t.label, doc, files: writeRun(several ? join(dir, kernelDirName(t.label)) : dir, doc) });
+          runs.push({ label: t.label, doc, files: several ? writeRun(join(dir, kernelDirName(t.label)), doc, dir) : writeRun(dir, doc) });
           if (doc.interrupted) {
             interrupted = true;
             break;
@@ -192,7 +218,7 @@ Examples:
         } else {
           const report = join(dir, 'report.html');
           const matrix = matrixFromResults(runs);
-          writeFileSync(report, renderKernelsReport(runs.map((r) => ({ label: r.label, doc: r.doc, report: relative(dir, r.files.report) })), matrix));
+          writeFileAtomic(report, renderKernelsReport(runs.map((r) => ({ label: r.label, doc: r.doc, report: relative(dir, r.files.report) })), matrix), '--out');
           if (flags.json) printJson({ tool: 'cowlab', kernels: runs.map((r) => ({ kernel: r.label, results: r.doc })) });
           else printKernelsSummary(runs, matrix, report);
         }

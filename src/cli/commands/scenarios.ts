@@ -1,7 +1,7 @@
 /** `cowlab scenarios`: the built-in traces, one per COW case, with what each demonstrates. */
 import type { Command } from 'commander';
 
-import { wrapText } from '../../report/format.js';
+import { escapeControls, wrapText } from '../../report/format.js';
 import { listScenarios } from '../../trace/scenarios.js';
 import { action } from '../run.js';
 import { print, printJson } from '../output.js';
@@ -25,7 +25,7 @@ Pass its name wherever a trace is expected:
         const list = listScenarios();
         if (flags.json) return printJson(list);
         for (const s of list) {
-          print(s.name);
+          print(escapeControls(s.name));
           for (const line of wrapText(s.description, 92)) print(`    ${line}`);
         }
         print();

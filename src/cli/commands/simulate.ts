@@ -5,6 +5,7 @@ import { observationsToJson } from '../../engines/observations.js';
 import { describeCostModel, isCalibrated } from '../../engines/sim/cost.js';
 import { simulateTrace } from '../../engines/sim/engine.js';
 import type { TraceObservations } from '../../engines/types.js';
+import { escapeControls } from '../../report/format.js';
 import { observationsTable, traceHeader } from '../../report/observationsTable.js';
 import { resolveTraceArg } from '../../trace/scenarios.js';
 import { action } from '../run.js';
@@ -35,7 +36,7 @@ function printTable(obs: TraceObservations, config: SimConfig): void {
   for (const line of rest.filter((l) => l.startsWith('  '))) print(line);
   print(`model: Linux ${config.profile.name} COW paths; ${describeSimConfig(config)}`);
   for (const c of config.profile.caveats) print(`note: ${c}`);
-  print(`cost model: ${describeChosenCostModel(costModel)}`);
+  print(`cost model: ${escapeControls(describeChosenCostModel(costModel))}`);
   for (const line of rest.filter((l) => !l.startsWith('  '))) print(line);
   print();
   for (const line of observationsTable(obs, 'predicted by the cost model')) print(line);

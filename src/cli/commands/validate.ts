@@ -1,8 +1,7 @@
 /** `cowlab validate`: run traces on two or three engines and diff them step by step, on one kernel or many. */
 import type { Command } from 'commander';
 
-import { statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import { environment } from '../../env/environment.js';
 import { renderValidationReport } from '../../report/html.js';
@@ -15,6 +14,7 @@ import { runningKernelFacts, type KernelFacts } from '../../kernels/facts.js';
 import { integerOption } from '../../options.js';
 import { stepLabel, traceHeader } from '../../report/observationsTable.js';
 import { listScenarios, loadScenario, resolveTraceArg } from '../../trace/scenarios.js';
+import { checkOutputFile, writeFileAtomic } from '../../util/files.js';
 import type { Trace } from '../../trace/types.js';
 import { kernelDisagreements, type Disagreement } from '../../validate/disagreements.js';
 import { validateOnKernels, type KernelValidation } from '../../validate/kernels.js';
@@ -32,14 +32,6 @@ interface Flags extends SimFlags, KernelFlags {
   json?: boolean;
   verbose?: boolean;
   stepDeadlineMs: string;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 function tracesFrom(args: string[], all: boolean): Trace[] {
@@ -140,9 +132,7 @@ Examples:
         simConfigFor(flags, hostFacts); // every model flag checked before anything boots
         const stepDeadlineMs = integerOption('--step-deadline-ms', flags.stepDeadlineMs, { min: 1 });
         const traces = tracesFrom(args, flags.all === true);
-        if (flags.report !== undefined && !isDirectory(dirname(resolve(flags.report)))) {
-          throw invalidOption('--report', `no directory ${dirname(resolve(flags.report))} to write ${flags.report} into`);
-        }
+        if (flags.report !== undefined) checkOutputFile(flags.report, '--report', { suggest: 'report.html' }); // before anything runs
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true });
         const configs = new Map<KernelFacts, SimConfig>();
         const bar = progress('validate');
@@ -183,7 +173,7 @@ Examples:
             stepName: (trace, step) => stepLabel(byName.get(trace)!, { step }),
           };
           const out = resolve(flags.report);
-          writeFileSync(out, renderValidationReport(matrix, kernels.map((k) => ({ label: k.target.label, env: k.env }))));
+          writeFileAtomic(out, renderValidationReport(matrix, kernels.map((k) => ({ label: k.target.label, env: k.env }))), '--report');
           process.stderr.write(`cowlab: report: ${out}\n`);
         }
         if (flags.json) {

@@ -13,13 +13,15 @@ import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CowlabError } from '../../errors.js';
-import { meminfo } from '../../env/environment.js';
+import { environment } from '../../env/environment.js';
+import { runningKernelFacts } from '../../kernels/facts.js';
 import { pageSize } from '../../memory/mapping.js';
 import { smapsFor, smapsRollup, type SmapsTotals } from '../../memory/smaps.js';
 import { native, type NativeProcTree, type ProcTreeAccessRaw } from '../../native.js';
 import { pfnAccess } from '../../pagemap/access.js';
 import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
-import { formatBytes } from '../../report/format.js';
+import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
+import { MAX_TRACE_PROCESSES } from '../../trace/schema.js';
 import type { RegionSpec, Trace } from '../../trace/types.js';
 import { describeEnded } from '../../util/procStat.js';
 import type {
@@ -40,10 +42,13 @@ import {
   type RegionSnapshot,
   type ZeroSource,
 } from './observe.js';
+import { traceMemoryProblem, type TraceBounds } from '../sim/peak.js';
+import { profileFor } from '../sim/profiles.js';
 import { planTrace, type KernelPlan, type PlannedStep } from './plan.js';
 
-/** The most processes a trace may have (one channel per process, see native/proctree.h). */
-export const MAX_TRACE_PROCESSES = 256;
+/** The most processes a trace may have: a trace rule (src/trace/schema.ts), from the kernel
+ *  engine's one command channel per process (native/proctree.h). */
+export { MAX_TRACE_PROCESSES };
 export const DEFAULT_STEP_DEADLINE_MS = 60_000;
 const DESTROY_BUDGET_MS = 10_000;
 /** How long a read that failed with ESRCH waits for its dying trace process to be a zombie. */
@@ -509,6 +514,16 @@ function sum(a: Float64Array): number {
   return s;
 }
 
+/**
+ * Bytes the engine holds for a run besides the trace's own memory: every observation keeps
+ * present, exclusive and zero-page bytes per page of every live process; the pagemap snapshots
+ * before and after a step, about 25 bytes per page each (raw entry, PFN, flags, categories);
+ * with details, every step's pagemap and every access's latency, faults, class and value too.
+ */
+function kernelRecordBytes(b: TraceBounds, details: boolean): number {
+  return b.observedEntries * (details ? 26 : 3) + b.maxObservedEntries * 50 + (details ? b.accesses * 25 : 0);
+}
+
 function describeStep(trace: Trace, i: number): string {
   const s = trace.steps[i]!;
   const what = 'region' in s ? `${s.op} ${s.region}` : s.op === 'fork' ? `fork ${s.child}` : s.op;
@@ -519,12 +534,18 @@ function describeStep(trace: Trace, i: number): string {
 export class KernelEngine implements Engine {
   readonly name = 'kernel' as const;
 
-  /** Null when this machine can run the trace; otherwise why not. */
+  /**
+   * Null when this machine can run the trace; otherwise why not (what the machine lacks: Linux,
+   * THP, a program to exec). What a trace may do is the parser's to say (parseTrace); whether its
+   * memory fits is checked by checkMemory() when it runs, because that is an error of the input
+   * (ERR_TOO_LARGE), not something the machine lacks.
+   */
   supports(trace: Trace): string | null {
     if (process.platform !== 'linux') return `the kernel engine needs Linux (this is ${process.platform})`;
     const processes = 1 + trace.steps.filter((s) => s.op === 'fork').length;
     if (processes > MAX_TRACE_PROCESSES) {
-      return `the trace has ${processes} processes; the kernel engine runs at most ${MAX_TRACE_PROCESSES}`;
+      // Only for a trace that never went through parseTrace, which refuses it (a trace rule).
+      return `the trace has ${processes} processes; a trace has at most ${MAX_TRACE_PROCESSES}`;
     }
     const thpDir = '/sys/kernel/mm/transparent_hugepage';
     for (const r of trace.regions) {
@@ -546,12 +567,24 @@ export class KernelEngine implements Engine {
     if (trace.steps.some((s) => s.op === 'exec') && execPath() === null) {
       return `exec steps need a program that waits on its stdin (${EXEC_CANDIDATES.join(' or ')}), and none is installed`;
     }
-    const bytes = trace.regions.reduce((a, r) => a + r.pages, 0) * pageSize();
-    const { availableBytes } = meminfo();
-    if (bytes > availableBytes / 2) {
-      return `the regions (${formatBytes(bytes)}) are more than half of MemAvailable (${formatBytes(availableBytes)}); copies could double them`;
-    }
     return null;
+  }
+
+  /**
+   * Throws ERR_TOO_LARGE when running `trace` here would not fit in half of MemAvailable: the
+   * frames the simulator predicts at the trace's peak (with the running kernel's profile), plus
+   * what this engine keeps of every step. Nothing is allocated for the trace before this passed;
+   * run() and runDetailed() call it first. `details`: as runDetailed() keeps them.
+   */
+  checkMemory(trace: Trace, options: { details?: boolean } = {}): void {
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    const why = traceMemoryProblem(checked, {
+      recordBytes: (b) => kernelRecordBytes(b, options.details === true),
+      options: () => profileFor(runningKernelFacts(environment())).options,
+    });
+    if (why !== null) {
+      throw new CowlabError('ERR_TOO_LARGE', `the kernel engine cannot run trace '${trace.name}': ${why}`, { field: 'trace' });
+    }
   }
 
   async run(trace: Trace, options: EngineRunOptions = {}): Promise<TraceObservations> {
@@ -570,8 +603,11 @@ export class KernelEngine implements Engine {
   private async execute(trace: Trace, options: KernelDetailOptions, keepDetails: boolean): Promise<KernelRunDetailed> {
     const reason = this.supports(trace);
     if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
+    // The parser's rules hold for every trace an engine runs (a checked one passed them already).
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    this.checkMemory(checked, { details: keepDetails });
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
-    const run = new KernelRun(trace, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);
+    const run = new KernelRun(checked, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);
     const steps: StepObservation[] = [];
     const details: KernelStepDetail[] = [];
     let failure: unknown = null;

@@ -19,6 +19,7 @@ import { native } from '../../native.js';
 import { CowRegion, type CowView } from '../../region/region.js';
 import { formatPolicy, parsePolicy, type CowPolicyInput } from '../../region/policy.js';
 import { selectPages } from '../../trace/select.js';
+import { traceMemoryProblem } from '../sim/peak.js';
 import { ROOT_PROC, type RegionSpec, type Step, type Trace } from '../../trace/types.js';
 import type {
   Engine,
@@ -64,13 +65,20 @@ export class RegionEngine implements Engine {
     parsePolicy(this.#policy);
   }
 
-  /** Null when the trace can run here; otherwise the first thing the manager does not model. */
+  /**
+   * Null when the trace can run here; otherwise the first thing the manager does not model, or
+   * why its memory does not fit: the frames the simulator predicts at the trace's peak (the
+   * manager's frames are the kernel's for private anonymous memory), plus the observations,
+   * within half of MemAvailable.
+   */
   supports(trace: Trace): string | null {
     for (const r of trace.regions) {
       const why = unsupportedRegion(r);
       if (why !== null) return why;
     }
-    return null;
+    // Per page of every live view: the observation's three bytes, each step; the page table
+    // read for it (state, present, exclusive, zero page) and the model's 8 bytes, at once.
+    return traceMemoryProblem(trace, { recordBytes: (b) => b.observedEntries * 3 + b.maxObservedEntries * 12 });
   }
 
   /**

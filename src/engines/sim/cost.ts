@@ -13,7 +13,7 @@
  *   faultNs         any other fault: mapping the zero page or a page-cache page
  *   accessNs        a load or store that takes no fault (includes the timer's own cost)
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 import { zod } from '../../util/lazyZod.js';
 
@@ -106,9 +106,16 @@ function invalidCostModel(field: string, message: string): never {
 }
 
 /** Reads a cost model JSON file (as written by `cowlab calibrate`). */
+/** The largest cost model file read (they are a few hundred bytes). */
+export const MAX_COST_MODEL_BYTES = 1024 * 1024;
+
 export function loadCostModel(path: string, field = 'costModel'): CostModel {
   let text: string;
   try {
+    // A cost model is a few hundred bytes: a device, a FIFO or a huge file is not one.
+    const st = statSync(path);
+    if (!st.isFile()) return invalidCostModel(field, `cannot read '${path}': not a regular file`);
+    if (st.size > MAX_COST_MODEL_BYTES) return invalidCostModel(field, `cannot read '${path}': ${st.size} bytes, more than a cost model's ${MAX_COST_MODEL_BYTES}`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -4,6 +4,7 @@
  */
 import type { Trace } from '../../trace/types.js';
 import { CowlabError } from '../../errors.js';
+import { MAX_KERNEL_PLACED_REGIONS } from '../../trace/schema.js';
 import { compactPages } from '../observations.js';
 import type { Engine, EngineRunOptions, PredictedOutcome, StepObservation, TraceObservations } from '../types.js';
 import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
@@ -32,8 +33,6 @@ export function simulateTrace(
   return { engine: 'sim', trace, steps, unavailable: {} };
 }
 
-/** Regions placed by the kernel beyond this many make too many outcomes to enumerate. */
-export const MAX_KERNEL_PLACED_REGIONS = 2;
 
 /**
  * Where in its page table a region placed by the kernel may start, one offset per distinct
