@@ -90,6 +90,9 @@ export const ExperimentResultSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
 });
 
+/** An ISO 8601 date and time, as `cowlab run` writes them (the report prints them). */
+const dateTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), { message: 'expected a date and time (ISO 8601, e.g. 2026-12-01T20:00:00.000Z)' });
+
 /** What the simulator's profile was chosen from (src/kernels/facts.ts). */
 export const KernelFactsSchema = z.object({
   release: z.string(),
@@ -102,8 +105,8 @@ export const KernelFactsSchema = z.object({
 export const ResultsSchema = z.object({
   version: z.literal(RESULTS_VERSION),
   tool: z.literal('cowlab'),
-  startedAt: z.string(),
-  finishedAt: z.string(),
+  startedAt: dateTime,
+  finishedAt: dateTime,
   durationMs: z.number().nonnegative(),
   options: z.object({ names: z.array(z.string()), quick: z.boolean() }),
   interrupted: z.boolean(),

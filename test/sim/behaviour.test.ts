@@ -136,6 +136,14 @@ describe('private anonymous memory and fork', () => {
 });
 
 describe('the zero page and anon_vma', () => {
+  // Found by the fuzzer (sim against kernel): the model kept one anon_vma per region.
+  it('a piece mprotect split off before any write has no anon_vma of its own: fork copies none of its entries', () => {
+    const r = run(trace({ pages: 64, populate: 'none' }, [mprotect('p0', 'r', { start: 48, end: 64 }), write('p0', 0, 32), read('p0', 32, 64), fork('p0', 'c1')]));
+    // p0 maps all 64 (32 written, 32 zero page); c1 gets the piece [0, 48) that has an anon_vma.
+    expect(r.counts(2, 'p0')).toEqual({ present: 64, shared: 32, exclusive: 32, zeroPage: 32 });
+    expect(r.counts(3, 'c1')).toEqual({ present: 48, shared: 48, exclusive: 0, zeroPage: 16 });
+  });
+
   it('reads of untouched private memory map the zero page (shared, never exclusive); a write then zero-fills', () => {
     const r = run(trace({ pages: 64, populate: 'none' }, [read('p0', 0, 64), write('p0', 0, 32)]));
     expect(r.events(0)).toEqual(events(0, 0, 0, 64));

@@ -48,6 +48,8 @@ describe('parseResults', () => {
     { what: 'a bad raw measurement', change: (d: any) => { d.experiments[0].raw.read[1].p50Ns = 'fast'; }, message: /^r\.json: experiments\[0\]\.raw\.read\[1\]\.p50Ns: / },
     { what: 'another version', change: (d: any) => { d.version = 99; }, message: /^r\.json: version: this cowlab reads results version 1, the file is version 99/ },
     { what: 'not a results file', text: '[]', message: /^r\.json: \(document\): / },
+    // Found by the fuzzer: an empty start time passed the schema and crashed the report.
+    { what: 'a start time that is not a date', change: (d: any) => { d.startedAt = ''; }, message: /^r\.json: startedAt: expected a date and time/ },
     { what: 'version "1" (a string)', change: (d: any) => { d.version = '1'; }, message: /^r\.json: version: this cowlab reads results version 1, the file has the string "1" \(a version is a number\)$/ },
     { what: 'an experiment this cowlab does not know', change: (d: any) => { d.experiments[0].name = 'from-the-future'; }, message: /^r\.json: experiments\[0\]\.name: unknown experiment 'from-the-future': this cowlab knows fork-write-latency, / },
     { what: 'an experiment under another number', change: (d: any) => { d.experiments[0].number = 99; }, message: /^r\.json: experiments\[0\]\.number: copyout is experiment 9, the file says 99$/ },

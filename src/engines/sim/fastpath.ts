@@ -29,6 +29,12 @@ import {
   type Vma,
 } from './vm.js';
 
+/** anon_vma_prepare for every kernel VMA a run of faults allocated in (one call unless split). */
+function prepareRun(vma: Vma, pages: Uint32Array, from: number, to: number): void {
+  if (vma.anonVmaPages === null) return anonVmaPrepare(vma, pages[from]!);
+  for (let k = from; k < to; k++) anonVmaPrepare(vma, pages[k]!);
+}
+
 /**
  * FAULT_ZERO_FILL: stores to unmapped pages of a private anonymous VMA without huge pages;
  * do_anonymous_page allocates a fresh page for each.
@@ -43,6 +49,7 @@ import {
  */
 export function doAnonymousPageRun(m: Machine, vma: Vma, pages: Uint32Array, k: number): number {
   if (!vma.anonymous || vma.hugepage) return k;
+  const start = k;
   const { flags, pfn, pmd } = vma.pt;
   const ro = vma.readonly;
   const n = pages.length;
@@ -60,7 +67,7 @@ export function doAnonymousPageRun(m: Machine, vma: Vma, pages: Uint32Array, k: 
     flags[i] = PTE_PRESENT | PTE_DIRTY | PTE_WRITE;
   }
   if (next > first) {
-    anonVmaPrepare(vma);
+    prepareRun(vma, pages, start, k);
     m.mem.allocMappedAnonPages(next - first);
   }
   return k;
@@ -85,6 +92,7 @@ export function doAnonymousPageRun(m: Machine, vma: Vma, pages: Uint32Array, k: 
  */
 export function wpPageCopyRun(m: Machine, mm: Mm, vma: Vma, pages: Uint32Array, k: number): number {
   if (vma.shared) return k;
+  const start = k;
   const { flags, pfn } = vma.pt;
   const ro = vma.readonly;
   const mem = m.mem;
@@ -110,7 +118,7 @@ export function wpPageCopyRun(m: Machine, mm: Mm, vma: Vma, pages: Uint32Array, 
     else mem.folioPut(old);
   }
   if (next > first) {
-    anonVmaPrepare(vma);
+    prepareRun(vma, pages, start, k);
     mem.allocMappedAnonPages(next - first);
   }
   return k;

@@ -98,7 +98,7 @@ export function doAnonymousPage(m: Machine, vma: Vma, i: number, write: boolean)
     vma.pt.flags[i] = PTE_PRESENT | PTE_SPECIAL;
     return FAULT_MAP;
   }
-  anonVmaPrepare(vma);
+  anonVmaPrepare(vma, i);
   mapNewAnonPage(m, vma, i);
   return FAULT_ZERO_FILL;
 }
@@ -184,7 +184,7 @@ export function doFaultAround(m: Machine, mm: Mm, vma: Vma, i: number): void {
  * new anonymous page filled from the page cache (which allocates its own page on a hole).
  */
 function doCowFault(m: Machine, vma: Vma, i: number): number {
-  anonVmaPrepare(vma);
+  anonVmaPrepare(vma, i);
   shmemFault(m, vma.file!, i);
   mapNewAnonPage(m, vma, i);
   return FAULT_COW_FILL;
@@ -252,7 +252,7 @@ export function wpPageReuse(vma: Vma, i: number): number {
  * page if it was the last.
  */
 export function wpPageCopy(m: Machine, mm: Mm, vma: Vma, i: number): number {
-  anonVmaPrepare(vma);
+  anonVmaPrepare(vma, i);
   const wasZero = (vma.pt.flags[i]! & PTE_SPECIAL) !== 0;
   const old = vma.pt.pfn[i]!;
   mapNewAnonPage(m, vma, i);

@@ -10,6 +10,8 @@ import { copyPteRangeSmallFolios } from './fastpath.js';
 import type { Machine } from './machine.js';
 import { HPAGE_PMD_NR } from './physmem.js';
 import {
+  anyAnonVma,
+  hasAnonVmaAt,
   isCowMapping,
   PMD_HUGE,
   PMD_HUGE_ZERO,
@@ -36,6 +38,7 @@ export function dupMmap(m: Machine, parent: Mm, child: Mm): number {
     child.vmas[r] = tmp;
     if (vma.wipeonfork) {
       tmp.hasAnonVma = false;
+      tmp.anonVmaPages?.fill(0);
       return;
     }
     if (vmaNeedsCopy(vma)) copied += copyPageTables(m, vma, child, tmp);
@@ -43,9 +46,9 @@ export function dupMmap(m: Machine, parent: Mm, child: Mm): number {
   return copied;
 }
 
-/** vma_needs_copy: only an anon_vma means page tables a fault could not rebuild. */
+/** vma_needs_copy: only an anon_vma means page tables a fault could not rebuild (per piece). */
 export function vmaNeedsCopy(src: Vma): boolean {
-  return src.hasAnonVma;
+  return anyAnonVma(src);
 }
 
 /** copy_page_range: copy every present entry of `src` into `dst` (the child's VMA). */
@@ -56,21 +59,29 @@ export function copyPageTables(m: Machine, src: Vma, child: Mm, dst: Vma): numbe
     const pmd = src.pt.pmd[chunk]!;
     if (pmd === PMD_NONE) continue;
     if (pmd === PMD_HUGE || pmd === PMD_HUGE_ZERO) {
+      if (!hasAnonVmaAt(src, chunk << PMD_SHIFT_PAGES)) continue; // a huge PMD lies in one piece
       copyHugePmd(m, src, child, dst, chunk);
       copied++;
       continue;
     }
-    dst.pt.pmd[chunk] = pmd; // a page table, even if every entry in it is empty
     const start = chunk << PMD_SHIFT_PAGES;
     const end = Math.min(start + HPAGE_PMD_NR, src.pages);
-    if (m.fastPaths && !src.hugepage) {
-      copied += copyPteRangeSmallFolios(m, src, dst, start, end);
-      continue;
-    }
-    for (let i = start; i < end; i++) {
-      if ((src.pt.flags[i]! & PTE_PRESENT) === 0) continue;
-      copyPresentPte(m, src, child, dst, i);
-      copied++;
+    // Only the pieces (kernel VMAs) with an anon_vma are copied; the others start empty.
+    for (let from = start; from < end; ) {
+      let to = from + 1;
+      while (to < end && hasAnonVmaAt(src, to) === hasAnonVmaAt(src, from)) to++;
+      if (hasAnonVmaAt(src, from)) {
+        dst.pt.pmd[chunk] = pmd; // a page table, even if every entry in it is empty
+        if (m.fastPaths && !src.hugepage) copied += copyPteRangeSmallFolios(m, src, dst, from, to);
+        else {
+          for (let i = from; i < to; i++) {
+            if ((src.pt.flags[i]! & PTE_PRESENT) === 0) continue;
+            copyPresentPte(m, src, child, dst, i);
+            copied++;
+          }
+        }
+      }
+      from = to;
     }
   }
   return copied;

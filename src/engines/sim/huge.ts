@@ -80,7 +80,7 @@ function mapNewHugePage(m: Machine, mm: Mm, vma: Vma, chunk: number): void {
  * use_zero_page is on; otherwise, or for a write, a whole new huge page.
  */
 export function doHugePmdAnonymousPage(m: Machine, mm: Mm, vma: Vma, chunk: number, write: boolean): number {
-  anonVmaPrepare(vma);
+  anonVmaPrepare(vma, chunk << PMD_SHIFT_PAGES);
   if (!write && m.opts.hugeZeroPage) {
     setPmd(vma, chunk, PMD_HUGE_ZERO, ZERO_PFN, PTE_PRESENT | PTE_HUGE | PTE_SPECIAL);
     return FAULT_MAP;

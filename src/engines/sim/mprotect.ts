@@ -18,6 +18,7 @@ import {
   PTE_PRESENT,
   PTE_SPECIAL,
   PTE_WRITE,
+  vmaPieceOf,
   type Mm,
   type Vma,
 } from './vm.js';
@@ -67,6 +68,9 @@ export function changeProtection(m: Machine, mm: Mm, vma: Vma, pages: Uint32Arra
   if (vma.readonly === null) {
     if (ro === 0) return;
     vma.readonly = new Uint8Array(vma.pages);
+    // The split pieces share the region's anon_vma, if it had one; from now on each piece
+    // gets its own when it first needs one.
+    vma.anonVmaPages = new Uint8Array(vma.pages).fill(vma.hasAnonVma ? 1 : 0);
   }
   const readonly = vma.readonly;
   const changed = new Uint8Array(vma.pages);
@@ -94,6 +98,26 @@ export function changeProtection(m: Machine, mm: Mm, vma: Vma, pages: Uint32Arra
     }
     for (let i = start; i < end; i++) if (changed[i] === 1) changePte(m, vma, i, ro === 1);
   }
-  // Every page writable again: the VMA pieces merge back into one.
-  if (ro === 0 && readonly[0] === 0 && uniform(readonly, 0, vma.pages)) vma.readonly = null;
+  mergePieces(vma);
+}
+
+/**
+ * Neighbouring pieces of equal protection are one VMA again (vma_merge); the merged VMA has an
+ * anon_vma when either had one. (The kernel refuses to merge two pieces that got different
+ * anon_vmas after the split; the model merges them anyway, which differs only for fork of
+ * such a region after mprotect put it back together.) All writable again: one VMA.
+ */
+function mergePieces(vma: Vma): void {
+  const ro = vma.readonly!;
+  const anon = vma.anonVmaPages!;
+  for (let i = 0; i < vma.pages; ) {
+    const [from, to] = vmaPieceOf(vma, i);
+    if (anon.subarray(from, to).includes(1)) anon.fill(1, from, to);
+    i = to;
+  }
+  if (ro[0] === 0 && uniform(ro, 0, vma.pages)) {
+    vma.hasAnonVma = anon[0] === 1;
+    vma.readonly = null;
+    vma.anonVmaPages = null;
+  }
 }

@@ -69,8 +69,14 @@ export class Vma {
   readonly dontfork: boolean;
   /** VM_WIPEONFORK: the child gets this VMA empty. */
   readonly wipeonfork: boolean;
-  /** vma->anon_vma != NULL: some page was ever allocated anonymously here. */
+  /** vma->anon_vma != NULL: some page was ever allocated anonymously here (while not split). */
   hasAnonVma = false;
+  /**
+   * While mprotect has split the region into several kernel VMAs (`readonly` not null): per
+   * page, whether the VMA holding it has an anon_vma. Each piece keeps its own: a read-only
+   * piece that only ever mapped the zero page has none, so fork copies none of its entries.
+   */
+  anonVmaPages: Uint8Array | null = null;
   /** Per page: 1 where mprotect(PROT_READ) removed VM_WRITE; null while all pages are writable. */
   readonly: Uint8Array | null = null;
   /**
@@ -102,6 +108,7 @@ export class Vma {
   dup(): Vma {
     const copy = new Vma(this.region, this.spec, this.file);
     copy.hasAnonVma = this.hasAnonVma;
+    copy.anonVmaPages = this.anonVmaPages ? this.anonVmaPages.slice() : null;
     copy.readonly = this.readonly ? this.readonly.slice() : null;
     copy.offset = this.offset;
     return copy;
@@ -130,9 +137,39 @@ export function vmaWritable(vma: Vma, i: number): boolean {
   return vma.readonly === null || vma.readonly[i] === 0;
 }
 
-/** anon_vma_prepare: the VMA now has an anon_vma, so fork will copy its page tables. */
-export function anonVmaPrepare(vma: Vma): void {
-  vma.hasAnonVma = true;
+/** The pages [from, to) of the kernel VMA holding page `i`: its run of equal protection. */
+export function vmaPieceOf(vma: Vma, i: number): [number, number] {
+  const ro = vma.readonly;
+  if (ro === null) return [0, vma.pages];
+  let from = i;
+  while (from > 0 && ro[from - 1] === ro[i]) from--;
+  let to = i + 1;
+  while (to < vma.pages && ro[to] === ro[i]) to++;
+  return [from, to];
+}
+
+/**
+ * anon_vma_prepare for the kernel VMA holding page `i`: it now has an anon_vma, so fork will
+ * copy its page tables. Once a piece has one, this costs nothing (its pages are all set).
+ */
+export function anonVmaPrepare(vma: Vma, i: number): void {
+  if (vma.anonVmaPages === null) {
+    vma.hasAnonVma = true;
+    return;
+  }
+  if (vma.anonVmaPages[i] === 1) return;
+  const [from, to] = vmaPieceOf(vma, i);
+  vma.anonVmaPages.fill(1, from, to);
+}
+
+/** Whether the kernel VMA holding page `i` has an anon_vma. */
+export function hasAnonVmaAt(vma: Vma, i: number): boolean {
+  return vma.anonVmaPages === null ? vma.hasAnonVma : vma.anonVmaPages[i] === 1;
+}
+
+/** Whether any piece of the region has an anon_vma (what fork's vma_needs_copy asks, per piece). */
+export function anyAnonVma(vma: Vma): boolean {
+  return vma.anonVmaPages === null ? vma.hasAnonVma : vma.anonVmaPages.includes(1);
 }
 
 /** is_cow_mapping: private and (may be) writable. */
