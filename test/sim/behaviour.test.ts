@@ -135,6 +135,15 @@ describe('private anonymous memory and fork', () => {
   });
 });
 
+describe('fault-around at a VMA boundary', () => {
+  // Found by the fuzzer (sim against kernel): the window was the aligned one cut at the boundary.
+  it('a read fault maps fault_around_bytes of cached pages from the VMA start, past the aligned block', () => {
+    const r = run(trace({ pages: 32, map: 'shared', populate: 'write' }, [fork('p0', 'c1'), mprotect('c1', 'r', { start: 4, end: 32 }), read('c1', 8, 9)]));
+    expect(r.counts(2, 'c1').present).toBe(16); // pages 4..19
+    expect(r.events(2).faults).toBe(1);
+  });
+});
+
 describe('the zero page and anon_vma', () => {
   // Found by the fuzzer (sim against kernel): the model kept one anon_vma per region.
   it('a piece mprotect split off before any write has no anon_vma of its own: fork copies none of its entries', () => {

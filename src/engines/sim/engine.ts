@@ -79,7 +79,10 @@ export function simulateOutcomes(trace: Trace, options: SimOptions = {}): Predic
   if (placed.length > MAX_KERNEL_PLACED_REGIONS) {
     throw new CowlabError('ERR_TRACE_INVALID', `regions: at most ${MAX_KERNEL_PLACED_REGIONS} regions may have placement 'kernel' (their outcomes multiply)`, { field: 'regions' });
   }
-  const candidates = candidateOffsets(n);
+  // mprotect of part of a placed region starts a VMA inside it, whose place in its page table
+  // is the region's plus its first page: then every place can behave differently.
+  const split = trace.steps.some((st) => st.op === 'mprotect' && st.pages !== undefined && placed.some((r) => trace.regions[r]!.id === st.region));
+  const candidates = split ? Array.from({ length: HPAGE_PMD_NR }, (_, o) => o) : candidateOffsets(n);
   const combos: number[][] = placed.reduce<number[][]>((acc) => acc.flatMap((c) => candidates.map((o) => [...c, o])), [[]]);
   const byKey = new Map<string, { labels: string[]; places: Record<string, number[]>[]; steps: StepObservation[] }>();
   for (const combo of combos) {
@@ -88,7 +91,7 @@ export function simulateOutcomes(trace: Trace, options: SimOptions = {}): Predic
     const steps = simulateTrace(trace, options, undefined, framePool, offsets).steps;
     const key = outcomeKey(steps);
     const label = placed.map((r, k) => `${trace.regions[r]!.id} at page ${combo[k]} of its page table`).join(', ');
-    const place = Object.fromEntries(placed.map((r, k) => [trace.regions[r]!.id, offsetsLike(combo[k]!, n)]));
+    const place = Object.fromEntries(placed.map((r, k) => [trace.regions[r]!.id, split ? [combo[k]!] : offsetsLike(combo[k]!, n)]));
     const seen = byKey.get(key);
     if (seen) {
       seen.labels.push(label);

@@ -156,21 +156,20 @@ function doReadFault(m: Machine, mm: Mm, vma: Vma, i: number): number {
  */
 export function doFaultAround(m: Machine, mm: Mm, vma: Vma, i: number): void {
   const n = m.opts.faultAroundPages;
+  // The kernel VMA holding `i` (mprotect splits the region): how far it reaches before and
+  // after `i`, looked at no further than a window can reach.
+  const ro = vma.readonly;
+  let before = 0; // pages of the VMA before i, up to n
+  while (before < n && i - before > 0 && (ro === null || ro[i - before - 1] === ro[i])) before++;
+  let after = 1; // pages of the VMA from i on, up to n
+  while (after < n && i + after < vma.pages && (ro === null || ro[i + after] === ro[i])) after++;
   const pte = (vma.offset + i) % HPAGE_PMD_NR;
-  const fromPte = Math.max(pte - (pte % n), pte - Math.min(pte, i));
-  const toPte = Math.min(fromPte + n, HPAGE_PMD_NR, pte + vma.pages - i);
-  let from = i - (pte - fromPte);
-  let to = i + (toPte - pte);
-  if (vma.readonly !== null) {
-    const ro = vma.readonly;
-    const prot = ro[i];
-    let lo = i;
-    while (lo > from && ro[lo - 1] === prot) lo--;
-    let hi = i + 1;
-    while (hi < to && ro[hi] === prot) hi++;
-    from = lo;
-    to = hi;
-  }
+  // do_fault_around: from the aligned entry, or the VMA's first page when that is later; then
+  // n entries, cut at the end of the page table and of the VMA.
+  const fromPte = Math.max(pte - (pte % n), pte - Math.min(pte, before === n ? Infinity : before));
+  const toPte = Math.min(fromPte + n, HPAGE_PMD_NR, pte + after);
+  const from = i - (pte - fromPte);
+  const to = i + (toPte - pte);
   const cache = vma.file!.cache;
   for (let j = from; j < to; j++) {
     if ((vma.pt.flags[j]! & PTE_PRESENT) !== 0) continue;
