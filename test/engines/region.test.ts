@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { RegionEngine } from '../../src/index.js';
+import { loadScenario } from '../../src/trace/scenarios.js';
 import type { RegionSpec, Step, Trace } from '../../src/trace/types.js';
 import type { StepObservation } from '../../src/engines/types.js';
 
@@ -170,6 +171,38 @@ describe('region engine', () => {
     expect(ww!.events.w).toEqual({ copies: 0, reuses: 0, zeroFills: 4, faults: 4 });
     expect(pw!.events.w).toEqual({ copies: 0, reuses: 0, zeroFills: 0, faults: 0 });
     expect(pw!.frames).toEqual({ d: 4, w: 8 });
+  });
+
+  it.each([
+    ['a partial mprotect before anything is allocated, then fork', [], /region 'a': mprotect at step 0 splits it before anything is allocated in it, so each piece gets its own anon_vma, and fork at step 1 copies only/],
+    ['the same in a child', [{ op: 'fork', proc: 'p0', child: 'p1' }], /mprotect at step 1 .* fork at step 2/],
+  ] as const)('refuses %s (the kernel keeps an anon_vma per piece)', (_, before, reason) => {
+    const steps: Step[] = [
+      ...before,
+      { op: 'mprotect', proc: before.length ? 'p1' : 'p0', region: 'a', prot: 'r', pages: { start: 4, end: 8 } },
+      { op: 'fork', proc: before.length ? 'p1' : 'p0', child: 'c' },
+    ];
+    expect(new RegionEngine().supports(trace(steps, [spec({ populate: 'read' })]))).toMatch(reason);
+  });
+
+  it('refuses the built-in mprotect-split-anon-vma, whose read-only piece never gets an anon_vma', () => {
+    expect(new RegionEngine().supports(loadScenario('mprotect-split-anon-vma'))).toMatch(/mprotect at step 0 splits it .* fork at step 3/);
+  });
+
+  it.each([
+    ['the region was written at setup', 'write' as const, [{ op: 'mprotect', proc: 'p0', region: 'a', prot: 'r', pages: { start: 4, end: 8 } }]],
+    ['a write came before the split', 'none' as const, [
+      { op: 'write', proc: 'p0', region: 'a', pages: { pages: [0] } },
+      { op: 'mprotect', proc: 'p0', region: 'a', prot: 'r', pages: { start: 4, end: 8 } },
+    ]],
+    ['the mprotect covers the whole region', 'read' as const, [{ op: 'mprotect', proc: 'p0', region: 'a', prot: 'r', pages: { start: 0, end: 8 } }]],
+    ['the split process never forks', 'read' as const, [
+      { op: 'fork', proc: 'p0', child: 'p1' },
+      { op: 'mprotect', proc: 'p1', region: 'a', prot: 'r', pages: { start: 4, end: 8 } },
+    ]],
+  ] as [string, 'none' | 'read' | 'write', Step[]][])('accepts a split when %s', (_, populate, steps) => {
+    const t = trace([...steps, { op: 'fork', proc: 'p0', child: 'c' }], [spec({ populate })]);
+    expect(new RegionEngine().supports(t)).toBeNull();
   });
 
   it('accepts everything else', () => {

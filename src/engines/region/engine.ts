@@ -11,7 +11,8 @@
  * (a VMA without anon_vma). mprotect is view.protect(), with Linux's rule for 'rw' (writable
  * again only where the view alone maps the frame); MADV_DONTFORK regions are not forked,
  * MADV_WIPEONFORK ones are forked empty. What the manager does not model (shared mappings,
- * memfd backing, THP) is refused by supports().
+ * memfd backing, THP, a fork after mprotect split a region that had no anon_vma yet) is
+ * refused by supports().
  */
 import { CowlabError } from '../../errors.js';
 import { pageSize } from '../../memory/mapping.js';
@@ -49,6 +50,67 @@ function unsupportedRegion(r: RegionSpec): string | null {
   return null;
 }
 
+/**
+ * Why the trace splits a region the way the manager cannot mirror, or null. The manager keeps
+ * one anon_vma flag per view; the kernel keeps one per VMA. A partial mprotect before the
+ * process ever allocated in the region splits it into VMAs that each get their own anon_vma
+ * later (only where something is written), and a fork then copies only the pieces that have
+ * one. Refused from the split on, whatever is written later (a conservative rule: tracking
+ * the kernel's pieces and merges is the simulator's job). Walks the process tree statically:
+ * a process inherits its parent's state at fork.
+ */
+function unsupportedSplit(trace: Trace): string | null {
+  type State = { allocated: boolean; splitAt: number | null };
+  const procs = new Map<string, Map<string, State>>();
+  procs.set(ROOT_PROC, new Map(trace.regions.map((r) => [r.id, { allocated: r.populate === 'write', splitAt: null }])));
+  for (let i = 0; i < trace.steps.length; i++) {
+    const step = trace.steps[i]!;
+    const regions = procs.get(step.proc);
+    if (regions === undefined) continue; // run() reports the dead process
+    switch (step.op) {
+      case 'fork': {
+        for (const [id, s] of regions) {
+          if (s.splitAt !== null) {
+            return (
+              `region '${id}': mprotect at step ${s.splitAt} splits it before anything is allocated in it, so each piece gets ` +
+              `its own anon_vma, and fork at step ${i} copies only the pieces that have one; the manager keeps one per view`
+            );
+          }
+        }
+        const child = new Map<string, State>();
+        for (const [id, s] of regions) {
+          const advice = trace.regions.find((r) => r.id === id)!.advice;
+          if (advice.includes('dontfork')) continue;
+          child.set(id, advice.includes('wipeonfork') ? { allocated: false, splitAt: null } : { ...s });
+        }
+        procs.set(step.child, child);
+        break;
+      }
+      case 'write': {
+        const s = regions.get(step.region);
+        if (s !== undefined) s.allocated = true;
+        break;
+      }
+      case 'mprotect': {
+        const s = regions.get(step.region);
+        const pages = trace.regions.find((r) => r.id === step.region)?.pages ?? 0;
+        if (s !== undefined && !s.allocated && step.pages !== undefined && !coversAll(step.pages, pages)) s.splitAt ??= i;
+        break;
+      }
+      case 'exit':
+      case 'exec':
+        procs.delete(step.proc);
+        break;
+    }
+  }
+  return null;
+}
+
+/** Whether a page selector names every page of a region (an mprotect that splits nothing). */
+function coversAll(sel: NonNullable<Extract<Step, { op: 'mprotect' }>['pages']>, pages: number): boolean {
+  return new Set(selectPages(sel, pages)).size === pages;
+}
+
 interface Process {
   views: Map<string, CowView>;
   /** Model of the first 8 bytes of every page, per region: what a correct view holds. */
@@ -76,6 +138,8 @@ export class RegionEngine implements Engine {
       const why = unsupportedRegion(r);
       if (why !== null) return why;
     }
+    const split = unsupportedSplit(trace);
+    if (split !== null) return split;
     // Per page of every live view: the observation's three bytes, each step; the page table
     // read for it (state, present, exclusive, zero page) and the model's 8 bytes, at once.
     return traceMemoryProblem(trace, { recordBytes: (b) => b.observedEntries * 3 + b.maxObservedEntries * 12 });
