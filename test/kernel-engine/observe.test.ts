@@ -129,3 +129,46 @@ describe('classifyAccesses of a huge-page region with PAGEMAP_SCAN or PFNs', () 
     expect(c.classes).toEqual(classes('copy', 'reuse'));
   });
 });
+
+describe('classifyAccesses: spurious write faults on a PMD already made writable', () => {
+  // Two huge pages (1,024 pages), PMD-mapped and exclusive before and after: the same frames.
+  const pmd = Array.from({ length: 1024 }, (_, i) => present({ pfn: 1000 + i, exclusive: true }));
+  const zero = new Array<number>(1024).fill(0);
+  const huge = new Array<number>(1024).fill(1);
+  const stores = (pages: number[], o: Partial<AccessInput> = {}) =>
+    write(snapshot(pmd, { zero, huge }), snapshot(pmd, { zero, huge: o.after?.huge ? Array.from(o.after.huge) : huge }), {
+      anonThp: true,
+      framesBefore: new Set(pmd.map((b) => b.pfn!)),
+      pages: Uint32Array.from(pages),
+      faults: new Uint32Array(pages.length).fill(1),
+      ...o,
+    });
+
+  it('counts one reuse per huge page; the later faults there are spurious, left out of the faults, and the PMD is remembered as writable', () => {
+    const writable = new Set<number>();
+    const c = classifyAccesses(stores([275, 500, 527, 408, 996], { writableHuge: writable }));
+    expect(c.classes).toEqual(classes('reuse', 'spurious', 'reuse', 'spurious', 'spurious'));
+    expect({ reuses: c.reuses, copies: c.copies, spuriousFaults: c.spuriousFaults }).toEqual({ reuses: 2, copies: 0, spuriousFaults: 3 });
+    expect([...writable].sort()).toEqual([0, 1]);
+  });
+
+  it('calls every fault spurious on a huge page an earlier step already made writable', () => {
+    const c = classifyAccesses(stores([1, 2, 600], { writableHuge: new Set([0]) }));
+    expect(c.classes).toEqual(classes('spurious', 'spurious', 'reuse'));
+    expect(c.reuses).toBe(1);
+  });
+
+  it('classifies as usual where the PMD is no longer huge after the step, and without the set', () => {
+    const split = huge.map((_, i) => (i < 512 ? 0 : 1));
+    const after = snapshot(pmd, { zero, huge: split });
+    const c = classifyAccesses(stores([1, 2], { writableHuge: new Set([0]), after }));
+    expect(c.classes).toEqual(classes('reuse', 'reuse'));
+    expect(classifyAccesses(stores([1, 2])).classes).toEqual(classes('reuse', 'reuse'));
+  });
+
+  it('applies to writes only', () => {
+    const c = classifyAccesses(stores([1, 2], { write: false, writableHuge: new Set([0]) }));
+    expect(c.classes).toEqual(classes('fault', 'fault'));
+    expect(c.spuriousFaults).toBe(0);
+  });
+});

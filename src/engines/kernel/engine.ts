@@ -201,6 +201,9 @@ class KernelRun {
   /** Why some copies/reuses/zeroFills could not be classified (no zero-page information, or
    *  huge pages seen neither by PAGEMAP_SCAN nor by PFNs), per count. */
   readonly ambiguous: Partial<Record<AmbiguousCount, string>> = {};
+  /** Per `slot/region`: huge pages whose PMD a write fault of that process made writable
+   *  since its last fork or mprotect of the region (observe.ts: spurious faults). */
+  readonly writableHuge = new Map<string, Set<number>>();
 
   constructor(
     readonly trace: Trace,
@@ -277,6 +280,11 @@ class KernelRun {
     let after: Map<number, RegionSnapshot[]>;
     switch (ps.op) {
       case 'fork': {
+        // fork write-protects the parent's PMDs of every region it copies (copy_huge_pmd);
+        // MADV_DONTFORK and MADV_WIPEONFORK regions are not copied.
+        this.trace.regions.forEach((reg, r) => {
+          if (!reg.advice.includes('dontfork') && !reg.advice.includes('wipeonfork')) this.writableHuge.delete(`${ps.slot}/${r}`);
+        });
         const r = await this.tree.fork(ps.slot, ps.childSlot, this.deadlineMs);
         this.pids[ps.childSlot] = r.pid;
         this.state[ps.childSlot] = 'running';
@@ -300,6 +308,7 @@ class KernelRun {
       case 'mprotect': {
         const c = native().constants;
         const prot = ps.prot === 'r' ? c.PROT_READ : c.PROT_READ | c.PROT_WRITE;
+        this.writableHuge.delete(`${ps.slot}/${ps.region}`);
         const r = await this.tree.protect(ps.slot, ps.region, prot, ps.pages, this.deadlineMs);
         timeNs = r.opNs;
         opFaults = r.opFaults;
@@ -373,10 +382,11 @@ class KernelRun {
       after: after.get(slot)![r]!,
       framesBefore: this.pfnVisible ? allFrames(before) : null,
       anonThp: region.thp && region.map === 'private' && region.backing === 'anon',
+      writableHuge: this.writableHugeOf(slot, r),
     });
     for (const [k, why] of Object.entries(c.unknown) as [AmbiguousCount, string][]) this.ambiguous[k] ??= why;
     return {
-      ev: { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, faults: raw.opFaults },
+      ev: { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, faults: raw.opFaults - c.spuriousFaults },
       detail: {
         region: region.id,
         write,
@@ -387,6 +397,13 @@ class KernelRun {
         values: raw.values,
       },
     };
+  }
+
+  writableHugeOf(slot: number, r: number): Set<number> {
+    const key = `${slot}/${r}`;
+    let set = this.writableHuge.get(key);
+    if (set === undefined) this.writableHuge.set(key, (set = new Set()));
+    return set;
   }
 
   observation(step: number, op: StepObservation['op'], proc: string, events: Record<string, StepEvents>, timeNs: number): StepObservation {

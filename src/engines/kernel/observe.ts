@@ -17,6 +17,16 @@
  *             was already in the page cache (then the fault mapped an existing frame: no
  *             zeroFill), which is exact even for a page no live process maps.
  *   fault     any other faulting access (reads, shared-mapping faults on cached pages)
+ *   spurious  a write fault on a page of a huge page whose PMD an earlier write fault of the
+ *             process already made writable (and that is still PMD-mapped after the step):
+ *             it changed nothing. A CPU may cache a PMD mapping as 512 separate 4 KiB TLB
+ *             entries (a VM whose host backs guest memory with small pages does), and Linux
+ *             does not flush the TLB when it makes an entry writable (x86 allows the stale
+ *             read-only entries, and raises a fault on them that the kernel then finds has
+ *             nothing to do). So after a read of every page of a write-protected huge page,
+ *             stores to its other pages can each take a fault after the one that reused the
+ *             PMD. Not counted in copies, reuses, zeroFills or faults: they are the CPU's, not
+ *             COW's. Needs PAGEMAP_SCAN (the huge flag): without it they count as reuses.
  * Without PFNs (not root) the frame comparison is replaced by what the bits allow: a write
  * fault on a present page of a private mapping copies when the page was shared (exclusive
  * bit clear) or a page-cache page (file bit set), and is reused when it was exclusive. A page
@@ -117,7 +127,7 @@ export function allFrames(snap: Map<number, RegionSnapshot[]>): Set<number> {
 }
 
 /** Per-access classes (KernelStepDetail.access.classes). */
-export const ACCESS_CLASS = { none: 0, fault: 1, copy: 2, reuse: 3, zeroFill: 4 } as const;
+export const ACCESS_CLASS = { none: 0, fault: 1, copy: 2, reuse: 3, zeroFill: 4, spurious: 5 } as const;
 export type AccessClass = keyof typeof ACCESS_CLASS;
 
 export interface AccessInput {
@@ -135,6 +145,13 @@ export interface AccessInput {
   /** The region is private anonymous memory that may be backed by transparent huge pages
    *  (RegionSpec.thp): its pages may be PMD-mapped, or the huge zero page. */
   anonThp: boolean;
+  /**
+   * The huge pages (page index / 512) of this region whose PMD the process made writable by
+   * a write fault, as far as the caller knows (it forgets them at fork and mprotect). Updated
+   * in place: a write fault that leaves its huge page PMD-mapped adds it. A later write fault
+   * there is spurious. Ignored without the huge flag (after.huge null).
+   */
+  writableHuge?: Set<number>;
 }
 
 /** The counts an AccessClassification may leave null. */
@@ -149,7 +166,12 @@ export interface AccessClassification {
   ambiguous: string | null;
   /** Each count left null, with why. */
   unknown: Partial<Record<AmbiguousCount, string>>;
+  /** Faults taken by the accesses classified spurious (left out of the step's faults). */
+  spuriousFaults: number;
 }
+
+/** Pages per PMD-mapped huge page (4 KiB pages; the engine maps regions 2 MiB aligned). */
+const HUGE_PAGE_SHIFT = 9;
 
 export const ZERO_PAGE_AMBIGUOUS = 'the zero page cannot be told from a shared anonymous page here (no PAGEMAP_SCAN, no /proc/kpageflags)';
 
@@ -169,10 +191,19 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
   const hugeBlind = a.anonThp && !a.shared && !pfnVisible && a.before.huge === null;
   const b = a.before.entries;
   const f = a.after.entries;
+  let spuriousFaults = 0;
+  const writableHuge = a.write && a.anonThp && !a.shared && a.after.huge !== null ? (a.writableHuge ?? null) : null;
   for (let i = 0; i < n; i++) {
     if (a.faults[i] === 0) continue;
     const p = a.pages[i]!;
     let cls: AccessClass = 'fault';
+    const pmdMapped = writableHuge !== null && a.after.huge![p] === 1;
+    if (pmdMapped && writableHuge.has(p >>> HUGE_PAGE_SHIFT)) {
+      classes[i] = ACCESS_CLASS.spurious;
+      spuriousFaults += a.faults[i]!;
+      continue;
+    }
+    if (pmdMapped) writableHuge.add(p >>> HUGE_PAGE_SHIFT);
     if (a.write) {
       const zeroBefore = a.before.zero?.[p] === 1;
       const zeroAfter = a.after.zero?.[p] === 1;
@@ -210,5 +241,6 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
     zeroFills: unknown.zeroFills ? null : zeroFills,
     ambiguous: unknown.copies ?? unknown.reuses ?? unknown.zeroFills ?? null,
     unknown,
+    spuriousFaults,
   };
 }
