@@ -59,7 +59,7 @@ const order = () => [...dirs.map(([d]) => d), ...devices.map((d) => d.name), cop
 
 function run(cmd: string, args: string[], cwd?: string) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
-  if (r.error) throw new Error(`${cmd} could not run (${(r.error as Error).message}): install it to check the archive`);
+  if (r.error) throw new Error(`${cmd} could not run (${(r.error as Error).message}): install it (apt-get install ${cmd === 'cpio' ? 'cpio' : 'busybox-static'}) to check the archive`);
   return r;
 }
 
