@@ -34,9 +34,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,7 +47,9 @@
 #include "child.h"
 #include "children.h"
 #include "errors.h"
+#include "page.h"
 #include "promise_worker.h"
+#include "wait.h"
 
 namespace cowlab {
 namespace {
@@ -68,13 +68,6 @@ const char* const kChildStepNames[] = {"reading its pagemap after fork", "readin
                                        "reading its pagemap after the writes",
                                        "reading its final pagemap", "reading(2) into its pages",
                                        "talking to the parent"};
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 // Written by the child only, read by the parent after the child is gone.
 struct ChildReport {
@@ -420,43 +413,25 @@ class ForkProbe : public PromiseWorker {
 
   // Waits for one byte from the child until the deadline.
   bool Expect(char want) {
-    struct pollfd p = {fromChild_[0], POLLIN, 0};
-    for (;;) {
-      int64_t left = RemainingMs();
-      if (left <= 0) return Timeout();
-      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-      if (r < 0 && errno != EINTR) {
-        error_.setSyscall("poll", errno, "waiting for the forked child");
-        return false;
-      }
-      if (r > 0) break;
+    char c = 0;
+    wait::Result w = wait::WaitByte(fromChild_[0], deadline_, &c);
+    if (w == wait::kTimedOut) return Timeout();
+    if (w == wait::kFailed) {
+      error_.setSyscall("poll", errno, "waiting for the forked child");
+      return false;
     }
-    int c = child::ReadByte(fromChild_[0]);
-    if (c == want) return true;
+    if (w == wait::kReady && c == want) return true;
     ChildGone();
     return false;
   }
 
   bool WaitExit() {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd < 0) {
+    wait::Result w = wait::WaitExited(pid_, deadline_);
+    if (w == wait::kTimedOut) return Timeout();
+    if (w == wait::kFailed) {
       error_.setSyscall("pidfd_open", errno, "watching the forked child");
       return false;
     }
-    struct pollfd p = {pidfd, POLLIN, 0};
-    bool exited = false;
-    for (;;) {
-      int64_t left = RemainingMs();
-      if (left <= 0) break;
-      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-      if (r > 0) {
-        exited = true;
-        break;
-      }
-      if (r < 0 && errno != EINTR) break;
-    }
-    close(pidfd);
-    if (!exited) return Timeout();
     int status = 0;
     children::Unregister(pid_);
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -513,11 +488,6 @@ class ForkProbe : public PromiseWorker {
   }
 
   std::string StageText() const { return stage_ != nullptr ? stage_ : "finishing"; }
-
-  int64_t RemainingMs() const {
-    uint64_t now = child::NowNs();
-    return now >= deadline_ ? 0 : static_cast<int64_t>((deadline_ - now) / 1000000ULL) + 1;
-  }
 
   void CloseAll() {
     for (int* fd : {&toChild_[0], &toChild_[1], &fromChild_[0], &fromChild_[1]}) {

@@ -24,12 +24,10 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,8 +44,10 @@
 #include "child.h"
 #include "children.h"
 #include "errors.h"
+#include "page.h"
 #include "proctree.h"
 #include "promise_worker.h"
+#include "wait.h"
 
 namespace cowlab {
 namespace {
@@ -55,13 +55,6 @@ namespace {
 using proctree::Header;
 using proctree::Slot;
 using proctree::SlotAt;
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 // ---- child subreaper, reference-counted across trees ----
 
@@ -132,53 +125,6 @@ int CollectText(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
-// ---- waiting, with deadlines (worker thread) ----
-
-enum WaitResult { kGotByte, kGotEof, kTimedOut, kPollFailed };
-
-// Waits until `fd` is readable, then reads one byte (kGotByte, *byte) or sees EOF.
-WaitResult WaitByte(int fd, uint64_t deadlineNs, char* byte) {
-  struct pollfd p = {fd, POLLIN, 0};
-  for (;;) {
-    uint64_t now = child::NowNs();
-    if (now >= deadlineNs) return kTimedOut;
-    uint64_t leftMs = (deadlineNs - now) / 1000000 + 1;
-    int r = poll(&p, 1, static_cast<int>(leftMs > 1000 ? 1000 : leftMs));
-    if (r < 0 && errno != EINTR) return kPollFailed;
-    if (r > 0) break;
-  }
-  for (;;) {
-    ssize_t r = read(fd, byte, 1);
-    if (r == 1) return kGotByte;
-    if (r == 0) return kGotEof;
-    if (errno != EINTR) return kGotEof;
-  }
-}
-
-// Waits until process `pid` has exited (it may be anyone's child): pidfd readable.
-WaitResult WaitGone(pid_t pid, uint64_t deadlineNs) {
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return errno == ESRCH ? kGotEof : kPollFailed;
-  struct pollfd p = {pidfd, POLLIN, 0};
-  WaitResult res = kTimedOut;
-  for (;;) {
-    uint64_t now = child::NowNs();
-    if (now >= deadlineNs) break;
-    uint64_t leftMs = (deadlineNs - now) / 1000000 + 1;
-    int r = poll(&p, 1, static_cast<int>(leftMs > 1000 ? 1000 : leftMs));
-    if (r > 0) {
-      res = kGotEof;
-      break;
-    }
-    if (r < 0 && errno != EINTR) {
-      res = kPollFailed;
-      break;
-    }
-  }
-  close(pidfd);
-  return res;
-}
-
 // The exit status (waitpid form) of a zombie from /proc/<pid>/stat field 52, or -1.
 int ZombieExitCode(pid_t pid) {
   char path[64], buf[1024];
@@ -218,6 +164,7 @@ const char* StageSyscall(uint32_t stage) {
   switch (stage) {
     case proctree::kStageReserve: return "mmap";
     case proctree::kStageMemfd: return "memfd_create";
+    case proctree::kStageFtruncate: return "ftruncate";
     case proctree::kStageMmap: return "mmap";
     case proctree::kStageMadvise: return "madvise";
     case proctree::kStageClone: return "clone";
@@ -416,12 +363,12 @@ class Tree {
     uint64_t t0 = child::NowNs();
     if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, "exec'ing");
     char c = 0;
-    WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
+    wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
     *ns = child::NowNs() - t0;
-    if (w == kTimedOut) return Deadline(i, "exec'ing");
-    if (w == kPollFailed) return PollFailed();
-    if (w == kGotByte && c == proctree::kReplyFailed) return Refused(i);
-    if (w == kGotByte) return Protocol(i, c);
+    if (w == wait::kTimedOut) return Deadline(i, "exec'ing");
+    if (w == wait::kFailed) return PollFailed();
+    if (w == wait::kReady && c == proctree::kReplyFailed) return Refused(i);
+    if (w == wait::kReady) return Protocol(i, c);
     // EOF: the process image was replaced, or the process died (then it is a zombie).
     char state = ProcState(static_cast<pid_t>(s->pid));
     if (state == 0 || state == 'Z' || state == 'X') return Died(i, "exec'ing");
@@ -440,12 +387,12 @@ class Tree {
       CloseFd(&cmdWrite_[i]);
     } else {
       s->op = proctree::kOpExit;
-      child::WriteByte(cmdWrite_[i], 'C');  // a dead process is caught by WaitGone below
+      child::WriteByte(cmdWrite_[i], 'C');  // a dead process is caught by WaitExited below
     }
-    WaitResult w = WaitGone(pid, deadlineNs);
+    wait::Result w = wait::WaitExited(pid, deadlineNs);
     *ns = child::NowNs() - t0;
-    if (w == kTimedOut) return Deadline(i, "exiting");
-    if (w == kPollFailed) return PollFailed();
+    if (w == wait::kTimedOut) return Deadline(i, "exiting");
+    if (w == wait::kFailed) return PollFailed();
     gone_[i] = true;
     CloseFd(&cmdWrite_[i]);
     CloseFd(&replyRead_[i]);
@@ -558,10 +505,10 @@ class Tree {
     s->op = op;
     if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, OpText(op));
     char c = 0;
-    WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
-    if (w == kTimedOut) return Deadline(i, OpText(op));
-    if (w == kPollFailed) return PollFailed();
-    if (w == kGotEof) return Died(i, OpText(op));
+    wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
+    if (w == wait::kTimedOut) return Deadline(i, OpText(op));
+    if (w == wait::kFailed) return PollFailed();
+    if (w == wait::kEof) return Died(i, OpText(op));
     if (c == proctree::kReplyFailed) return Refused(i);
     if (c != proctree::kReplyOk) return Protocol(i, c);
     return true;
@@ -569,10 +516,10 @@ class Tree {
 
   bool ExpectReady(uint32_t i, uint64_t deadlineNs) {
     char c = 0;
-    WaitResult w = WaitByte(replyRead_[i], deadlineNs, &c);
-    if (w == kTimedOut) return Deadline(i, "starting");
-    if (w == kPollFailed) return PollFailed();
-    if (w == kGotEof) return Died(i, "starting");
+    wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
+    if (w == wait::kTimedOut) return Deadline(i, "starting");
+    if (w == wait::kFailed) return PollFailed();
+    if (w == wait::kEof) return Died(i, "starting");
     if (c != proctree::kReplyReady) return Protocol(i, c);
     return true;
   }
@@ -593,7 +540,7 @@ class Tree {
     std::string who = Who(i);
     pid_t pid = static_cast<pid_t>(slot(i)->pid);
     int status = -1;
-    if (pid > 0 && WaitGone(pid, child::NowNs() + 200000000ULL) == kGotEof) status = ZombieExitCode(pid);
+    if (pid > 0 && wait::WaitExited(pid, child::NowNs() + 200000000ULL) == wait::kReady) status = ZombieExitCode(pid);
     Teardown(5000);
     error_.set("ERR_CHILD_FAILED", who + " died while " + doing + " (" + DescribeStatus(status) +
                                        "); every trace process was killed and reaped");

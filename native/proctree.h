@@ -23,6 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mapping.h"
+
 namespace cowlab {
 namespace proctree {
 
@@ -55,6 +57,7 @@ enum Stage : uint32_t {
   kStageBadCommand,
   kStageReserve,
   kStageMemfd,
+  kStageFtruncate,
   kStageMmap,
   kStageMadvise,
   kStageClone,
@@ -65,14 +68,9 @@ enum Stage : uint32_t {
   kStageWaitpid,
 };
 
-// Backing codes: the same numbers as memory.cc.
-enum Backing : uint32_t { kAnonPrivate = 0, kAnonShared = 1, kMemfdPrivate = 2, kMemfdShared = 3 };
-
-inline bool IsShared(uint32_t backing) { return backing == kAnonShared || backing == kMemfdShared; }
-
 struct Region {
   uint64_t pages;
-  uint32_t backing;
+  uint32_t backing;     // Backing (mapping.h)
   uint32_t thp;         // 2 MiB aligned + MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE
   uint32_t dontfork;    // MADV_DONTFORK
   uint32_t wipeonfork;  // MADV_WIPEONFORK

@@ -17,6 +17,7 @@
 #include "args.h"
 #include "child.h"
 #include "errors.h"
+#include "page.h"
 #include "region.h"
 
 namespace cowlab {
@@ -91,7 +92,7 @@ void FinalizeBuffer(Napi::Env, void*, BufferHint* hint) {
 }
 
 Napi::ArrayBuffer ViewBuffer(Napi::Env env, uint8_t* base, uint64_t pages, HintKind kind, uint64_t handle) {
-  return Napi::ArrayBuffer::New(env, base, pages * region::PageSize(), FinalizeBuffer, new BufferHint{kind, handle});
+  return Napi::ArrayBuffer::New(env, base, pages * PageSize(), FinalizeBuffer, new BufferHint{kind, handle});
 }
 
 Napi::Value Address(Napi::Env env, const void* p) {
@@ -552,8 +553,8 @@ Napi::Value RegionTimedAccess(const Napi::CallbackInfo& info) {
   std::vector<uint64_t> lat(n);  // value-initialized: every page of it is touched before timing
   uint64_t sink = 0;
   child::PretouchStack(64 * 1024);
-  if (write) child::TimedStores(base, region::PageSize(), idx.data(), n, tag, lat.data());
-  else TimedLoads(base, region::PageSize(), idx.data(), n, lat.data(), &sink);
+  if (write) child::TimedStores(base, PageSize(), idx.data(), n, tag, lat.data());
+  else TimedLoads(base, PageSize(), idx.data(), n, lat.data(), &sink);
   Napi::Float64Array out = Napi::Float64Array::New(env, n);
   for (size_t i = 0; i < n; i++) out[i] = static_cast<double>(lat[i]);
   return out;
