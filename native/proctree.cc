@@ -2,9 +2,7 @@
 // (proctree_node.h: the shared control and stack mappings, one channel per trace process); its
 // methods send one command each and return a Promise (an AsyncWorker waits for the reply on a
 // libuv thread, so the JS thread never blocks). One command at a time. A failure rejects with
-// the tree's CowlabError.
-#include <sys/wait.h>
-
+// the tree's CowlabError and its facts; src/engines/kernel/tree.ts words it.
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -250,7 +248,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     return Queue(w);
   }
 
-  // reap(reaperSlot, pid, deadlineMs) -> { status, exitCode, signal }. reaperSlot -1: Node reaps (the
+  // reap(reaperSlot, pid, deadlineMs) -> { status } (waitpid's). reaperSlot -1: Node reaps (the
   // process is Node's child: p0, or an orphan adopted by the subreaper).
   Napi::Value Reap(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
@@ -382,9 +380,7 @@ Napi::Value TreeWorker::Result(Napi::Env env) {
       break;
     case Kind::kReapByProcess:
     case Kind::kReapByNode:
-      out.Set("status", status_);
-      out.Set("exitCode", WIFEXITED(status_) ? Napi::Value(Napi::Number::New(env, WEXITSTATUS(status_))) : env.Null());
-      out.Set("signal", WIFSIGNALED(status_) ? Napi::Value(Napi::Number::New(env, WTERMSIG(status_))) : env.Null());
+      out.Set("status", status_);  // the waitpid status, decoded in TypeScript
       break;
     case Kind::kDestroy:
       return env.Undefined();

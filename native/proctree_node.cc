@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "child.h"
@@ -60,17 +59,18 @@ const char* StageSyscall(uint32_t stage) {
   }
 }
 
-const char* OpText(uint32_t op) {
+// The command's name in failure facts.
+const char* OpName(uint32_t op) {
   switch (op) {
-    case kOpMap: return "mapping the regions";
-    case kOpFork: return "forking";
-    case kOpWrite: return "writing";
-    case kOpRead: return "reading";
-    case kOpProtect: return "changing protection";
-    case kOpExec: return "exec'ing";
-    case kOpExit: return "exiting";
-    case kOpReap: return "reaping a child";
-    default: return "starting";
+    case kOpMap: return "map";
+    case kOpFork: return "fork";
+    case kOpWrite: return "write";
+    case kOpRead: return "read";
+    case kOpProtect: return "protect";
+    case kOpExec: return "exec";
+    case kOpExit: return "exit";
+    case kOpReap: return "reap";
+    default: return "start";
   }
 }
 
@@ -79,39 +79,13 @@ void CloseFd(int* fd) {
   *fd = -1;
 }
 
-// The exit status (waitpid form) of a zombie from /proc/<pid>/stat field 52, or -1.
-int ZombieExitCode(pid_t pid) {
+// /proc/<pid>/stat as text ("" when it cannot be read): a dead trace process's wait status is
+// there while it is a zombie, and only this thread can read it before the teardown reaps it.
+std::string StatText(pid_t pid) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  ssize_t n = child::ReadFileInto(path, buf, sizeof buf - 1);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  char* p = strrchr(buf, ')');
-  if (p == nullptr) return -1;
-  int field = 2;  // the text after ") " starts at field 3
-  for (char* q = p + 1; *q != 0; q++) {
-    if (*q == ' ' && ++field == 52) return atoi(q + 1);
-  }
-  return -1;
-}
-
-// The state letter of /proc/<pid>/stat (R, S, Z, ...), or 0 when the process is gone.
-char ProcState(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  ssize_t n = child::ReadFileInto(path, buf, sizeof buf - 1);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  const char* p = strrchr(buf, ')');
-  return p != nullptr && p[1] == ' ' ? p[2] : 0;
-}
-
-std::string DescribeStatus(int status) {
-  if (status < 0) return "its exit status is unknown";
-  if (WIFSIGNALED(status)) {
-    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
-  }
-  return "exited with status " + std::to_string(WEXITSTATUS(status));
+  ssize_t n = child::ReadFileInto(path, buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 }  // namespace
@@ -198,9 +172,7 @@ bool Tree::Create(const std::vector<RegionSpec>& regions, const std::vector<int3
   if (!text.addonBindsNow) {
     // A lazily bound call in a forked process runs the dynamic linker's resolver, which reads
     // Node's malloc heap and writes the GOT: neither is allowed (nor present) there.
-    error.set("ERR_ADDON_LOAD",
-              "the cowlab addon was linked with lazy binding; the process tree needs it linked with -Wl,-z,now "
-              "(binding.gyp and CMakeLists.txt do this: rebuild with npm run build:addon)");
+    error.set("ERR_ADDON_LOAD", "the cowlab addon was linked with lazy binding").with("cause", "lazy-binding");
     return false;
   }
   return true;
@@ -247,17 +219,16 @@ bool Tree::Exec(uint32_t i, uint64_t deadlineNs, uint64_t* ns) {
   Slot* s = slot(i);
   s->op = kOpExec;
   uint64_t t0 = child::NowNs();
-  if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, "exec'ing");
+  if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, "exec");
   char c = 0;
   wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
   *ns = child::NowNs() - t0;
-  if (w == wait::kTimedOut) return Deadline(i, "exec'ing");
+  if (w == wait::kTimedOut) return Deadline(i, "exec");
   if (w == wait::kFailed) return PollFailed();
   if (w == wait::kReady && c == kReplyFailed) return Refused(i);
   if (w == wait::kReady) return Protocol(i, c);
-  // EOF: the process image was replaced, or the process died (then it is a zombie).
-  char state = ProcState(static_cast<pid_t>(s->pid));
-  if (state == 0 || state == 'Z' || state == 'X') return Died(i, "exec'ing");
+  // EOF: the process image was replaced, or the process died (then it has exited).
+  if (wait::WaitExited(static_cast<pid_t>(s->pid), 0) == wait::kReady) return Died(i, "exec");
   execd_[i] = true;
   CloseFd(&replyRead_[i]);
   return true;
@@ -275,7 +246,7 @@ bool Tree::Exit(uint32_t i, uint64_t deadlineNs, uint64_t* ns) {
   }
   wait::Result w = wait::WaitExited(pid, deadlineNs);
   *ns = child::NowNs() - t0;
-  if (w == wait::kTimedOut) return Deadline(i, "exiting");
+  if (w == wait::kTimedOut) return Deadline(i, "exit");
   if (w == wait::kFailed) return PollFailed();
   gone_[i] = true;
   CloseFd(&cmdWrite_[i]);
@@ -295,9 +266,9 @@ bool Tree::ReapByNode(pid_t pid, uint64_t deadlineNs, int* status) {
       return false;
     }
     if (child::NowNs() >= deadlineNs) {
-      error.set("ERR_CHILD_DEADLINE", "trace process " + std::to_string(pid) + " was not reapable in time");
-      Teardown(5000);
-      return false;
+      PendingError e;
+      e.set("ERR_CHILD_DEADLINE", "a trace process was not reapable in time").with("cause", "reap-deadline").with("pid", pid);
+      return EndTree(e);
     }
     child::SleepMs(1);
   }
@@ -338,8 +309,10 @@ bool Tree::Teardown(uint64_t budgetMs) {
   if (stacks_ != nullptr) munmap(stacks_, stacksBytes_);
   control_ = stacks_ = nullptr;
   if (!ok && !error.isSet()) {
-    error.set("ERR_CHILD_FAILED", "some trace processes (process group " + std::to_string(pgid_) +
-                                      ") could not be reaped within " + std::to_string(budgetMs) + " ms");
+    error.set("ERR_CHILD_FAILED", "some trace processes could not be reaped in time")
+        .with("cause", "unreaped")
+        .with("pgid", pgid_)
+        .with("budgetMs", static_cast<double>(budgetMs));
   }
   return ok;
 }
@@ -371,12 +344,12 @@ void Tree::CloseChildEnds() {
 bool Tree::Command(uint32_t i, uint32_t op, uint64_t deadlineNs) {
   Slot* s = slot(i);
   s->op = op;
-  if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, OpText(op));
+  if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, OpName(op));
   char c = 0;
   wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
-  if (w == wait::kTimedOut) return Deadline(i, OpText(op));
+  if (w == wait::kTimedOut) return Deadline(i, OpName(op));
   if (w == wait::kFailed) return PollFailed();
-  if (w == wait::kEof) return Died(i, OpText(op));
+  if (w == wait::kEof) return Died(i, OpName(op));
   if (c == kReplyFailed) return Refused(i);
   if (c != kReplyOk) return Protocol(i, c);
   return true;
@@ -385,54 +358,60 @@ bool Tree::Command(uint32_t i, uint32_t op, uint64_t deadlineNs) {
 bool Tree::ExpectReady(uint32_t i, uint64_t deadlineNs) {
   char c = 0;
   wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
-  if (w == wait::kTimedOut) return Deadline(i, "starting");
+  if (w == wait::kTimedOut) return Deadline(i, "start");
   if (w == wait::kFailed) return PollFailed();
-  if (w == wait::kEof) return Died(i, "starting");
+  if (w == wait::kEof) return Died(i, "start");
   if (c != kReplyReady) return Protocol(i, c);
   return true;
 }
 
-std::string Tree::Who(uint32_t i) const {
-  return "trace process in slot " + std::to_string(i) + " (pid " + std::to_string(slot(i)->pid) + ")";
+PendingError Tree::About(uint32_t i, const char* op) const {
+  PendingError e;
+  e.with("slot", i).with("pid", static_cast<double>(slot(i)->pid));
+  if (op != nullptr) e.with("op", op);
+  return e;
 }
 
-bool Tree::Deadline(uint32_t i, const char* doing) {
-  std::string who = Who(i);
+bool Tree::EndTree(const PendingError& e) {
   Teardown(5000);
-  error.set("ERR_CHILD_DEADLINE", who + " did not finish " + doing +
-                                      " before the step deadline; every trace process was killed and reaped");
+  error = e;
   return false;
 }
 
-bool Tree::Died(uint32_t i, const char* doing) {
-  std::string who = Who(i);
-  pid_t pid = static_cast<pid_t>(slot(i)->pid);
-  int status = -1;
-  if (pid > 0 && wait::WaitExited(pid, child::NowNs() + 200000000ULL) == wait::kReady) status = ZombieExitCode(pid);
-  Teardown(5000);
-  error.set("ERR_CHILD_FAILED", who + " died while " + doing + " (" + DescribeStatus(status) +
-                                    "); every trace process was killed and reaped");
-  return false;
+bool Tree::Deadline(uint32_t i, const char* op) {
+  return EndTree(About(i, op).set("ERR_CHILD_DEADLINE", "a trace process did not finish before the step deadline").with("cause", "deadline"));
 }
 
+bool Tree::Died(uint32_t i, const char* op) {
+  PendingError e = About(i, op);
+  e.set("ERR_CHILD_FAILED", "a trace process died").with("cause", "died");
+  const pid_t pid = static_cast<pid_t>(slot(i)->pid);
+  if (pid > 0 && wait::WaitExited(pid, child::NowNs() + 200000000ULL) == wait::kReady) {
+    std::string stat = StatText(pid);
+    if (!stat.empty()) e.with("stat", stat);
+  }
+  return EndTree(e);
+}
+
+// The process is alive and idle; only the command failed.
 bool Tree::Refused(uint32_t i) {
   Slot* s = slot(i);
-  error.setSyscall(StageSyscall(s->stage), s->status, Who(i) + " failed while " + OpText(s->op));
+  error = About(i, OpName(s->op));
+  error.setSyscall(StageSyscall(s->stage), s->status, "").with("cause", "refused");
   return false;
 }
 
 bool Tree::Protocol(uint32_t i, char c) {
-  std::string who = Who(i);
-  Teardown(5000);
-  error.set("ERR_CHILD_FAILED", who + " sent an unexpected reply byte " + std::to_string(static_cast<int>(c)));
-  return false;
+  return EndTree(About(i, nullptr)
+                     .set("ERR_CHILD_FAILED", "a trace process sent an unexpected reply")
+                     .with("cause", "protocol")
+                     .with("reply", static_cast<unsigned char>(c)));
 }
 
 bool Tree::PollFailed() {
-  int e = errno;
-  Teardown(5000);
-  error.setSyscall("poll", e, "waiting for a trace process");
-  return false;
+  PendingError e;
+  e.setSyscall("poll", errno, "waiting for a trace process");
+  return EndTree(e);
 }
 
 }  // namespace proctree

@@ -21,7 +21,17 @@
 // until those final reaps, so killAllChildren() (Ctrl-C in `cowlab run`) kills the whole tree
 // with kill(-pgid).
 //
-// Failures. Each operation returns false with `error` set: the CowlabError to reject with.
+// Failures. Each operation returns false with `error` set: a CowlabError code, a bare
+// statement, and the raw facts (errors.h) src/engines/kernel/tree.ts words for the user:
+//   cause    "deadline" | "died" | "protocol" | "refused" | "reap-deadline" | "unreaped" |
+//            "lazy-binding"
+//   slot, pid, op   the process and the command ("start", "map", "fork", "write", "read",
+//                   "protect", "exec", "exit", "reap")
+//   stat     died: /proc/<pid>/stat of the dead process, read while it was a zombie (its
+//            wait status is field 52), when it could be read before the teardown reaped it
+//   reply    protocol: the unexpected reply byte
+//   pgid, budgetMs   unreaped: the group and the time its reaping was given
+// "refused" (the process's own syscall failed) is an ERR_SYSCALL with `syscall` and `errno`.
 #pragma once
 #include <sys/types.h>
 
@@ -86,10 +96,12 @@ class Tree {
   void CloseChildEnds();
   bool Command(uint32_t i, uint32_t op, uint64_t deadlineNs);
   bool ExpectReady(uint32_t i, uint64_t deadlineNs);
-  // Failures of process i while `doing` something; all but Refused kill and reap the whole tree.
-  std::string Who(uint32_t i) const;
-  bool Deadline(uint32_t i, const char* doing);
-  bool Died(uint32_t i, const char* doing);
+  // Failures of process i while doing `op`; all but Refused kill and reap the whole tree.
+  // About: which process, doing what (taken before the teardown, which unmaps the slots).
+  PendingError About(uint32_t i, const char* op) const;
+  bool EndTree(const PendingError& e);
+  bool Deadline(uint32_t i, const char* op);
+  bool Died(uint32_t i, const char* op);
   bool Refused(uint32_t i);
   bool Protocol(uint32_t i, char c);
   bool PollFailed();
