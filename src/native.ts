@@ -49,8 +49,10 @@ export interface ForkProbeInput {
   deadlineMs: number;
   /** The child sleeps this long before it exits (it holds its snapshot). */
   holdMs: number;
-  /** Read /proc/kpagecount of every present page right after the fork (root only). */
-  kpagecount: boolean;
+  /** Read /proc/kpagecount of every present page right after the fork (root only): the frame
+   *  of a pagemap entry is `entry & pfnMask` when `entry & presentMask` is set (the layout is
+   *  src/pagemap/pagemap.ts's: PAGEMAP_FRAME). Null: not read. */
+  kpagecount: { pfnMask: bigint; presentMask: bigint } | null;
   /** 0: the child stores; 1: the kernel writes each page with pread(2) (copyout). */
   childAccess: 0 | 1;
   /** > 0: the parent's stores are paced, one per this many ns, each with a start timestamp. */
@@ -220,6 +222,7 @@ export interface NativeAddon {
   /** Maps, writes and unmaps one page of its own, and returns its raw pagemap entry (8 bytes, as readPagemap). */
   probeOwnPfn(): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
+  /** Failures carry facts (native/forkprobe.cc): src/forkwrite/probe.ts words them; use it, not this. */
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */
   readPageCategories(pid: number, address: bigint, pages: number): ArrayBuffer;

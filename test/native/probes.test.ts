@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { forkProbe } from '../../src/forkwrite/probe.js';
 import { forkWrite, Mapping, pfnAccess } from '../../src/index.js';
 import { native } from '../../src/native.js';
 import { descendants } from '../helpers/processes.js';
@@ -39,6 +40,36 @@ describe('live-children registry', () => {
 
   it('kills nothing when nothing runs', () => {
     expect(native().killAllChildren()).toBe(0);
+  });
+});
+
+describe('forkProbe failures', () => {
+  it('a child that outlives the deadline is killed and reaped: ERR_CHILD_DEADLINE naming it and what the parent waited for', async () => {
+    const m = Mapping.create({ pages: 16 });
+    try {
+      m.touch('write');
+      const p = forkProbe({
+        address: m.address,
+        pages: 16,
+        childOrder: Uint32Array.from([0]),
+        parentOrder: new Uint32Array(0),
+        parentWhen: 0,
+        childTag: 1n << 32n,
+        parentTag: 0n,
+        deadlineMs: 200,
+        holdMs: 30_000, // the child holds its snapshot far past the deadline
+        kpagecount: false,
+        childAccess: 0,
+        parentPaceNs: 0,
+      });
+      await expect(p).rejects.toMatchObject({
+        code: 'ERR_CHILD_DEADLINE',
+        message: expect.stringMatching(/^the forked child \(pid \d+\) did not finish within 200 ms and was killed \(parent was waiting for the child to exit\)$/),
+      });
+      expect(descendants()).toEqual([]);
+    } finally {
+      m.unmap();
+    }
   });
 });
 
