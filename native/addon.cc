@@ -14,6 +14,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPagemap(env, exports);
   InitForkProbe(env, exports);
   InitProcTree(env, exports);
+  InitSubreaper(env, exports);
   InitChildren(env, exports);
   InitSpawnProbe(env, exports);
   InitEagerCopy(env, exports);

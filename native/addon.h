@@ -16,6 +16,7 @@ void InitMemory(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitForkProbe(Napi::Env env, Napi::Object exports);
 void InitProcTree(Napi::Env env, Napi::Object exports);
+void InitSubreaper(Napi::Env env, Napi::Object exports);
 void InitChildren(Napi::Env env, Napi::Object exports);
 void InitSpawnProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);

@@ -45,14 +45,23 @@ Napi::Error MakeError(Napi::Env env, const char* code, const std::string& messag
 
 Napi::Error MakeSyscallError(Napi::Env env, const char* syscall, int err, const std::string& what,
                              const char* code) {
-  std::string msg = what + ": " + syscall + "() failed: " + ErrnoName(err) + " (" +
-                    std::strerror(err) + ")";
+  std::string msg = std::string(syscall) + "() failed: " + ErrnoName(err) + " (" + std::strerror(err) + ")";
+  if (!what.empty()) msg = what + ": " + msg;
   return Build(env, code, msg, syscall, err);
 }
 
 Napi::Error PendingError::toJs(Napi::Env env) const {
-  if (!syscall.empty()) return MakeSyscallError(env, syscall.c_str(), err, message, code.c_str());
-  return MakeError(env, code.c_str(), message);
+  Napi::Error e = syscall.empty() ? MakeError(env, code.c_str(), message)
+                                  : MakeSyscallError(env, syscall.c_str(), err, message, code.c_str());
+  if (!facts.empty()) {
+    Napi::Object o = Napi::Object::New(env);
+    for (const Fact& f : facts) {
+      if (f.isText) o.Set(f.key, f.text);
+      else o.Set(f.key, f.number);
+    }
+    e.Set("facts", o);
+  }
+  return e;
 }
 
 }  // namespace cowlab

@@ -30,13 +30,17 @@
 // The child is in the live-children registry (children.h) from fork to reaping; a paced
 // writer stops early with ERR_INTERRUPTED when killAllChildren() runs meanwhile. The child
 // dies with the Node process (child::DieWithParent): killing Node alone leaves no orphan.
+//
+// Results are raw: latencies, fault counts, /proc/vmstat text, pagemap entries as read.
+// Failures reject with a CowlabError whose `facts` say what happened (src/forkwrite/probe.ts
+// words them): cause "step" (the child reported a failed `step`, errno in errno), "died"
+// (waitStatus), "deadline" (deadlineMs) or "interrupted" (done of total stores), with childPid
+// and the parent's `stage` ("child-pagemap", "child-writes", "child-exit"; absent: finishing).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,7 +53,9 @@
 #include "child.h"
 #include "children.h"
 #include "errors.h"
+#include "page.h"
 #include "promise_worker.h"
+#include "wait.h"
 
 namespace cowlab {
 namespace {
@@ -61,20 +67,11 @@ enum ParentWhen { kParentNone = 0, kParentWhileChildAlive = 1, kParentAfterChild
 
 enum ChildAccess { kAccessStore = 0, kAccessRead = 1 };
 
-// Steps a child can fail at; the names go into the error message.
+// Steps a child can fail at; their names go into the failure's facts.
 enum ChildStep { kStepNone = -1, kStepPagemapAfterFork = 0, kStepVmstat, kStepPagemapAfterWrites,
                  kStepPagemapEnd, kStepRead, kStepProtocol };
-const char* const kChildStepNames[] = {"reading its pagemap after fork", "reading /proc/vmstat",
-                                       "reading its pagemap after the writes",
-                                       "reading its final pagemap", "reading(2) into its pages",
-                                       "talking to the parent"};
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+const char* const kChildStepNames[] = {"pagemap-after-fork", "vmstat", "pagemap-after-writes",
+                                       "pagemap-end", "read", "protocol"};
 
 // Written by the child only, read by the parent after the child is gone.
 struct ChildReport {
@@ -153,7 +150,15 @@ class ForkProbe : public PromiseWorker {
     parentTag_ = PropAddress(env, opts, fn, "parentTag");
     deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
     holdMs_ = PropCount(env, opts, fn, "holdMs");
-    kpagecount_ = opts.Get("kpagecount").ToBoolean().Value();
+    Napi::Value kpc = opts.Get("kpagecount");
+    if (kpc.IsObject()) {
+      Napi::Object layout = kpc.As<Napi::Object>();
+      kpagecount_ = true;
+      pfnMask_ = PropAddress(env, layout, fn, "pfnMask");
+      presentMask_ = PropAddress(env, layout, fn, "presentMask");
+    } else if (!kpc.IsNull()) {
+      ThrowBadArg(env, fn, "kpagecount", "null or { pfnMask, presentMask }");
+    }
     childAccess_ = static_cast<int>(PropCount(env, opts, fn, "childAccess", kAccessRead));
     parentPaceNs_ = PropCount(env, opts, fn, "parentPaceNs");
     childN_ = childOrder.ElementLength();
@@ -222,9 +227,7 @@ class ForkProbe : public PromiseWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (error_.isSet()) {
-      Napi::Error e = error_.toJs(env);
-      if (stage_ != nullptr) e.Set("stage", stage_);
-      deferred_.Reject(e.Value());
+      deferred_.Reject(error_.toJs(env).Value());
       return;
     }
     Napi::Object out = Napi::Object::New(env);
@@ -355,15 +358,15 @@ class ForkProbe : public PromiseWorker {
   void RunParent() {
     if (!ReadOwnPagemap(parent_.pmAfterFork)) return;
     if (kpagecount_ && !ReadKpagecount()) return;
-    stage_ = "waiting for the child to read its pagemap";
+    stage_ = "child-pagemap";  // waiting for the child to read its pagemap
     if (!Expect('R')) return;
     if (!child::WriteByte(toChild_[1], 'G')) return ChildGone();
-    stage_ = "waiting for the child's writes";
+    stage_ = "child-writes";  // waiting for the child's writes
     if (!Expect('W')) return;
     if (!ReadOwnPagemap(parent_.pmAfterChildWrites)) return;
     if (parentWhen_ == kParentWhileChildAlive && !ParentWrites()) return;
     if (!child::WriteByte(toChild_[1], 'F')) return ChildGone();
-    stage_ = "waiting for the child to exit";
+    stage_ = "child-exit";  // waiting for the child to exit
     if (!WaitExit()) return;
     if (parentWhen_ == kParentAfterChildExit && !ParentWrites()) return;
     if (!ReadOwnPagemap(parent_.pmEnd)) return;
@@ -382,15 +385,20 @@ class ForkProbe : public PromiseWorker {
     parentDone_ = parentN_;
     TimedWrites(&parent_, parentN_, parentTag_, RUSAGE_THREAD);
     if (parentDone_ < parentN_) {
-      error_.set("ERR_INTERRUPTED", "the paced writer was interrupted (killAllChildren) after " +
-                                        std::to_string(parentDone_) + " of " + std::to_string(parentN_) + " stores");
+      error_.set("ERR_INTERRUPTED", "the paced writer was interrupted")
+          .with("cause", "interrupted")
+          .with("done", static_cast<double>(parentDone_))
+          .with("total", static_cast<double>(parentN_));
       return false;
     }
     return true;
   }
 
   // /proc/kpagecount of every present page right after the fork, while both processes map
-  // it (root only). One pread per page: PFNs of 4 KiB pages are rarely contiguous.
+  // it (root only). One pread per page: PFNs of 4 KiB pages are rarely contiguous. It has to
+  // happen here, between the fork and the child's writes, so the frame of each entry is found
+  // with the layout TypeScript passed (src/pagemap/pagemap.ts decodes pagemap entries):
+  // present when `entry & presentMask`, frame `entry & pfnMask`.
   bool ReadKpagecount() {
     int fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -399,9 +407,9 @@ class ForkProbe : public PromiseWorker {
     }
     for (uint64_t i = 0; i < pages_; i++) {
       uint64_t e = parent_.pmAfterFork[i];
-      uint64_t pfn = e & ((1ULL << 55) - 1);
+      uint64_t pfn = e & pfnMask_;
       kpcAfterFork_[i] = 0;
-      if ((e >> 63) == 0 || pfn == 0) continue;
+      if ((e & presentMask_) == 0 || pfn == 0) continue;
       if (child::PreadFull(fd, &kpcAfterFork_[i], 8, static_cast<off_t>(pfn * 8)) != 8) {
         error_.setSyscall("pread", errno, "reading /proc/kpagecount");
         close(fd);
@@ -420,43 +428,25 @@ class ForkProbe : public PromiseWorker {
 
   // Waits for one byte from the child until the deadline.
   bool Expect(char want) {
-    struct pollfd p = {fromChild_[0], POLLIN, 0};
-    for (;;) {
-      int64_t left = RemainingMs();
-      if (left <= 0) return Timeout();
-      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-      if (r < 0 && errno != EINTR) {
-        error_.setSyscall("poll", errno, "waiting for the forked child");
-        return false;
-      }
-      if (r > 0) break;
+    char c = 0;
+    wait::Result w = wait::WaitByte(fromChild_[0], deadline_, &c);
+    if (w == wait::kTimedOut) return Timeout();
+    if (w == wait::kFailed) {
+      error_.setSyscall("poll", errno, "waiting for the forked child");
+      return false;
     }
-    int c = child::ReadByte(fromChild_[0]);
-    if (c == want) return true;
+    if (w == wait::kReady && c == want) return true;
     ChildGone();
     return false;
   }
 
   bool WaitExit() {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd < 0) {
+    wait::Result w = wait::WaitExited(pid_, deadline_);
+    if (w == wait::kTimedOut) return Timeout();
+    if (w == wait::kFailed) {
       error_.setSyscall("pidfd_open", errno, "watching the forked child");
       return false;
     }
-    struct pollfd p = {pidfd, POLLIN, 0};
-    bool exited = false;
-    for (;;) {
-      int64_t left = RemainingMs();
-      if (left <= 0) break;
-      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-      if (r > 0) {
-        exited = true;
-        break;
-      }
-      if (r < 0 && errno != EINTR) break;
-    }
-    close(pidfd);
-    if (!exited) return Timeout();
     int status = 0;
     children::Unregister(pid_);
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -478,27 +468,30 @@ class ForkProbe : public PromiseWorker {
     Died(status);
   }
 
+  // The child failed a step it reports, or ended otherwise: its wait status.
   bool Died(int status) {
-    std::string who = "the forked child (pid " + std::to_string(childPid_) + ")";
     if (report_->failedStep >= 0 && report_->failedStep <= kStepProtocol) {
-      error_.setSyscall("child", report_->failedErrno,
-                        who + " failed " + kChildStepNames[report_->failedStep], "ERR_CHILD_FAILED");
-    } else if (WIFSIGNALED(status)) {
-      error_.set("ERR_CHILD_FAILED", who + " was killed by signal " + std::to_string(WTERMSIG(status)) +
-                                         " (" + strsignal(WTERMSIG(status)) + ") while " + StageText());
+      error_.setSyscall("child", report_->failedErrno, "", "ERR_CHILD_FAILED")
+          .with("cause", "step")
+          .with("step", kChildStepNames[report_->failedStep]);
     } else {
-      error_.set("ERR_CHILD_FAILED", who + " exited with status " + std::to_string(WEXITSTATUS(status)) +
-                                         " while " + StageText());
+      error_.set("ERR_CHILD_FAILED", "the forked child ended early").with("cause", "died").with("waitStatus", status);
     }
-    return false;
+    return WithWhere();
   }
 
   bool Timeout() {
-    std::string pid = std::to_string(pid_);
-    KillAndReap();
-    error_.set("ERR_CHILD_DEADLINE", "the forked child (pid " + pid + ") did not finish within " +
-                                         std::to_string(deadlineMs_) + " ms and was killed (parent was " +
-                                         StageText() + ")");
+    KillAndReap();  // childPid_ names the child from here on
+    error_.set("ERR_CHILD_DEADLINE", "the forked child did not finish in time and was killed")
+        .with("cause", "deadline")
+        .with("deadlineMs", static_cast<double>(deadlineMs_));
+    return WithWhere();
+  }
+
+  // Every failure of the child says which child and what the parent was waiting for.
+  bool WithWhere() {
+    error_.with("childPid", childPid_);
+    if (stage_ != nullptr) error_.with("stage", stage_);
     return false;
   }
 
@@ -510,13 +503,6 @@ class ForkProbe : public PromiseWorker {
     }
     childPid_ = pid_;
     pid_ = -1;
-  }
-
-  std::string StageText() const { return stage_ != nullptr ? stage_ : "finishing"; }
-
-  int64_t RemainingMs() const {
-    uint64_t now = child::NowNs();
-    return now >= deadline_ ? 0 : static_cast<int64_t>((deadline_ - now) / 1000000ULL) + 1;
   }
 
   void CloseAll() {
@@ -575,6 +561,7 @@ class ForkProbe : public PromiseWorker {
   int parentWhen_ = kParentNone;
   uint64_t childTag_ = 0, parentTag_ = 0, deadlineMs_ = 0, holdMs_ = 0;
   bool kpagecount_ = false;
+  uint64_t pfnMask_ = 0, presentMask_ = 0;  // kpagecount: the pagemap layout, from TypeScript
   int childAccess_ = kAccessStore;
   uint64_t parentPaceNs_ = 0;
   int readFd_ = -1;            // childAccess read: the memfd the child preads from

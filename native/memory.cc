@@ -12,56 +12,24 @@
 #include "addon.h"
 #include "args.h"
 #include "errors.h"
+#include "mapping.h"
+#include "page.h"
 
 namespace cowlab {
 namespace {
 
-enum Backing { kAnonPrivate = 0, kAnonShared = 1, kMemfdPrivate = 2, kMemfdShared = 3 };
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
 // mmap(bytes) of the given backing at an address aligned to `align` (a power of two >= the
-// page size; 2 MiB for THP). Alignment is done by reserving bytes+align of PROT_NONE address
-// space, mapping the real thing MAP_FIXED inside it, and trimming the rest.
-uint8_t* MapAligned(Napi::Env env, size_t bytes, Backing backing, size_t align) {
-  size_t reserve = bytes + (align > PageSize() ? align : 0);
-  void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (res == MAP_FAILED) throw MakeSyscallError(env, "mmap", errno, "reserving address space");
-  uintptr_t start = reinterpret_cast<uintptr_t>(res);
-  uintptr_t aligned = (start + align - 1) & ~(static_cast<uintptr_t>(align) - 1);
-
-  int fd = -1;
-  if (backing == kMemfdPrivate || backing == kMemfdShared) {
-    fd = memfd_create("cowlab", MFD_CLOEXEC);
-    if (fd < 0) {
-      int e = errno;
-      munmap(res, reserve);
-      throw MakeSyscallError(env, "memfd_create", e, "creating the memfd backing");
-    }
-    if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-      int e = errno;
-      close(fd);
-      munmap(res, reserve);
-      throw MakeSyscallError(env, "ftruncate", e, "sizing the memfd backing");
-    }
+// page size; 2 MiB for THP): MapBacking reserves, maps inside and trims (mapping.h).
+uint8_t* MapAligned(Napi::Env env, size_t bytes, uint32_t backing, size_t align) {
+  MapResult r = MapBacking(bytes, backing, align, "cowlab");
+  switch (r.failed) {
+    case MapStep::kNone: return r.address;
+    case MapStep::kReserve: throw MakeSyscallError(env, "mmap", r.err, "reserving address space");
+    case MapStep::kMemfd: throw MakeSyscallError(env, "memfd_create", r.err, "creating the memfd backing");
+    case MapStep::kTruncate: throw MakeSyscallError(env, "ftruncate", r.err, "sizing the memfd backing");
+    case MapStep::kMmap: break;
   }
-  int flags = MAP_FIXED;
-  flags |= (backing == kAnonShared || backing == kMemfdShared) ? MAP_SHARED : MAP_PRIVATE;
-  if (fd < 0) flags |= MAP_ANONYMOUS;
-  void* p = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
-  int e = errno;
-  if (fd >= 0) close(fd);  // the mapping keeps the file alive
-  if (p == MAP_FAILED) {
-    munmap(res, reserve);
-    throw MakeSyscallError(env, "mmap", e, "mapping " + std::to_string(bytes) + " bytes");
-  }
-  if (aligned > start) munmap(res, aligned - start);
-  uintptr_t end = aligned + bytes, resEnd = start + reserve;
-  if (resEnd > end) munmap(reinterpret_cast<void*>(end), resEnd - end);
-  return static_cast<uint8_t*>(p);
+  throw MakeSyscallError(env, "mmap", r.err, "mapping " + std::to_string(bytes) + " bytes");
 }
 
 // mapMemory(bytes, backing, align) -> { address: bigint, buffer: ArrayBuffer }
@@ -71,9 +39,9 @@ Napi::Value MapMemory(const Napi::CallbackInfo& info) {
   int32_t backing = ArgInt(info, 1, "mapMemory", "backing");
   uint64_t align = ArgCount(info, 2, "mapMemory", "align");
   if (bytes == 0 || bytes % PageSize() != 0) ThrowBadArg(env, "mapMemory", "bytes", "a positive multiple of the page size");
-  if (backing < kAnonPrivate || backing > kMemfdShared) ThrowBadArg(env, "mapMemory", "backing", "0..3");
+  if (backing < 0 || backing > static_cast<int32_t>(kMemfdShared)) ThrowBadArg(env, "mapMemory", "backing", "0..3");
   if (align < PageSize() || (align & (align - 1)) != 0) ThrowBadArg(env, "mapMemory", "align", "a power of two >= the page size");
-  uint8_t* p = MapAligned(env, bytes, static_cast<Backing>(backing), align);
+  uint8_t* p = MapAligned(env, bytes, static_cast<uint32_t>(backing), align);
   Napi::Object out = Napi::Object::New(env);
   out.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p))));
   out.Set("buffer", Napi::ArrayBuffer::New(env, p, bytes));

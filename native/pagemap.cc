@@ -19,14 +19,10 @@
 #include "args.h"
 #include "child.h"
 #include "errors.h"
+#include "page.h"
 
 namespace cowlab {
 namespace {
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
 
 // RAII for a file descriptor opened here.
 struct Fd {

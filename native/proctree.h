@@ -1,5 +1,6 @@
 // The process tree of the kernel engine: the memory layout Node and the trace processes share,
-// and the entry point of a trace process. Node side: proctree.cc. Process side (the native
+// and the entry point of a trace process. Node side: proctree_node.cc (the tree: mappings,
+// channels, commands, teardown) and proctree.cc (its JS class). Process side (the native
 // command loop, async-signal-safe only): proctree_loop.cc.
 //
 // Everything a trace process reads or writes lives in two MAP_SHARED mappings that Node
@@ -22,6 +23,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include "elf_text.h"
+#include "mapping.h"
 
 namespace cowlab {
 namespace proctree {
@@ -49,12 +53,13 @@ constexpr char kReplyReady = 'R';  // a new process finished its start-up
 constexpr char kReplyOk = 'K';
 constexpr char kReplyFailed = 'E';  // status holds the errno, stage what was being done
 
-// Stages a command can fail at (for the error message).
+// Stages a command can fail at (Node reports the syscall of the stage with the errno).
 enum Stage : uint32_t {
   kStageNone = 0,
   kStageBadCommand,
   kStageReserve,
   kStageMemfd,
+  kStageFtruncate,
   kStageMmap,
   kStageMadvise,
   kStageClone,
@@ -65,14 +70,9 @@ enum Stage : uint32_t {
   kStageWaitpid,
 };
 
-// Backing codes: the same numbers as memory.cc.
-enum Backing : uint32_t { kAnonPrivate = 0, kAnonShared = 1, kMemfdPrivate = 2, kMemfdShared = 3 };
-
-inline bool IsShared(uint32_t backing) { return backing == kAnonShared || backing == kMemfdShared; }
-
 struct Region {
   uint64_t pages;
-  uint32_t backing;
+  uint32_t backing;     // Backing (mapping.h)
   uint32_t thp;         // 2 MiB aligned + MADV_HUGEPAGE; otherwise MADV_NOHUGEPAGE
   uint32_t dontfork;    // MADV_DONTFORK
   uint32_t wipeonfork;  // MADV_WIPEONFORK
@@ -81,9 +81,7 @@ struct Region {
   uint64_t address;     // written by p0 (kOpMap)
 };
 
-struct TextRange {
-  uint64_t start, bytes;
-};
+using elf::TextRange;
 
 struct Header {
   uint64_t pageSize;

@@ -29,6 +29,8 @@
 #include <cstdint>
 
 #include "child.h"
+#include "mapping.h"
+#include "page.h"
 #include "proctree.h"
 
 #ifndef MADV_POPULATE_READ
@@ -39,7 +41,6 @@ namespace cowlab {
 namespace proctree {
 namespace {
 
-constexpr size_t kHugeBytes = 2 * 1024 * 1024;
 constexpr size_t kStackTouch = kStackBytes - 16 * 1024;
 
 inline uint64_t MinorFaults() {
@@ -281,8 +282,8 @@ bool Fail(Slot* s, Stage stage, int err) {
 
 uint8_t* RegionBase(Header* h, uint32_t r) { return reinterpret_cast<uint8_t*>(h->region[r].address); }
 
-// Maps region r like memory.cc does (aligned reservation, MAP_FIXED inside, trim), then
-// applies its advice. Runs in p0 before any fork.
+// Maps region r with MapBacking (mapping.h), as memory.cc does, then applies its advice. Runs in
+// p0 before any fork.
 //
 // Every region starts on a 2 MiB boundary, THP or not: fault-around windows (and PMDs) are
 // aligned to virtual addresses, so where mmap puts a region decides which neighbours a read
@@ -294,40 +295,15 @@ bool MapRegion(Slot* s, uint32_t r) {
   Header* h = s->header();
   Region& reg = h->region[r];
   const size_t bytes = reg.pages * h->pageSize;
-  int fd = -1;
-  if (reg.backing == kMemfdPrivate || reg.backing == kMemfdShared) {
-    fd = memfd_create("cowlab-trace", MFD_CLOEXEC);
-    if (fd < 0) return Fail(s, kStageMemfd, errno);
-    if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-      int e = errno;
-      close(fd);
-      return Fail(s, kStageMemfd, e);
-    }
+  MapResult m = MapBacking(bytes, reg.backing, reg.anywhere ? 0 : kHugePageBytes, "cowlab-trace");
+  switch (m.failed) {
+    case MapStep::kNone: break;
+    case MapStep::kReserve: return Fail(s, kStageReserve, m.err);
+    case MapStep::kMemfd: return Fail(s, kStageMemfd, m.err);
+    case MapStep::kTruncate: return Fail(s, kStageFtruncate, m.err);
+    case MapStep::kMmap: return Fail(s, kStageMmap, m.err);
   }
-  int flags = (IsShared(reg.backing) ? MAP_SHARED : MAP_PRIVATE) | (fd < 0 ? MAP_ANONYMOUS : 0);
-  void* p;
-  if (reg.anywhere) {
-    p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
-  } else {
-    const size_t reserve = bytes + kHugeBytes;
-    void* res = mmap(nullptr, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (res == MAP_FAILED) {
-      int e = errno;
-      if (fd >= 0) close(fd);
-      return Fail(s, kStageReserve, e);
-    }
-    uintptr_t start = reinterpret_cast<uintptr_t>(res);
-    uintptr_t aligned = (start + kHugeBytes - 1) & ~(static_cast<uintptr_t>(kHugeBytes) - 1);
-    p = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
-    if (p != MAP_FAILED) {
-      if (aligned > start) munmap(res, aligned - start);
-      uintptr_t end = aligned + bytes, resEnd = start + reserve;
-      if (resEnd > end) munmap(reinterpret_cast<void*>(end), resEnd - end);
-    }
-  }
-  int e = errno;
-  if (fd >= 0) close(fd);  // the mapping keeps the memfd alive
-  if (p == MAP_FAILED) return Fail(s, kStageMmap, e);
+  void* p = m.address;
   reg.address = reinterpret_cast<uint64_t>(p);
   if (madvise(p, bytes, reg.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) return Fail(s, kStageMadvise, errno);
   if (reg.dontfork && madvise(p, bytes, MADV_DONTFORK) != 0) return Fail(s, kStageMadvise, errno);

@@ -3,9 +3,7 @@
 // buffer handed to JS is external memory of a view; its finalizer releases the view (owner)
 // or drops the borrow (CowView.attach) if JS did not do it first. No V8 call is made while the
 // region lock is held, so a finalizer can never run inside it.
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -17,6 +15,7 @@
 #include "args.h"
 #include "child.h"
 #include "errors.h"
+#include "page.h"
 #include "region.h"
 
 namespace cowlab {
@@ -91,53 +90,31 @@ void FinalizeBuffer(Napi::Env, void*, BufferHint* hint) {
 }
 
 Napi::ArrayBuffer ViewBuffer(Napi::Env env, uint8_t* base, uint64_t pages, HintKind kind, uint64_t handle) {
-  return Napi::ArrayBuffer::New(env, base, pages * region::PageSize(), FinalizeBuffer, new BufferHint{kind, handle});
+  return Napi::ArrayBuffer::New(env, base, pages * PageSize(), FinalizeBuffer, new BufferHint{kind, handle});
 }
 
 Napi::Value Address(Napi::Env env, const void* p) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
 }
 
-// " (vm.max_map_count reached: 65530 of 65530 mappings)" when the process is at the limit.
-std::string MapCountNote() {
-  char buf[32] = {0};
-  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  long max = n > 0 ? strtol(buf, nullptr, 10) : 0;
-  fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || max <= 0) {
-    if (fd >= 0) close(fd);
-    return "";
-  }
-  long lines = 0;
-  char chunk[65536];
-  for (;;) {
-    ssize_t r = read(fd, chunk, sizeof(chunk));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    for (ssize_t i = 0; i < r; i++) lines += chunk[i] == '\n';
-  }
-  close(fd);
-  if (lines < max - 16) return "";
-  return " (vm.max_map_count reached: " + std::to_string(lines) + " of " + std::to_string(max) +
-         " mappings; every copied page that cannot merge with its neighbours is one more)";
-}
-
-Napi::Error StatusError(Napi::Env env, const Status& s, const std::string& what, uint64_t maxFrames) {
+// A failed table operation as a CowlabError: what failed (a page made read-only by the user,
+// the frame pool, or a syscall) and its facts (`cause`: "read-only" with `page`, "pool-full"
+// with `maxFrames`, or "syscall"; ENOMEM is ERR_TOO_LARGE). src/region/region.ts says what the
+// call was doing and what to do about it (at ENOMEM, whether vm.max_map_count was reached).
+Napi::Error StatusError(Napi::Env env, const Status& s, uint64_t maxFrames) {
+  PendingError e;
   if (s.readOnlyPage >= 0) {
-    return MakeError(env, "ERR_INVALID_OPTION",
-                     what + ": page " + std::to_string(s.readOnlyPage) +
-                         " was made read-only with view.protect(); make it writable with view.protect(start, end, 'rw') first");
+    e.set("ERR_INVALID_OPTION", "page " + std::to_string(s.readOnlyPage) + " is read-only")
+        .with("cause", "read-only")
+        .with("page", static_cast<double>(s.readOnlyPage));
+  } else if (s.poolFull) {
+    e.set("ERR_TOO_LARGE", "the frame pool is full")
+        .with("cause", "pool-full")
+        .with("maxFrames", static_cast<double>(maxFrames));
+  } else {
+    e.setSyscall(s.syscall, s.err, "", s.err == ENOMEM ? "ERR_TOO_LARGE" : "ERR_SYSCALL").with("cause", "syscall");
   }
-  if (s.poolFull) {
-    return MakeError(env, "ERR_TOO_LARGE",
-                     what + ": the region's frame pool is full (maxFrames " + std::to_string(maxFrames) +
-                         "); create the region with a larger maxFrames");
-  }
-  if (s.err == ENOMEM) return MakeSyscallError(env, s.syscall, s.err, what + MapCountNote(), "ERR_TOO_LARGE");
-  return MakeSyscallError(env, s.syscall, s.err, what);
+  return e.toJs(env);
 }
 
 [[noreturn]] void ThrowReleased(Napi::Env env) { throw MakeError(env, "ERR_RELEASED", kReleased); }
@@ -188,7 +165,7 @@ Napi::Value RegionCreate(const Napi::CallbackInfo& info) {
     delete v;
     delete r;
     if (!slots) throw MakeError(env, "ERR_TOO_LARGE", "too many cowlab regions or views in this process");
-    throw StatusError(env, s, "creating a region of " + std::to_string(pages) + " pages", maxFrames);
+    throw StatusError(env, s, maxFrames);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("region", static_cast<double>(regionHandle));
@@ -242,7 +219,7 @@ Napi::Value RegionFork(const Napi::CallbackInfo& info) {
     delete d;
     if (released) throw MakeError(env, "ERR_RELEASED", kReleased);
     if (!slots) throw MakeError(env, "ERR_TOO_LARGE", "too many cowlab views in this process");
-    throw StatusError(env, s, "forking a view", maxFrames);
+    throw StatusError(env, s, maxFrames);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("view", static_cast<double>(handle));
@@ -269,8 +246,9 @@ Napi::Value RegionRelease(const Napi::CallbackInfo& info) {
   FreeUnlinked(u);
   if (!found) ThrowReleased(env);
   if (borrows > 0) {
-    throw MakeError(env, "ERR_BUSY", "cannot release the view: " + std::to_string(borrows) +
-                                         " other thread(s) still have it attached (CowView.attach); release those first");
+    PendingError e;
+    e.set("ERR_BUSY", "the view is attached in other threads").with("cause", "attached").with("borrows", borrows);
+    throw e.toJs(env);
   }
   return env.Undefined();
 }
@@ -314,9 +292,9 @@ Napi::Value RegionDetach(const Napi::CallbackInfo& info) {
 }
 
 // The shape of regionPrepareWrite and regionProtect: arguments (view, start, end, ...), `op`
-// on the view's pages [start, end) under the lock, its failure thrown as "<verb> pages a..b".
+// on the view's pages [start, end) under the lock, its failure thrown as a StatusError.
 template <typename Op>
-void PageRangeCall(const Napi::CallbackInfo& info, const char* fn, const std::string& verb, Op op) {
+void PageRangeCall(const Napi::CallbackInfo& info, const char* fn, Op op) {
   Napi::Env env = info.Env();
   uint64_t h = ArgCount(info, 0, fn, "view");
   uint64_t start = ArgCount(info, 1, fn, "start");
@@ -336,14 +314,12 @@ void PageRangeCall(const Napi::CallbackInfo& info, const char* fn, const std::st
   }
   if (!found) ThrowReleased(env);
   if (!inRange) ThrowBadArg(env, fn, "end", "within the view, not below start");
-  if (!s.ok()) {
-    throw StatusError(env, s, verb + " pages " + std::to_string(start) + ".." + std::to_string(end), maxFrames);
-  }
+  if (!s.ok()) throw StatusError(env, s, maxFrames);
 }
 
 // regionPrepareWrite(view, start, end): breaks COW for pages [start, end) now.
 Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
-  PageRangeCall(info, "regionPrepareWrite", "breaking copy-on-write for", [](View* v, uint64_t start, uint64_t end) {
+  PageRangeCall(info, "regionPrepareWrite", [](View* v, uint64_t start, uint64_t end) {
     Counters c;
     Status s = region::MakeWritable(v, start, end, &c);
     v->counters.add(c);
@@ -356,7 +332,7 @@ Napi::Value RegionPrepareWrite(const Napi::CallbackInfo& info) {
 // regionProtect(view, start, end, readOnly): view.protect.
 Napi::Value RegionProtect(const Napi::CallbackInfo& info) {
   bool readOnly = ArgBool(info, 3, "regionProtect", "readOnly");
-  PageRangeCall(info, "regionProtect", readOnly ? "making read-only" : "making writable",
+  PageRangeCall(info, "regionProtect",
                 [readOnly](View* v, uint64_t start, uint64_t end) { return region::Protect(v, start, end, readOnly); });
   return info.Env().Undefined();
 }
@@ -552,8 +528,8 @@ Napi::Value RegionTimedAccess(const Napi::CallbackInfo& info) {
   std::vector<uint64_t> lat(n);  // value-initialized: every page of it is touched before timing
   uint64_t sink = 0;
   child::PretouchStack(64 * 1024);
-  if (write) child::TimedStores(base, region::PageSize(), idx.data(), n, tag, lat.data());
-  else TimedLoads(base, region::PageSize(), idx.data(), n, lat.data(), &sink);
+  if (write) child::TimedStores(base, PageSize(), idx.data(), n, tag, lat.data());
+  else TimedLoads(base, PageSize(), idx.data(), n, lat.data(), &sink);
   Napi::Float64Array out = Napi::Float64Array::New(env, n);
   for (size_t i = 0; i < n; i++) out[i] = static_cast<double>(lat[i]);
   return out;

@@ -20,6 +20,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "page.h"
+
 namespace cowlab {
 namespace region {
 
@@ -107,8 +109,6 @@ struct Status {
   static Status Sys(const char* sc, int e) { Status s; s.syscall = sc; s.err = e; return s; }
   static Status Full() { Status s; s.poolFull = true; return s; }
 };
-
-size_t PageSize();
 
 // ---- the lock (region_core.cc) ----
 // Taken by JS-facing calls; a recursive take is a cowlab bug and aborts with a message.

@@ -18,11 +18,6 @@
 namespace cowlab {
 namespace region {
 
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
 namespace {
 
 // A write fault maps the new frame with MAP_POPULATE: the store that faulted then runs on a

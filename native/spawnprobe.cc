@@ -18,10 +18,8 @@
 // no such attribute: its child outlives a killed Node until its program exits (the probe runs
 // programs that exit at once, and a live Node kills it at the deadline).
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +34,7 @@
 #include "children.h"
 #include "errors.h"
 #include "promise_worker.h"
+#include "wait.h"
 
 extern char** environ;
 
@@ -140,25 +139,10 @@ class SpawnProbe : public PromiseWorker {
 
 
  private:
-  // Polls a pidfd until the child exits or the deadline passes (true: exited, not reaped).
+  // Waits until the child exits or the deadline passes (true: exited, not reaped).
   static bool WaitExit(pid_t pid, uint64_t deadline) {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) return true;  // no pidfd (Linux < 5.3): the caller's waitpid blocks instead
-    struct pollfd p = {pidfd, POLLIN, 0};
-    bool exited = false;
-    for (;;) {
-      uint64_t now = child::NowNs();
-      if (now >= deadline) break;
-      uint64_t left = (deadline - now) / 1000000ULL + 1;
-      int r = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-      if (r > 0) {
-        exited = true;
-        break;
-      }
-      if (r < 0 && errno != EINTR) break;
-    }
-    close(pidfd);
-    return exited;
+    wait::Result w = wait::WaitExited(pid, deadline);
+    return w != wait::kTimedOut;  // kFailed: no pidfd (Linux < 5.3): the caller's waitpid blocks instead
   }
 
   static void Reap(pid_t pid, int* status) {

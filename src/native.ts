@@ -49,8 +49,10 @@ export interface ForkProbeInput {
   deadlineMs: number;
   /** The child sleeps this long before it exits (it holds its snapshot). */
   holdMs: number;
-  /** Read /proc/kpagecount of every present page right after the fork (root only). */
-  kpagecount: boolean;
+  /** Read /proc/kpagecount of every present page right after the fork (root only): the frame
+   *  of a pagemap entry is `entry & pfnMask` when `entry & presentMask` is set (the layout is
+   *  src/pagemap/pagemap.ts's: PAGEMAP_FRAME). Null: not read. */
+  kpagecount: { pfnMask: bigint; presentMask: bigint } | null;
   /** 0: the child stores; 1: the kernel writes each page with pread(2) (copyout). */
   childAccess: 0 | 1;
   /** > 0: the parent's stores are paced, one per this many ns, each with a start timestamp. */
@@ -129,15 +131,16 @@ export interface ProcTreeAccessRaw {
 }
 
 export interface ProcTreeReapRaw {
+  /** waitpid()'s status; src/engines/kernel/tree.ts decodes it. */
   status: number;
-  exitCode: number | null;
-  signal: number | null;
 }
 
 /**
- * The kernel engine's real processes (native/proctree.cc). Every method sends one command
+ * The kernel engine's real processes (native/proctree*.cc). Every method sends one command
  * and resolves when the process replied; each has a deadline, after which every trace process
  * is killed and reaped and the promise rejects with ERR_CHILD_DEADLINE. One command at a time.
+ * Failures carry facts (nativeFacts; native/proctree_node.h lists them), which
+ * src/engines/kernel/tree.ts words: use it, not this.
  */
 export interface NativeProcTree {
   /** Forks p0 from Node, which maps every region. */
@@ -219,6 +222,7 @@ export interface NativeAddon {
   /** Maps, writes and unmaps one page of its own, and returns its raw pagemap entry (8 bytes, as readPagemap). */
   probeOwnPfn(): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
+  /** Failures carry facts (native/forkprobe.cc): src/forkwrite/probe.ts words them; use it, not this. */
   forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */
   readPageCategories(pid: number, address: bigint, pages: number): ArrayBuffer;
@@ -253,6 +257,35 @@ export interface NativeAddon {
   /** One timed 8-byte store (`tag + page` at offset 0) or load per listed page, ns each. */
   regionTimedAccess(view: number, order: Uint32Array, write: boolean, tag: bigint): Float64Array;
   regionHandlerInfo(): { installed: boolean; previous: 'none' | 'siginfo' | 'handler' | 'default' | 'ignore' };
+}
+
+/**
+ * What a native failure says happened, beyond its code: native code states the facts (a pid, a
+ * wait status, the /proc text it read before a reap, the step that failed) and TypeScript
+ * words the message. Which facts come with which failure: the native file of each mechanism.
+ */
+export type NativeFacts = Readonly<Record<string, number | string>>;
+
+/** The facts of an error thrown by the addon; null for any other error. */
+export function nativeFacts(err: unknown): NativeFacts | null {
+  if (!(err instanceof CowlabError)) return null;
+  const facts = (err as CowlabError & { facts?: unknown }).facts;
+  return typeof facts === 'object' && facts !== null ? (facts as NativeFacts) : null;
+}
+
+/**
+ * A native error with facts, worded: the same code, errno and syscall, with the message
+ * `word(facts, nativeMessage)` gives. Any other error is returned as it is.
+ */
+export function wordNativeError(err: unknown, word: (facts: NativeFacts, nativeMessage: string) => string): unknown {
+  const facts = nativeFacts(err);
+  if (facts === null) return err;
+  const e = err as CowlabError;
+  return new CowlabError(e.code, word(facts, e.message), {
+    ...(e.errno !== undefined ? { errno: e.errno } : {}),
+    ...(e.errnoNumber !== undefined ? { errnoNumber: e.errnoNumber } : {}),
+    ...(e.syscall !== undefined ? { syscall: e.syscall } : {}),
+  });
 }
 
 export interface LoadOptions {

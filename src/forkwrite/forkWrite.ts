@@ -6,7 +6,7 @@
 import { CowlabError } from '../errors.js';
 import { Mapping, pageSize } from '../memory/mapping.js';
 import { smapsFor } from '../memory/smaps.js';
-import { native, type ForkProbeRaw, type ForkProbeSideRaw } from '../native.js';
+import type { ForkProbeRaw, ForkProbeSideRaw } from '../native.js';
 import { pfnAccess } from '../pagemap/access.js';
 import { KPF, PagemapEntries, readKpageFlags, readPagemap } from '../pagemap/pagemap.js';
 import { band, summarize, type Band, type LatencySummary } from '../stats/summary.js';
@@ -18,6 +18,7 @@ import {
   type ResolvedForkWriteOptions,
 } from './options.js';
 import { pageOrder } from './pattern.js';
+import { forkProbe } from './probe.js';
 import { pfnKept, sharedAfterFork, unwrittenShared, verifySide, type RunSnapshots, type Verification } from './verify.js';
 
 export interface SideRun {
@@ -313,7 +314,7 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
       const release = mapping.acquire('forkWrite');
       let raw: ForkProbeRaw;
       try {
-        raw = await native().forkProbe({
+        raw = await forkProbe({
           address: mapping.address,
           pages: o.pages,
           childOrder: orders.child,

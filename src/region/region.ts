@@ -17,8 +17,9 @@ import { readSync } from 'node:fs';
 
 import { CowlabError, invalidOption } from '../errors.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
+import { mapCount } from '../memory/mapCount.js';
 import { pageSize } from '../memory/mapping.js';
-import { native, type RegionCountersRaw, type RegionStatsRaw } from '../native.js';
+import { native, wordNativeError, type RegionCountersRaw, type RegionStatsRaw } from '../native.js';
 import { choiceOption, integerOption } from '../options.js';
 import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
 
@@ -141,6 +142,39 @@ const COPYOUT_HINT =
   'syscall (the xv6 copyout case): the kernel writes user memory without raising SIGSEGV, so cowlab ' +
   'cannot break copy-on-write for it';
 
+/**
+ * Runs a call into the region manager; a failure it reports (native/region.cc: StatusError and
+ * the busy release, with facts) is worded: what the call was `doing`, what failed, and what to
+ * do about it.
+ */
+function regionCall<T>(doing: () => string, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw wordNativeError(err, (f, nativeMessage) => {
+      switch (f.cause) {
+        case 'read-only':
+          return `${doing()}: page ${f.page} was made read-only with view.protect(); make it writable with view.protect(start, end, 'rw') first`;
+        case 'pool-full':
+          return `${doing()}: the region's frame pool is full (maxFrames ${f.maxFrames}); create the region with a larger maxFrames`;
+        case 'syscall':
+          return `${doing()}${(err as CowlabError).errno === 'ENOMEM' ? mapCountNote() : ''}: ${nativeMessage}`;
+        case 'attached':
+          return `cannot release the view: ${f.borrows} other thread(s) still have it attached (CowView.attach); release those first`;
+        default:
+          return nativeMessage;
+      }
+    });
+  }
+}
+
+/** " (vm.max_map_count reached: 65530 of 65530 mappings; ...)" when the process is at the limit. */
+function mapCountNote(): string {
+  const m = mapCount();
+  if (m === null || m.count < m.max - 16) return '';
+  return ` (vm.max_map_count reached: ${m.count} of ${m.max} mappings; every copied page that cannot merge with its neighbours is one more)`;
+}
+
 function counters(c: RegionCountersRaw): RegionCounters {
   return { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, zeroMaps: c.zeroMaps, faults: c.faults };
 }
@@ -157,6 +191,11 @@ function pagesOf(raw: { state: Uint8Array; frame: Uint32Array; refcount: Uint32A
     exclusive[p] = raw.refcount[p] === 1 ? 1 : 0;
   }
   return { ...raw, present, exclusive, zeroPage };
+}
+
+/** regionPrepareWrite, for CowView and AttachedView. */
+function prepareWrite(handle: number, start: number, end: number): void {
+  regionCall(() => `breaking copy-on-write for pages ${start}..${end}`, () => native().regionPrepareWrite(handle, start, end));
 }
 
 /** Page range check shared by prepareWrite and readSync. */
@@ -248,14 +287,18 @@ export class CowRegion {
     });
     const batchFrames = integerOption('batchFrames', options.batchFrames ?? 512, { min: 1, max: 1 << 20 });
     if (populate === 'write') checkFitsHalfAvailable('pages', pages * ps, `${pages} pages`);
-    const raw = native().regionCreate({
-      pages,
-      policy: policy.kind === 'lazy' ? 0 : policy.kind === 'eager' ? 1 : 2,
-      faultAround: policy.kind === 'faultAround' ? policy.pages : 0,
-      populate: populate === 'none' ? 0 : populate === 'read' ? 1 : 2,
-      maxFrames,
-      batchFrames,
-    });
+    const raw = regionCall(
+      () => `creating a region of ${pages} pages`,
+      () =>
+        native().regionCreate({
+          pages,
+          policy: policy.kind === 'lazy' ? 0 : policy.kind === 'eager' ? 1 : 2,
+          faultAround: policy.kind === 'faultAround' ? policy.pages : 0,
+          populate: populate === 'none' ? 0 : populate === 'read' ? 1 : 2,
+          maxFrames,
+          batchFrames,
+        }),
+    );
     return new CowRegion(raw.region, pages, policy, populate, raw);
   }
 
@@ -410,7 +453,7 @@ export class CowView {
    */
   fork(options: { wipe?: boolean } = {}): CowView {
     this.#live('fork');
-    const raw = native().regionFork(this.handle, options.wipe === true);
+    const raw = regionCall(() => 'forking a view', () => native().regionFork(this.handle, options.wipe === true));
     const v = new CowView(this.region, raw.view, raw.address, raw.buffer, raw.ns, CREATE);
     this.region._adopt(v);
     return v;
@@ -427,7 +470,7 @@ export class CowView {
   prepareWrite(startPage = 0, endPage = this.pages): void {
     this.#live('prepareWrite on');
     const [s, e] = pageRange(startPage, endPage, this.pages);
-    native().regionPrepareWrite(this.handle, s, e);
+    prepareWrite(this.handle, s, e);
   }
 
   /**
@@ -443,7 +486,10 @@ export class CowView {
     this.#live('protect');
     const [s, e] = pageRange(startPage, endPage, this.pages);
     const p = choiceOption('prot', prot, ['r', 'rw'] as const);
-    native().regionProtect(this.handle, s, e, p === 'r');
+    regionCall(
+      () => `making ${p === 'r' ? 'read-only' : 'writable'} pages ${s}..${e}`,
+      () => native().regionProtect(this.handle, s, e, p === 'r'),
+    );
   }
 
   /**
@@ -472,7 +518,7 @@ export class CowView {
    */
   release(): void {
     const buf = this.#live('release');
-    native().regionRelease(this.handle);
+    regionCall(() => 'releasing the view', () => native().regionRelease(this.handle));
     this.#buffer = undefined;
     native().detachBuffer(buf);
     this.region._forget(this);
@@ -515,7 +561,7 @@ export class AttachedView {
   prepareWrite(startPage = 0, endPage = this.pages): void {
     this.#live('prepareWrite on');
     const [s, e] = pageRange(startPage, endPage, this.pages);
-    native().regionPrepareWrite(this.handle, s, e);
+    prepareWrite(this.handle, s, e);
   }
 
   /** See CowView.readSync. */

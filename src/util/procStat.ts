@@ -1,6 +1,8 @@
 /**
  * /proc/<pid>/stat, the fields cowlab needs: the state, the parent and process group, and for
- * a zombie its wait status (a zombie keeps its pid and its status until its parent reaps it).
+ * a zombie its wait status (a zombie keeps its pid and its status until its parent reaps it);
+ * and how a process ended, in words (the one place that says it: the kernel engine, the fork
+ * probe and the test helpers all use these).
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -35,6 +37,12 @@ export function readProcStat(pid: number): ProcStat | null {
   } catch {
     return null;
   }
+  return parseProcStat(pid, text);
+}
+
+/** The fields of a /proc/<pid>/stat text (read here, or by native code that had to read it
+ *  before the process was reaped). */
+export function parseProcStat(pid: number, text: string): ProcStat {
   // The command name may contain spaces and parentheses: the fields start after the last ')'.
   const close = text.lastIndexOf(')');
   const f = text.slice(close + 2).trim().split(' ');
@@ -50,14 +58,37 @@ export function readProcStat(pid: number): ProcStat | null {
   };
 }
 
-/** Null while `pid` runs; otherwise how it ended ("was killed by signal 9 (SIGKILL)"). */
-export function describeEnded(pid: number): string | null {
-  const s = readProcStat(pid);
+/** SIGKILL for 9; null for a number Node has no name for. */
+export function signalName(signal: number): string | null {
+  return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? null;
+}
+
+/** A waitpid() status of an ended process: its exit code (null when a signal killed it) and
+ *  that signal (null when it exited); WIFEXITED / WEXITSTATUS / WTERMSIG. */
+export function decodeWaitStatus(status: number): { exitCode: number | null; signal: number | null } {
+  const signal = status & 0x7f;
+  return signal === 0 ? { exitCode: (status >> 8) & 0xff, signal: null } : { exitCode: null, signal };
+}
+
+/** How a process ended, from its waitpid() status: "exited with status 1", "was killed by
+ *  signal 9 (SIGKILL)". */
+export function describeWaitStatus(status: number): string {
+  const { exitCode, signal } = decodeWaitStatus(status);
+  if (signal === null) return `exited with status ${exitCode}`;
+  const name = signalName(signal);
+  return `was killed by signal ${signal}${name === null ? '' : ` (${name})`}`;
+}
+
+/** Null while the process runs; otherwise how it ended ("was killed by signal 9 (SIGKILL)"),
+ *  from its stat (null: no such process). */
+export function describeEnd(s: ProcStat | null): string | null {
   if (s === null) return 'is gone (already reaped)';
   if (s.state !== 'Z' && s.state !== 'X') return null;
   if (!Number.isInteger(s.exitStatus)) return 'exited';
-  const signal = s.exitStatus & 0x7f;
-  if (signal === 0) return `exited with status ${(s.exitStatus >> 8) & 0xff}`;
-  const name = Object.entries(constants.signals).find(([, n]) => n === signal)?.[0];
-  return `was killed by signal ${signal}${name === undefined ? '' : ` (${name})`}`;
+  return describeWaitStatus(s.exitStatus);
+}
+
+/** Null while `pid` runs; otherwise how it ended ("was killed by signal 9 (SIGKILL)"). */
+export function describeEnded(pid: number): string | null {
+  return describeEnd(readProcStat(pid));
 }

@@ -13,20 +13,11 @@ import { CowlabError } from '../../src/errors.js';
 import { MAX_TRACE_PROCESSES, type Step, type Trace } from '../../src/index.js';
 import { native } from '../../src/native.js';
 import { DIST_INDEX } from '../helpers/cli.js';
+import { rejection } from '../helpers/errors.js';
 import { collectGarbage, descendants, killUntilZombie, openFdCount } from '../helpers/processes.js';
 import { all, engine, events, expectNoProcessesLeft, region, trace } from './helpers.js';
 
 afterEach(() => expectNoProcessesLeft());
-
-async function rejection(p: Promise<unknown>): Promise<CowlabError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CowlabError);
-    return err as CowlabError;
-  }
-  throw new Error('expected the run to reject');
-}
 
 describe('a step that does not finish before its deadline', () => {
   it('rejects with ERR_CHILD_DEADLINE after killing and reaping every trace process', async () => {

@@ -42,6 +42,18 @@ describe('live-children registry', () => {
   });
 });
 
+describe('forkProbe failures', () => {
+  it('a child that outlives the deadline is killed and reaped: ERR_CHILD_DEADLINE naming it and what the parent waited for', async () => {
+    // The child holds its snapshot far past the deadline (forkWrite() lets a caller ask for that).
+    const p = forkWrite({ pages: 16, holdMs: 30_000, deadlineMs: 200, repeats: 1, warmup: 0 });
+    await expect(p).rejects.toMatchObject({
+      code: 'ERR_CHILD_DEADLINE',
+      message: expect.stringMatching(/^the forked child \(pid \d+\) did not finish within 200 ms and was killed \(parent was waiting for the child to exit\)$/),
+    });
+    expect(descendants()).toEqual([]);
+  });
+});
+
 describe('spawnProbe', () => {
   it.each([
     { kind: 0 as const, name: 'fork + exec' },

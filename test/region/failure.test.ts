@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 
 import { CowRegion, Mapping } from '../../src/index.js';
-import { native } from '../../src/native.js';
+import { forkProbe } from '../../src/forkwrite/probe.js';
 import { DIST_INDEX } from '../helpers/cli.js';
 import { runScript } from './helpers.js';
 
@@ -205,7 +205,7 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
     try {
       await new Promise((resolve) => worker.once('message', resolve));
       for (let i = 0; i < 8; i++) {
-        const probe = native().forkProbe({
+        const probe = forkProbe({
           address: readOnly.address,
           pages: 4,
           childOrder: Uint32Array.from([0]),
@@ -235,7 +235,7 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
       const u = new Uint8Array(region.root.buffer);
       u.fill(0x33);
       const address = target === 'a view' ? region.root.address : region.stagingAddress();
-      const probe = native().forkProbe({
+      const probe = forkProbe({
         address,
         pages: 8,
         childOrder: Uint32Array.from([0, 1, 2, 3]),

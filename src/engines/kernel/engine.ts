@@ -17,13 +17,13 @@ import { environment } from '../../env/environment.js';
 import { runningKernelFacts } from '../../kernels/facts.js';
 import { pageSize } from '../../memory/mapping.js';
 import { smapsFor, smapsRollup, type SmapsTotals } from '../../memory/smaps.js';
-import { native, type NativeProcTree, type ProcTreeAccessRaw } from '../../native.js';
+import { native, type ProcTreeAccessRaw } from '../../native.js';
 import { pfnAccess } from '../../pagemap/access.js';
 import { readKpageCounts, readPageCategories, type PagemapEntries } from '../../pagemap/pagemap.js';
 import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
 import { MAX_TRACE_PROCESSES } from '../../trace/schema.js';
 import type { RegionSpec, Trace } from '../../trace/types.js';
-import { describeEnded } from '../../util/procStat.js';
+import { describeEnded, describeWaitStatus } from '../../util/procStat.js';
 import type {
   Engine,
   EngineRunOptions,
@@ -45,6 +45,7 @@ import {
 import { traceMemoryProblem, type TraceBounds } from '../sim/peak.js';
 import { profileFor } from '../sim/profiles.js';
 import { planTrace, type KernelPlan, type PlannedStep } from './plan.js';
+import { ProcessTree } from './tree.js';
 
 /** The most processes a trace may have: a trace rule (src/trace/schema.ts), from the kernel
  *  engine's one command channel per process (native/proctree.h). */
@@ -186,7 +187,7 @@ function wrapError(err: unknown, where: string): unknown {
 
 /** One run of one trace: the process tree, who is alive, the last snapshot. */
 class KernelRun {
-  readonly tree: NativeProcTree;
+  readonly tree: ProcessTree;
   readonly plan: KernelPlan;
   readonly geometry: RegionGeometry[] = [];
   readonly state: ProcState[];
@@ -219,7 +220,7 @@ class KernelRun {
     this.parentOf = Array.from(this.plan.parents);
     this.pfnVisible = pfnAccess().pfnVisible;
     this.zero = zeroSource();
-    this.tree = new (native().ProcTree)({
+    this.tree = new ProcessTree({
       regions: trace.regions.map((r) => ({
         pages: r.pages,
         backing: backingCode(r),
@@ -231,7 +232,7 @@ class KernelRun {
       parents: this.plan.parents,
       capacity: this.plan.capacity,
       execPath: execPath() ?? EXEC_CANDIDATES[0]!,
-    });
+    }, this.plan.procs);
   }
 
   liveSlots(): number[] {
@@ -352,7 +353,7 @@ class KernelRun {
       const st = await this.tree.reap(parent, this.pids[z]!, this.deadlineMs);
       this.zombies.delete(z);
       if (st.exitCode !== 0) {
-        const how = st.signal !== null ? `was killed by signal ${st.signal}` : `exited with status ${st.exitCode}`;
+        const how = describeWaitStatus(st.status);
         throw new CowlabError('ERR_CHILD_FAILED', `trace process '${this.plan.procs[z]}' (pid ${this.pids[z]}) ${how} instead of exiting normally`);
       }
     }
