@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
 import { Mapping } from '../src/memory/mapping.js';
-import { native } from '../src/native.js';
+import { timeEagerCopy } from '../src/probes/copy.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, overlaps, pointBand, toMs } from '../src/suite/measure.js';
@@ -51,8 +51,8 @@ function eagerCopy(ctx: RunContext, pages: number, runs: { warmup: number; repea
     const warm: number[] = [];
     for (let i = 0; i < runs.warmup + runs.repeats; i++) {
       ctx.signal.throwIfAborted();
-      fresh.push(native().copyMemory({ source: m.address, bytes: m.bytes, fresh: true }).ns);
-      warm.push(native().copyMemory({ source: m.address, bytes: m.bytes, fresh: false }).ns);
+      fresh.push(timeEagerCopy({ source: m, destination: 'fresh' }).ns);
+      warm.push(timeEagerCopy({ source: m, destination: 'populated' }).ns);
     }
     return {
       eagerFresh: { coldNs: fresh[0]!, ns: bandOf(fresh.slice(runs.warmup)) },

@@ -11,7 +11,6 @@ import { z } from 'zod';
 
 import { describeCostModel, isCalibrated, SimEngine, simulateTrace } from '../src/engines/sim/index.js';
 import type { TraceObservations } from '../src/engines/types.js';
-import { native } from '../src/native.js';
 import { CowRegion, type CowView } from '../src/region/region.js';
 import type { ChartSpec } from '../src/report/chart.js';
 import { formatCount, formatNs } from '../src/report/format.js';
@@ -161,10 +160,10 @@ function regionRun(k: number, how: 'lazy' | 'prepareWrite' | 'eager', warmup: bo
     const s1 = stats();
     const order = topPages(STACK_PAGES, CHILD_WRITES);
     const sum = (a: Float64Array) => a.reduce((x, y) => x + y, 0);
-    const childNs = sum(native().regionTimedAccess(child.handle, order, true, 1n << 32n));
+    const childNs = sum(child.timedStores(order, 1n << 32n));
     const s2 = stats();
     child.release(); // the exec
-    const parentNs = sum(native().regionTimedAccess(parent.handle, order, true, 2n << 32n));
+    const parentNs = sum(parent.timedStores(order, 2n << 32n));
     const s3 = stats();
     const forkNs = child.forkNs ?? 0;
     return {

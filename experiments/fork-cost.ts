@@ -11,7 +11,7 @@ import { CowlabError } from '../src/errors.js';
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
 import { Mapping } from '../src/memory/mapping.js';
 import { smapsFor } from '../src/memory/smaps.js';
-import { native } from '../src/native.js';
+import { SPAWN_KINDS, timeSpawn, type SpawnKind } from '../src/probes/spawn.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { SideSummarySchema, bandOf, pointBand, summarizeSide, toMs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
@@ -24,8 +24,8 @@ const REPEATS = { full: 7, quick: 3 };
 const HIDDEN = { full: { pages: 65536, warmup: 1, repeats: 3 }, quick: { pages: 16384, warmup: 1, repeats: 2 } };
 /** Below this the slope of fork against memory cannot be told from noise. */
 const MIN_SPAN_BYTES = 256 * 2 ** 20;
-const KINDS = ['fork', 'vfork', 'posix_spawn'] as const;
-type Kind = (typeof KINDS)[number];
+const KINDS = SPAWN_KINDS;
+type Kind = SpawnKind;
 const KIND_LABEL: Record<Kind, string> = { fork: 'fork()', vfork: 'vfork()+exec', posix_spawn: 'posix_spawn' };
 const RULE =
   'confirmed when fork() from the largest parent takes at least 2x as long as from the smallest, with bands that do not overlap; ' +
@@ -64,9 +64,9 @@ async function timeKinds(ctx: RunContext, program: string, repeats: number): Pro
   const out = { fork: { callNs: [], totalNs: [] }, vfork: { callNs: [], totalNs: [] }, posix_spawn: { callNs: [], totalNs: [] } } as Pick<Size, Kind>;
   // Interleaved, so drift (host memory, other load) hits every kind alike; call 0 is a warm-up.
   for (let r = 0; r <= repeats; r++) {
-    for (const [code, kind] of KINDS.entries()) {
+    for (const kind of KINDS) {
       ctx.signal.throwIfAborted();
-      const t = await native().spawnProbe({ kind: code as 0 | 1 | 2, path: program, deadlineMs: 10_000 });
+      const t = await timeSpawn({ kind, program, deadlineMs: 10_000 });
       if (r === 0) continue;
       out[kind].callNs.push(t.callNs);
       out[kind].totalNs.push(t.totalNs);

@@ -10,8 +10,8 @@ import { z } from 'zod';
 
 import { simulateTrace } from '../src/engines/sim/index.js';
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
+import type { ForkWriteRunStart } from '../src/forkwrite/options.js';
 import { smapsFor } from '../src/memory/smaps.js';
-import { native } from '../src/native.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { summarize } from '../src/stats/summary.js';
 import { mulberry32 } from '../src/util/prng.js';
@@ -149,13 +149,13 @@ interface RawSample {
 const now = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, the probe's clock
 
 /** Reads Private_Dirty of the region in the child and in this process every intervalMs while
- *  the probe's child lives. */
+ *  the run's child lives. */
 function startSampler(intervalMs: number) {
   const samples: RawSample[] = [];
-  let region: { start: bigint; end: bigint } | null = null;
+  let region: { start: bigint; end: bigint; childPid: () => number | null } | null = null;
   const timer = setInterval(() => {
-    const kid = native().liveChildren()[0];
-    if (region === null || kid === undefined) return;
+    const kid = region?.childPid() ?? null;
+    if (region === null || kid === null) return;
     try {
       const c0 = now();
       const child = smapsFor(kid, region.start, region.end).privateDirtyBytes;
@@ -169,8 +169,8 @@ function startSampler(intervalMs: number) {
   }, intervalMs);
   return {
     samples,
-    watch(start: bigint, bytes: number) {
-      region = { start, end: start + BigInt(bytes) };
+    watch(run: ForkWriteRunStart) {
+      region = { start: run.address, end: run.address + BigInt(run.bytes), childPid: run.childPid };
     },
     stop() {
       clearInterval(timer);
@@ -206,7 +206,7 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
       holdMs,
       warmup: 0,
       repeats: 1,
-      onRunStart: (r) => sampler.watch(r.address, r.bytes),
+      onRunStart: (r) => sampler.watch(r),
     });
   } finally {
     sampler.stop();
