@@ -16,6 +16,7 @@ import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { summarize } from '../src/stats/summary.js';
 import { mulberry32 } from '../src/util/prng.js';
 import { pointBand } from '../src/suite/measure.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { buildTrace, regionSpec } from '../src/suite/traces.js';
 import type { Step } from '../src/trace/types.js';
 import { defineExperiment, type Experiment, type Metric, type RunContext } from '../src/suite/types.js';
@@ -184,7 +185,7 @@ function writeOrder(pages: number, writes: number): Uint32Array {
 }
 
 async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> {
-  const c = CONFIG[ctx.quick ? 'quick' : 'full'];
+  const c = sized(ctx, CONFIG);
   const ps = ctx.env.pageSize;
   const pages = Math.floor(ctx.clamp(c.pages * ps * 2, 'region (and its copies)') / ps / 2);
   const writes = Math.round(c.ratePerSec * c.seconds);
@@ -192,7 +193,7 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
   const paceNs = Math.round(1e9 / c.ratePerSec);
   // The child holds the snapshot this long after the parent's last write, then exits.
   const holdMs = 3 * c.intervalMs + 50;
-  ctx.progress(0, 1, `${formatCount(writes)} writes at ${formatCount(c.ratePerSec)}/s`);
+  new Steps(ctx, 1).next(`${formatCount(writes)} writes at ${formatCount(c.ratePerSec)}/s`);
   const sampler = startSampler(c.intervalMs);
   let result;
   try {
