@@ -22,6 +22,7 @@ import { formatCount, formatNs } from '../src/report/format.js';
 import { summarize } from '../src/stats/summary.js';
 import { bandOf, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { mulberry32 } from '../src/util/prng.js';
 
@@ -183,7 +184,7 @@ function regionRun(pages: number, fd: number, warmup: boolean, seed: number): { 
 }
 
 /** The region half: warm-up and measured runs, reading from a temporary file of 8-byte values. */
-function regionRuns(pages: number, mode: 'full' | 'quick') {
+function regionRuns(pages: number, { warmup, repeats }: { warmup: number; repeats: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'cowlab-copyout-'));
   const file = join(dir, 'values');
   const values = new BigUint64Array(pages);
@@ -191,7 +192,6 @@ function regionRuns(pages: number, mode: 'full' | 'quick') {
   writeFileSync(file, new Uint8Array(values.buffer));
   const fd = openSync(file, 'r');
   try {
-    const { warmup, repeats } = RUNS[mode];
     const out = Array.from({ length: warmup + repeats }, (_, i) => regionRun(pages, fd, i < warmup, 9 + i));
     return { runs: out.map((o) => o.run), message: out.find((o) => o.message !== null)?.message ?? null };
   } finally {
@@ -201,19 +201,18 @@ function regionRuns(pages: number, mode: 'full' | 'quick') {
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
-  const pages = PAGES[mode];
-  ctx.progress(0, 3, 'read(2) into COW pages');
-  const read = await forkWrite({ pages, pattern: 'rand', childAccess: 'read', ...RUNS[mode] });
+  const pages = sized(ctx, PAGES);
+  const counts = sized(ctx, RUNS);
+  const steps = new Steps(ctx, 3);
+  steps.next('read(2) into COW pages');
+  const read = await forkWrite({ pages, pattern: 'rand', childAccess: 'read', ...counts });
   const raw: Raw = { pages, pfnVisible: read.pfnVisible, read: runs(read), store: [], region: [], regionMessage: null };
-  ctx.checkpoint(raw);
-  ctx.signal.throwIfAborted();
-  ctx.progress(1, 3, 'stores into COW pages');
-  raw.store = runs(await forkWrite({ pages, pattern: 'rand', ...RUNS[mode] }));
-  ctx.checkpoint(raw);
-  ctx.signal.throwIfAborted();
-  ctx.progress(2, 3, 'read(2) into a COW region view');
-  const region = regionRuns(pages, mode);
+  steps.keep(raw);
+  steps.next('stores into COW pages');
+  raw.store = runs(await forkWrite({ pages, pattern: 'rand', ...counts }));
+  steps.keep(raw);
+  steps.next('read(2) into a COW region view');
+  const region = regionRuns(pages, counts);
   raw.region = region.runs;
   raw.regionMessage = region.message;
   return raw;

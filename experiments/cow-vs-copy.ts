@@ -7,11 +7,12 @@ import { z } from 'zod';
 
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
 import { Mapping } from '../src/memory/mapping.js';
-import { native } from '../src/native.js';
+import { timeEagerCopy } from '../src/probes/copy.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, overlaps, pointBand, toMs } from '../src/suite/measure.js';
 import { formatBand, formatPercent } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const RULE =
@@ -51,8 +52,8 @@ function eagerCopy(ctx: RunContext, pages: number, runs: { warmup: number; repea
     const warm: number[] = [];
     for (let i = 0; i < runs.warmup + runs.repeats; i++) {
       ctx.signal.throwIfAborted();
-      fresh.push(native().copyMemory({ source: m.address, bytes: m.bytes, fresh: true }).ns);
-      warm.push(native().copyMemory({ source: m.address, bytes: m.bytes, fresh: false }).ns);
+      fresh.push(timeEagerCopy({ source: m, destination: 'fresh' }).ns);
+      warm.push(timeEagerCopy({ source: m, destination: 'populated' }).ns);
     }
     return {
       eagerFresh: { coldNs: fresh[0]!, ns: bandOf(fresh.slice(runs.warmup)) },
@@ -64,30 +65,36 @@ function eagerCopy(ctx: RunContext, pages: number, runs: { warmup: number; repea
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
   const ps = ctx.env.pageSize;
-  const pages = Math.floor(ctx.clamp(REGION_PAGES[mode] * ps * 2, 'region (and its copy)') / ps / 2);
-  const fractions = FRACTIONS[mode];
-  ctx.progress(0, fractions.length + 1, 'eager copy');
-  const raw: Raw = { pages, pageSize: ps, ...eagerCopy(ctx, pages, RUNS[mode]), cow: [] };
-  ctx.checkpoint(raw);
-  for (const [i, fraction] of fractions.entries()) {
-    ctx.signal.throwIfAborted();
-    const written = Math.max(1, Math.round(fraction * pages));
-    ctx.progress(i + 1, fractions.length + 1, `COW, ${formatPercent(fraction, 1)} written`);
-    const r = await forkWrite({ pages, pattern: 'rand', count: written, ...RUNS[mode] });
-    const total = (run: (typeof r.runs)[number]) => run.forkNs + run.child!.latencyNs.reduce((a, b) => a + b, 0);
-    const measured = r.runs.filter((x) => !x.warmup);
-    raw.cow.push({
-      fraction: written / pages,
-      written,
-      coldNs: total(r.runs[0]!),
-      totalNs: bandOf(measured.map(total)),
-      forkNs: bandOf(measured.map((x) => x.forkNs)),
-    });
-    ctx.checkpoint(raw);
-  }
+  const pages = Math.floor(ctx.clamp(sized(ctx, REGION_PAGES) * ps * 2, 'region (and its copy)') / ps / 2);
+  const fractions = sized(ctx, FRACTIONS);
+  const runs = sized(ctx, RUNS);
+  const steps = new Steps(ctx, fractions.length + 1);
+  steps.next('eager copy');
+  const raw: Raw = { pages, pageSize: ps, ...eagerCopy(ctx, pages, runs), cow: [] };
+  steps.keep(raw);
+  await steps.sweep(fractions, raw, {
+    detail: (fraction) => `COW, ${formatPercent(fraction, 1)} written`,
+    measure: async (fraction) => {
+      raw.cow.push(await cowPoint(pages, fraction, runs));
+    },
+  });
   return raw;
+}
+
+/** fork() + the timed writes of `fraction` of the pages (random), over the runs. */
+async function cowPoint(pages: number, fraction: number, runs: { warmup: number; repeats: number }): Promise<Raw['cow'][number]> {
+  const written = Math.max(1, Math.round(fraction * pages));
+  const r = await forkWrite({ pages, pattern: 'rand', count: written, ...runs });
+  const total = (run: (typeof r.runs)[number]) => run.forkNs + run.child!.latencyNs.reduce((a, b) => a + b, 0);
+  const measured = r.runs.filter((x) => !x.warmup);
+  return {
+    fraction: written / pages,
+    written,
+    coldNs: total(r.runs[0]!),
+    totalNs: bandOf(measured.map(total)),
+    forkNs: bandOf(measured.map((x) => x.forkNs)),
+  };
 }
 
 /** The fraction where COW's total reaches the eager copy (linear between measured points);

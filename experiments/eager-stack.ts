@@ -11,13 +11,13 @@ import { z } from 'zod';
 
 import { describeCostModel, isCalibrated, SimEngine, simulateTrace } from '../src/engines/sim/index.js';
 import type { TraceObservations } from '../src/engines/types.js';
-import { native } from '../src/native.js';
 import { CowRegion, type CowView } from '../src/region/region.js';
 import type { ChartSpec } from '../src/report/chart.js';
 import { formatCount, formatNs } from '../src/report/format.js';
 import { createEngine } from '../src/suite/engines.js';
 import { bandOf, pointBand, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { buildTrace, regionSpec } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import type { Step } from '../src/trace/types.js';
@@ -161,10 +161,10 @@ function regionRun(k: number, how: 'lazy' | 'prepareWrite' | 'eager', warmup: bo
     const s1 = stats();
     const order = topPages(STACK_PAGES, CHILD_WRITES);
     const sum = (a: Float64Array) => a.reduce((x, y) => x + y, 0);
-    const childNs = sum(native().regionTimedAccess(child.handle, order, true, 1n << 32n));
+    const childNs = sum(child.timedStores(order, 1n << 32n));
     const s2 = stats();
     child.release(); // the exec
-    const parentNs = sum(native().regionTimedAccess(parent.handle, order, true, 2n << 32n));
+    const parentNs = sum(parent.timedStores(order, 2n << 32n));
     const s3 = stats();
     const forkNs = child.forkNs ?? 0;
     return {
@@ -184,11 +184,10 @@ function regionRun(k: number, how: 'lazy' | 'prepareWrite' | 'eager', warmup: bo
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
   const sim = createEngine('sim') as SimEngine;
   const c = sim.options.costModel.constants;
   const copyAtForkNs = Math.max(0, c.copyNs - c.faultNs);
-  const ks = SWEEP[mode];
+  const ks = sized(ctx, SWEEP);
   const points: { k: number; how: 'lazy' | 'prepareWrite' | 'eager' }[] = [
     { k: 0, how: 'lazy' },
     ...ks.map((k) => ({ k, how: k === STACK_PAGES ? ('eager' as const) : ('prepareWrite' as const) })),
@@ -208,22 +207,21 @@ async function run(ctx: RunContext): Promise<Raw> {
     sim: [0, ...ks].map((k) => simPoint(sim, k, copyAtForkNs)),
     region: points.map((p) => ({ ...p, runs: [] })),
   };
-  ctx.checkpoint(raw);
-  const { warmup, repeats } = RUNS[mode];
+  const { warmup, repeats } = sized(ctx, RUNS);
+  const rounds = Array.from({ length: warmup + repeats }, (_, round) => round);
+  const steps = new Steps(ctx, rounds.length);
+  steps.keep(raw);
   // Interleaved: every point once per round, so drift on the host hits all of them alike.
-  for (let round = 0; round < warmup + repeats; round++) {
-    ctx.signal.throwIfAborted();
-    ctx.progress(round, warmup + repeats, `round ${round + 1}: K = ${points.map((p) => p.k).join(', ')}`);
-    for (const [i, p] of points.entries()) {
-      const reps = Array.from({ length: INNER }, () => regionRun(p.k, p.how, round < warmup)).sort((a, b) => a.totalNs - b.totalNs);
-      raw.region[i]!.runs.push(reps[Math.floor(INNER / 2)]!);
-    }
-    ctx.checkpoint(raw);
-    if (round >= warmup + 2 && ctx.overBudget()) {
-      ctx.note(`stopped after ${round + 1 - warmup} measured rounds (time budget)`);
-      break;
-    }
-  }
+  await steps.sweep(rounds, raw, {
+    detail: (round) => `round ${round + 1}: K = ${points.map((p) => p.k).join(', ')}`,
+    measure: (round) => {
+      for (const [i, p] of points.entries()) {
+        const reps = Array.from({ length: INNER }, () => regionRun(p.k, p.how, round < warmup)).sort((a, b) => a.totalNs - b.totalNs);
+        raw.region[i]!.runs.push(reps[Math.floor(INNER / 2)]!);
+      }
+    },
+    stopAfter: { minItems: warmup + 3, note: (done) => `stopped after ${done - warmup} measured rounds (time budget)` },
+  });
   return raw;
 }
 

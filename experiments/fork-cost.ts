@@ -11,10 +11,11 @@ import { CowlabError } from '../src/errors.js';
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
 import { Mapping } from '../src/memory/mapping.js';
 import { smapsFor } from '../src/memory/smaps.js';
-import { native } from '../src/native.js';
+import { SPAWN_KINDS, timeSpawn, type SpawnKind } from '../src/probes/spawn.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { SideSummarySchema, bandOf, pointBand, summarizeSide, toMs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const GiB = 2 ** 30;
@@ -24,8 +25,8 @@ const REPEATS = { full: 7, quick: 3 };
 const HIDDEN = { full: { pages: 65536, warmup: 1, repeats: 3 }, quick: { pages: 16384, warmup: 1, repeats: 2 } };
 /** Below this the slope of fork against memory cannot be told from noise. */
 const MIN_SPAN_BYTES = 256 * 2 ** 20;
-const KINDS = ['fork', 'vfork', 'posix_spawn'] as const;
-type Kind = (typeof KINDS)[number];
+const KINDS = SPAWN_KINDS;
+type Kind = SpawnKind;
 const KIND_LABEL: Record<Kind, string> = { fork: 'fork()', vfork: 'vfork()+exec', posix_spawn: 'posix_spawn' };
 const RULE =
   'confirmed when fork() from the largest parent takes at least 2x as long as from the smallest, with bands that do not overlap; ' +
@@ -64,9 +65,9 @@ async function timeKinds(ctx: RunContext, program: string, repeats: number): Pro
   const out = { fork: { callNs: [], totalNs: [] }, vfork: { callNs: [], totalNs: [] }, posix_spawn: { callNs: [], totalNs: [] } } as Pick<Size, Kind>;
   // Interleaved, so drift (host memory, other load) hits every kind alike; call 0 is a warm-up.
   for (let r = 0; r <= repeats; r++) {
-    for (const [code, kind] of KINDS.entries()) {
+    for (const kind of KINDS) {
       ctx.signal.throwIfAborted();
-      const t = await native().spawnProbe({ kind: code as 0 | 1 | 2, path: program, deadlineMs: 10_000 });
+      const t = await timeSpawn({ kind, program, deadlineMs: 10_000 });
       if (r === 0) continue;
       out[kind].callNs.push(t.callNs);
       out[kind].totalNs.push(t.totalNs);
@@ -76,47 +77,42 @@ async function timeKinds(ctx: RunContext, program: string, repeats: number): Pro
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
+  const repeats = sized(ctx, REPEATS);
   const program = PROGRAMS.find((p) => existsSync(p));
   if (!program) throw new CowlabError('ERR_NOT_MEASURABLE', `no trivial program to spawn: none of ${PROGRAMS.join(', ')} exists`);
   const ps = ctx.env.pageSize;
-  const wanted = SIZES_GIB[mode].map((g) => g * GiB);
+  const wanted = sized(ctx, SIZES_GIB).map((g) => g * GiB);
   const maxBytes = Math.floor(ctx.clamp(wanted.at(-1)!, 'largest parent size') / (2 * 2 ** 20)) * 2 * 2 ** 20;
   const sizes = wanted.filter((b) => b <= maxBytes);
   const backings: Size['backing'][] = ['4k'];
   if (ctx.env.thp.enabled === 'never' || ctx.env.thp.enabled === null) ctx.note(`THP series skipped: THP is ${ctx.env.thp.enabled ?? 'not available'}`);
   else backings.push('thp');
-  const raw: Raw = { program, repeats: REPEATS[mode], sizes: [], hidden: null };
-  const total = backings.length * sizes.length + 1;
-  let step = 0;
+  const raw: Raw = { program, repeats, sizes: [], hidden: null };
+  const steps = new Steps(ctx, backings.length * sizes.length + 1);
   for (const backing of backings) {
     const m = maxBytes > 0 ? Mapping.create({ pages: maxBytes / ps, thp: backing === 'thp' ? 'always' : 'never' }) : null;
     try {
       let populated = 0;
-      for (const bytes of sizes) {
-        ctx.signal.throwIfAborted();
-        if (ctx.overBudget()) {
-          ctx.note(`${backing} sweep stopped before ${formatBytes(bytes)}: the ${ctx.budgetMs / 1000} s budget was spent`);
-          break;
-        }
-        ctx.progress(step++, total, `${backing}, ${formatBytes(bytes)} held`);
-        // Grow the populated part; untouched pages have no page tables, so fork skips them.
-        if (m && bytes > populated) {
-          m.touch('write', populated / ps, bytes / ps);
-          populated = bytes;
-        }
-        const hugeBytes = m && bytes > 0 ? smapsFor('self', m.address, m.address + BigInt(m.bytes)).anonHugePagesBytes : 0;
-        raw.sizes.push({ backing, heldBytes: bytes, hugeBytes, ...(await timeKinds(ctx, program, REPEATS[mode])) });
-        ctx.checkpoint(raw);
-      }
+      await steps.sweep(sizes, raw, {
+        detail: (bytes) => `${backing}, ${formatBytes(bytes)} held`,
+        stopBefore: { what: `${backing} sweep`, item: (bytes) => formatBytes(bytes) },
+        measure: async (bytes) => {
+          // Grow the populated part; untouched pages have no page tables, so fork skips them.
+          if (m && bytes > populated) {
+            m.touch('write', populated / ps, bytes / ps);
+            populated = bytes;
+          }
+          const hugeBytes = m && bytes > 0 ? smapsFor('self', m.address, m.address + BigInt(m.bytes)).anonHugePagesBytes : 0;
+          raw.sizes.push({ backing, heldBytes: bytes, hugeBytes, ...(await timeKinds(ctx, program, repeats)) });
+        },
+      });
     } finally {
       m?.unmap();
     }
   }
-  ctx.progress(step, total, 'the parent writes after its child exited');
-  const h = HIDDEN[mode];
+  steps.next('the parent writes after its child exited');
+  const h = sized(ctx, HIDDEN);
   const pages = Math.min(h.pages, Math.floor(ctx.memoryLimitBytes / ps));
-  ctx.signal.throwIfAborted();
   const r = await forkWrite({ pages, writer: 'parent', parentWhen: 'child-exited', warmup: h.warmup, repeats: h.repeats });
   raw.hidden = { pages, side: summarizeSide(r, (x) => x.parent) };
   return raw;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { KernelRunDetailed } from '../src/engines/kernel/engine.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { pointBand, toMs } from '../src/suite/measure.js';
+import { sized } from '../src/suite/steps.js';
 import { accessP50, buildTrace, countOnes, kernelEngine, pfnsChanged, regionSpec, stepEvents } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { cowDelta, readVmstat } from '../src/vmstat/vmstat.js';
@@ -77,7 +78,7 @@ function smapsOf(r: KernelRunDetailed, step: number, proc: string): { privateDir
 
 async function run(ctx: RunContext): Promise<Raw> {
   const ps = ctx.env.pageSize;
-  const pages = Math.floor(ctx.clamp(BYTES[ctx.quick ? 'quick' : 'full'], 'the parent region') / ps);
+  const pages = Math.floor(ctx.clamp(sized(ctx, BYTES), 'the parent region') / ps);
   const trace = buildTrace(
     'fork-exec-large',
     'p0 holds the region, forks c1, c1 execs at once; then p0 writes every page.',

@@ -20,6 +20,7 @@ import {
   toUs,
 } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const SWEEP = { full: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536], quick: [1, 16, 256, 4096, 16384] };
@@ -75,18 +76,17 @@ const RawSchema = z.object({
 type Raw = z.infer<typeof RawSchema>;
 
 async function measure(ctx: RunContext, o: ForkWriteOptions) {
-  ctx.signal.throwIfAborted();
-  return forkWrite({ ...RUNS[ctx.quick ? 'quick' : 'full'], ...o });
+  return forkWrite({ ...sized(ctx, RUNS), ...o });
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
   const ps = ctx.env.pageSize;
-  const raw: Raw = { ...RUNS[mode], sweep: [], variants: [], histogram: null };
+  const raw: Raw = { ...sized(ctx, RUNS), sweep: [], variants: [], histogram: null };
   const limitPages = Math.floor(ctx.memoryLimitBytes / ps / 2); // the copies double the region
-  const sweep = SWEEP[mode].filter((p) => p <= limitPages);
-  if (sweep.length < SWEEP[mode].length) ctx.note(`pages-written sweep clamped to ${formatCount(sweep.at(-1) ?? 0)} pages (memory)`);
-  const vWrites = Math.min(VARIANT_WRITES[mode], Math.floor(limitPages / 8));
+  const wanted = sized(ctx, SWEEP);
+  const sweep = wanted.filter((p) => p <= limitPages);
+  if (sweep.length < wanted.length) ctx.note(`pages-written sweep clamped to ${formatCount(sweep.at(-1) ?? 0)} pages (memory)`);
+  const vWrites = Math.min(sized(ctx, VARIANT_WRITES), Math.floor(limitPages / 8));
   const variants = VARIANTS.filter((v) => {
     if (v.thp === 'always' && (ctx.env.thp.enabled === 'never' || ctx.env.thp.enabled === null)) {
       ctx.note(`variant '${v.label}' skipped: THP is ${ctx.env.thp.enabled ?? 'not available'}`);
@@ -94,45 +94,39 @@ async function run(ctx: RunContext): Promise<Raw> {
     }
     return true;
   });
-  const total = sweep.length + variants.length;
-  let done = 0;
-  for (const pages of sweep) {
-    if (ctx.overBudget()) {
-      ctx.note(`sweep stopped before ${formatCount(pages)} pages: the ${ctx.budgetMs / 1000} s budget was spent`);
-      break;
-    }
-    ctx.progress(done, total, `${formatCount(pages)} pages`);
-    const r = await measure(ctx, { pages, thp: 'never' });
-    raw.sweep.push({
-      pages,
-      side: summarizeSide(r, (x) => x.child),
-      forkNs: bandOf(r.runs.filter((x) => !x.warmup).map((x) => x.forkNs)),
-    });
-    ctx.checkpoint(raw);
-    done++;
-  }
-  for (const v of variants) {
-    ctx.progress(done, total, v.label);
-    const regionPages = v.pattern === 'stride:8' ? vWrites * 8 : vWrites;
-    const r = await measure(ctx, { pages: regionPages, pattern: v.pattern, thp: v.thp, writer: v.writer });
-    const pick = v.writer === 'child' ? (x: (typeof r.runs)[number]) => x.child : (x: (typeof r.runs)[number]) => x.parent;
-    raw.variants.push({ ...v, regionPages, side: summarizeSide(r, pick), hugeBytes: r.thp.hugeBytes });
-    if (v === VARIANTS[0]) {
-      const cold = r.runs[0]!.child!.latencyNs;
-      const warm = r.runs.at(-1)!.child!.latencyNs;
-      const edgesNs = logEdges(100, Math.max(...warm, ...cold), 10);
-      raw.histogram = {
-        label: `${v.label}, ${formatCount(vWrites)} pages: first run (cold) and last run (warm)`,
-        edgesNs,
-        cold: histogramCounts(cold, edgesNs),
-        warm: histogramCounts(warm, edgesNs),
-      };
-    }
-    ctx.checkpoint(raw);
-    done++;
-  }
-  ctx.progress(total, total);
+  const steps = new Steps(ctx, sweep.length + variants.length);
+  await steps.sweep(sweep, raw, {
+    detail: (pages) => `${formatCount(pages)} pages`,
+    stopBefore: { what: 'sweep', item: (pages) => `${formatCount(pages)} pages` },
+    measure: async (pages) => {
+      const r = await measure(ctx, { pages, thp: 'never' });
+      raw.sweep.push({
+        pages,
+        side: summarizeSide(r, (x) => x.child),
+        forkNs: bandOf(r.runs.filter((x) => !x.warmup).map((x) => x.forkNs)),
+      });
+    },
+  });
+  await steps.sweep(variants, raw, {
+    detail: (v) => v.label,
+    measure: async (v) => {
+      const regionPages = v.pattern === 'stride:8' ? vWrites * 8 : vWrites;
+      const r = await measure(ctx, { pages: regionPages, pattern: v.pattern, thp: v.thp, writer: v.writer });
+      const pick = v.writer === 'child' ? (x: (typeof r.runs)[number]) => x.child : (x: (typeof r.runs)[number]) => x.parent;
+      raw.variants.push({ ...v, regionPages, side: summarizeSide(r, pick), hugeBytes: r.thp.hugeBytes });
+      if (v === VARIANTS[0]) raw.histogram = histogram(r, `${v.label}, ${formatCount(vWrites)} pages: first run (cold) and last run (warm)`);
+    },
+  });
+  steps.finish();
   return raw;
+}
+
+/** The child's latencies of the first run (cold) and the last (warm), on shared edges. */
+function histogram(r: Awaited<ReturnType<typeof forkWrite>>, label: string): Raw['histogram'] {
+  const cold = r.runs[0]!.child!.latencyNs;
+  const warm = r.runs.at(-1)!.child!.latencyNs;
+  const edgesNs = logEdges(100, Math.max(...warm, ...cold), 10);
+  return { label, edgesNs, cold: histogramCounts(cold, edgesNs), warm: histogramCounts(warm, edgesNs) };
 }
 
 function reference(raw: Raw) {

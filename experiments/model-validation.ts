@@ -10,10 +10,12 @@ import { z } from 'zod';
 import { chooseCostModel, defaultCostModelPath } from '../src/calibrate/store.js';
 import { observationsToJson, type TraceObservationsJson } from '../src/engines/observations.js';
 import { describeCostModel, isCalibrated, profileFor } from '../src/engines/sim/index.js';
+import type { Engine } from '../src/engines/types.js';
 import { runningKernelFacts } from '../src/kernels/facts.js';
 import { formatNs } from '../src/report/format.js';
 import { createEngine } from '../src/suite/engines.js';
 import { pointBand } from '../src/suite/measure.js';
+import { Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { listScenarios, loadScenario } from '../src/trace/scenarios.js';
 import { describeMismatch } from '../src/validate/report.js';
@@ -76,32 +78,36 @@ async function run(ctx: RunContext): Promise<Raw> {
   raw.profile = { name: profile.name, version: profile.version, options: profile.options };
   const engines = ENGINES.map((n) => createEngine(n));
   const all = listScenarios();
-  for (const [i, s] of all.entries()) {
-    ctx.signal.throwIfAborted();
-    ctx.progress(i, all.length, s.name);
-    const trace = loadScenario(s.name);
-    const v = await validateTrace(trace, engines);
-    const ref = v.engines.find((e) => e.engine === v.reference)?.observations ?? null;
-    raw.scenarios.push({
-      name: s.name,
-      status: v.status,
-      reason: v.reason,
-      comparisons: v.comparisons.map((c) => ({
-        engine: c.predicted as 'sim' | 'region',
-        matched: c.matched,
-        steps: c.steps.length,
-        matchedSteps: c.steps.filter((x) => x.matched).length,
-        firstMismatch: ref ? describeMismatch(c, ref) : null,
-        writePredictedNs: c.writeTime.predictedNs,
-        writeObservedNs: c.writeTime.observedNs,
-        writeRelError: c.writeTime.relError,
-      })),
-      notApplicable: v.engines.flatMap((e) => (e.notApplicable !== null && e.engine !== v.reference ? [{ engine: e.engine, reason: e.notApplicable }] : [])),
-      kernel: ref ? observationsToJson(ref, { pages: true }) : null,
-    });
-    ctx.checkpoint(raw);
-  }
+  await new Steps(ctx, all.length).sweep(all, raw, {
+    detail: (s) => s.name,
+    measure: async (s) => {
+      raw.scenarios.push(await validateScenario(s.name, engines));
+    },
+  });
   return raw;
+}
+
+/** One built-in scenario on every engine, compared against the kernel. */
+async function validateScenario(name: string, engines: Engine[]): Promise<Raw['scenarios'][number]> {
+  const v = await validateTrace(loadScenario(name), engines);
+  const ref = v.engines.find((e) => e.engine === v.reference)?.observations ?? null;
+  return {
+    name,
+    status: v.status,
+    reason: v.reason,
+    comparisons: v.comparisons.map((c) => ({
+      engine: c.predicted as 'sim' | 'region',
+      matched: c.matched,
+      steps: c.steps.length,
+      matchedSteps: c.steps.filter((x) => x.matched).length,
+      firstMismatch: ref ? describeMismatch(c, ref) : null,
+      writePredictedNs: c.writeTime.predictedNs,
+      writeObservedNs: c.writeTime.observedNs,
+      writeRelError: c.writeTime.relError,
+    })),
+    notApplicable: v.engines.flatMap((e) => (e.notApplicable !== null && e.engine !== v.reference ? [{ engine: e.engine, reason: e.notApplicable }] : [])),
+    kernel: ref ? observationsToJson(ref, { pages: true }) : null,
+  };
 }
 
 function medianAbs(xs: number[]): number | null {

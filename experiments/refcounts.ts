@@ -11,6 +11,7 @@ import type { KernelRunDetailed } from '../src/engines/kernel/engine.js';
 import { CowlabError } from '../src/errors.js';
 import { formatCount } from '../src/report/format.js';
 import { pointBand } from '../src/suite/measure.js';
+import { sized, STOP, Steps } from '../src/suite/steps.js';
 import { buildTrace, kernelEngine, regionSpec } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import type { Step, Trace } from '../src/trace/types.js';
@@ -162,24 +163,24 @@ function checkStep(t: Trace, r: KernelRunDetailed, i: number): StepResult {
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const n = PAGES[ctx.quick ? 'quick' : 'full'];
+  const n = sized(ctx, PAGES);
   const raw: Raw = { unavailable: null, traces: [] };
   const all = traces(n);
-  for (const [k, t] of all.entries()) {
-    ctx.signal.throwIfAborted();
-    ctx.progress(k, all.length, t.name);
-    let r: KernelRunDetailed;
-    try {
-      r = await kernelEngine().runDetailed(t, { kpagecount: true });
-    } catch (err) {
-      // kpagecount is root-only: the engine refuses before running anything.
-      if (!(err instanceof CowlabError) || err.code !== 'ERR_NOT_MEASURABLE') throw err;
-      raw.unavailable = err.message;
-      return raw;
-    }
-    raw.traces.push({ name: t.name, description: t.description ?? '', pages: n, steps: [-1, ...t.steps.keys()].map((i) => checkStep(t, r, i)) });
-    ctx.checkpoint(raw);
-  }
+  await new Steps(ctx, all.length).sweep(all, raw, {
+    detail: (t) => t.name,
+    measure: async (t) => {
+      let r: KernelRunDetailed;
+      try {
+        r = await kernelEngine().runDetailed(t, { kpagecount: true });
+      } catch (err) {
+        // kpagecount is root-only: the engine refuses before running anything.
+        if (!(err instanceof CowlabError) || err.code !== 'ERR_NOT_MEASURABLE') throw err;
+        raw.unavailable = err.message;
+        return STOP;
+      }
+      raw.traces.push({ name: t.name, description: t.description ?? '', pages: n, steps: [-1, ...t.steps.keys()].map((i) => checkStep(t, r, i)) });
+    },
+  });
   return raw;
 }
 

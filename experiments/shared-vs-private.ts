@@ -11,6 +11,7 @@ import { kernelWriteValue, type KernelRunDetailed } from '../src/engines/kernel/
 import { CowlabError } from '../src/errors.js';
 import { formatCount, formatNs } from '../src/report/format.js';
 import { pointBand } from '../src/suite/measure.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { accessP50, buildTrace, kernelEngine, regionSpec, stepEvents } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import type { BackingKind, MapKind } from '../src/trace/types.js';
@@ -116,24 +117,24 @@ async function measure(map: MapKind, backing: BackingKind, pages: number): Promi
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const pages = PAGES[ctx.quick ? 'quick' : 'full'];
+  const pages = sized(ctx, PAGES);
   const raw: Raw = { pfnVisible: true, backings: [], skipped: [] };
-  for (const [i, b] of BACKINGS.entries()) {
-    ctx.signal.throwIfAborted();
-    ctx.progress(i, BACKINGS.length, label(b));
-    try {
-      const m = await measure(b.map, b.backing, pages);
-      raw.pfnVisible = m.samePfn !== null;
-      raw.backings.push(m);
-    } catch (err) {
-      // A kernel without memfd_create (or a sandbox that forbids it) cannot map memfd
-      // backings; the anonymous ones still answer the question.
-      if (b.backing !== 'memfd' || !(err instanceof CowlabError) || err.syscall !== 'memfd_create') throw err;
-      raw.skipped.push({ ...b, reason: err.message });
-      ctx.note(`${label(b)}: not measurable here: ${err.message}`);
-    }
-    ctx.checkpoint(raw);
-  }
+  await new Steps(ctx, BACKINGS.length).sweep(BACKINGS, raw, {
+    detail: label,
+    measure: async (b) => {
+      try {
+        const m = await measure(b.map, b.backing, pages);
+        raw.pfnVisible = m.samePfn !== null;
+        raw.backings.push(m);
+      } catch (err) {
+        // A kernel without memfd_create (or a sandbox that forbids it) cannot map memfd
+        // backings; the anonymous ones still answer the question.
+        if (b.backing !== 'memfd' || !(err instanceof CowlabError) || err.syscall !== 'memfd_create') throw err;
+        raw.skipped.push({ ...b, reason: err.message });
+        ctx.note(`${label(b)}: not measurable here: ${err.message}`);
+      }
+    },
+  });
   return raw;
 }
 

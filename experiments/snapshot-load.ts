@@ -10,12 +10,13 @@ import { z } from 'zod';
 
 import { simulateTrace } from '../src/engines/sim/index.js';
 import { forkWrite } from '../src/forkwrite/forkWrite.js';
+import type { ForkWriteRunStart } from '../src/forkwrite/options.js';
 import { smapsFor } from '../src/memory/smaps.js';
-import { native } from '../src/native.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { summarize } from '../src/stats/summary.js';
 import { mulberry32 } from '../src/util/prng.js';
 import { pointBand } from '../src/suite/measure.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { buildTrace, regionSpec } from '../src/suite/traces.js';
 import type { Step } from '../src/trace/types.js';
 import { defineExperiment, type Experiment, type Metric, type RunContext } from '../src/suite/types.js';
@@ -149,13 +150,13 @@ interface RawSample {
 const now = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, the probe's clock
 
 /** Reads Private_Dirty of the region in the child and in this process every intervalMs while
- *  the probe's child lives. */
+ *  the run's child lives. */
 function startSampler(intervalMs: number) {
   const samples: RawSample[] = [];
-  let region: { start: bigint; end: bigint } | null = null;
+  let region: { start: bigint; end: bigint; childPid: () => number | null } | null = null;
   const timer = setInterval(() => {
-    const kid = native().liveChildren()[0];
-    if (region === null || kid === undefined) return;
+    const kid = region?.childPid() ?? null;
+    if (region === null || kid === null) return;
     try {
       const c0 = now();
       const child = smapsFor(kid, region.start, region.end).privateDirtyBytes;
@@ -169,8 +170,8 @@ function startSampler(intervalMs: number) {
   }, intervalMs);
   return {
     samples,
-    watch(start: bigint, bytes: number) {
-      region = { start, end: start + BigInt(bytes) };
+    watch(run: ForkWriteRunStart) {
+      region = { start: run.address, end: run.address + BigInt(run.bytes), childPid: run.childPid };
     },
     stop() {
       clearInterval(timer);
@@ -184,7 +185,7 @@ function writeOrder(pages: number, writes: number): Uint32Array {
 }
 
 async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> {
-  const c = CONFIG[ctx.quick ? 'quick' : 'full'];
+  const c = sized(ctx, CONFIG);
   const ps = ctx.env.pageSize;
   const pages = Math.floor(ctx.clamp(c.pages * ps * 2, 'region (and its copies)') / ps / 2);
   const writes = Math.round(c.ratePerSec * c.seconds);
@@ -192,7 +193,7 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
   const paceNs = Math.round(1e9 / c.ratePerSec);
   // The child holds the snapshot this long after the parent's last write, then exits.
   const holdMs = 3 * c.intervalMs + 50;
-  ctx.progress(0, 1, `${formatCount(writes)} writes at ${formatCount(c.ratePerSec)}/s`);
+  new Steps(ctx, 1).next(`${formatCount(writes)} writes at ${formatCount(c.ratePerSec)}/s`);
   const sampler = startSampler(c.intervalMs);
   let result;
   try {
@@ -206,7 +207,7 @@ async function run(ctx: RunContext, predictor: SnapshotPredictor): Promise<Raw> 
       holdMs,
       warmup: 0,
       repeats: 1,
-      onRunStart: (r) => sampler.watch(r.address, r.bytes),
+      onRunStart: (r) => sampler.watch(r),
     });
   } finally {
     sampler.stop();

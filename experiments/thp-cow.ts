@@ -11,6 +11,7 @@ import { summarize } from '../src/stats/summary.js';
 import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const HUGE_PAGES = { full: 8, quick: 4 };
@@ -71,11 +72,11 @@ function seqRuns(r: ForkWriteResult, perHuge: number) {
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
   const perHuge = (ctx.env.hugePageSize ?? 2 * 2 ** 20) / ctx.env.pageSize;
-  const pages = HUGE_PAGES[mode] * perHuge;
-  const runs = RUNS[mode];
-  ctx.progress(0, 3, 'one write per huge page');
+  const pages = sized(ctx, HUGE_PAGES) * perHuge;
+  const runs = sized(ctx, RUNS);
+  const steps = new Steps(ctx, 3);
+  steps.next('one write per huge page');
   const split = await forkWrite({ pages, thp: 'always', pattern: `stride:${perHuge}`, ...runs });
   const raw: Raw = {
     pages,
@@ -96,13 +97,11 @@ async function run(ctx: RunContext): Promise<Raw> {
     seq: [],
     base4k: [],
   };
-  ctx.checkpoint(raw);
-  ctx.signal.throwIfAborted();
-  ctx.progress(1, 3, 'every page, THP');
+  steps.keep(raw);
+  steps.next('every page, THP');
   raw.seq = seqRuns(await forkWrite({ pages, thp: 'always', pattern: 'seq', ...runs }), perHuge);
-  ctx.checkpoint(raw);
-  ctx.signal.throwIfAborted();
-  ctx.progress(2, 3, 'every page, 4 KiB');
+  steps.keep(raw);
+  steps.next('every page, 4 KiB');
   const base = await forkWrite({ pages, thp: 'never', pattern: 'seq', ...runs });
   raw.base4k = base.runs.map((x) => ({ warmup: x.warmup, p50Ns: x.child!.perPageNs!.p50 }));
   return raw;

@@ -14,6 +14,7 @@ import { KPF, readKpageFlags } from '../src/pagemap/pagemap.js';
 import { formatCount, formatNs } from '../src/report/format.js';
 import { pointBand, toUs } from '../src/suite/measure.js';
 import { createEngine } from '../src/suite/engines.js';
+import { sized, Steps } from '../src/suite/steps.js';
 import { accessP50, buildTrace, countOnes, distinctPfns, kernelEngine, regionSpec, stepEvents } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
@@ -118,21 +119,20 @@ async function measure(name: string, pages: number, thp: boolean, unitPages: num
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
-  const mode = ctx.quick ? 'quick' : 'full';
   const access = pfnAccess();
   if (!access.pfnVisible) ctx.note(`PFNs are hidden (${access.pfnReason ?? 'not root'}): the zero page is identified by PAGEMAP_SCAN, without PFNs or kpageflags`);
   const t = ctx.env.thp;
   const perHuge = (ctx.env.hugePageSize ?? 2 * 2 ** 20) / ctx.env.pageSize;
   const huge = t.enabled !== null && t.enabled !== 'never' && t.useZeroPage === true;
   if (!huge) ctx.note(`THP variant skipped: ${t.enabled === null || t.enabled === 'never' ? 'transparent huge pages are off' : 'the huge zero page is off (transparent_hugepage/use_zero_page)'}`);
-  ctx.progress(0, huge ? 2 : 1, '4 KiB pages');
-  const base = await measure('4 KiB pages', PAGES[mode], false, 1);
+  const steps = new Steps(ctx, huge ? 2 : 1);
+  steps.next('4 KiB pages');
+  const base = await measure('4 KiB pages', sized(ctx, PAGES), false, 1);
   const raw: Raw = { pfnVisible: access.pfnVisible, zeroUnavailable: base.zeroUnavailable, variants: [base.variant] };
-  ctx.checkpoint(raw);
+  steps.keep(raw);
   if (huge && raw.zeroUnavailable === null) {
-    ctx.signal.throwIfAborted();
-    ctx.progress(1, 2, 'transparent huge pages');
-    raw.variants.push((await measure('transparent huge pages', HUGE_PAGES[mode] * perHuge, true, perHuge)).variant);
+    steps.next('transparent huge pages');
+    raw.variants.push((await measure('transparent huge pages', sized(ctx, HUGE_PAGES) * perHuge, true, perHuge)).variant);
   }
   return raw;
 }

@@ -35,12 +35,16 @@ export {
 export {
   resolveForkWriteOptions,
   type ForkWriteOptions,
+  type ForkWriteRunStart,
   type ResolvedForkWriteOptions,
   type Writer,
   type ParentWhen,
 } from './forkwrite/options.js';
 export { parsePattern, pageOrder, formatPattern, type WritePattern } from './forkwrite/pattern.js';
 export type { Verification } from './forkwrite/verify.js';
+// Probes: measurements of one mechanism each, beside forkWrite (src/probes/).
+export { timeSpawn, SPAWN_KINDS, type SpawnKind, type SpawnTimingOptions, type SpawnTiming } from './probes/spawn.js';
+export { timeEagerCopy, COPY_DESTINATIONS, type CopyDestination, type EagerCopyOptions, type EagerCopyTiming } from './probes/copy.js';
 export { parseTrace, loadTrace, traceInvalid, type ParseTraceOptions } from './trace/parse.js';
 export { selectPages, describeSelector } from './trace/select.js';
 export { listScenarios, loadScenario, resolveTraceArg, scenariosDir, type ScenarioInfo } from './trace/scenarios.js';

@@ -291,6 +291,22 @@ function summarizeRuns(runs: ForkWriteRun[]): ForkWriteSummary {
 }
 
 /**
+ * Finds the child of the probe about to start: the native probe reports its pid only once
+ * the child is reaped, but the addon lists every live child it forked, so this run's child
+ * is the one that was not there before the run. Ends (always null) once the run returned.
+ */
+function watchChild(): { childPid: () => number | null; end: () => void } {
+  const before = new Set(native().liveChildren());
+  let running = true;
+  return {
+    childPid: () => (running ? (native().liveChildren().find((pid) => !before.has(pid)) ?? null) : null),
+    end: () => {
+      running = false;
+    },
+  };
+}
+
+/**
  * Maps and populates a private anonymous region of `pages` pages, then runs warmup +
  * repeats fork probes over it. Options are checked before anything is mapped.
  */
@@ -310,7 +326,8 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
     const runs: ForkWriteRun[] = [];
     const total = o.warmup + o.repeats;
     for (let i = 0; i < total; i++) {
-      options.onRunStart?.({ index: i, address: mapping.address, bytes: mapping.bytes });
+      const watch = watchChild();
+      options.onRunStart?.({ index: i, address: mapping.address, bytes: mapping.bytes, childPid: watch.childPid });
       const release = mapping.acquire('forkWrite');
       let raw: ForkProbeRaw;
       try {
@@ -329,6 +346,7 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
           parentPaceNs: o.parentPaceNs,
         });
       } finally {
+        watch.end();
         release();
       }
       const run = analyzeRun(raw, i, i < o.warmup, orders, o, model, access.pfnVisible);

@@ -20,6 +20,17 @@ export interface ForkWriteProgress {
   warmup: boolean;
 }
 
+/** What onRunStart is given: the run about to fork. */
+export interface ForkWriteRunStart {
+  index: number;
+  /** The region the run forks over (the same address in the child). */
+  address: bigint;
+  bytes: number;
+  /** pid of this run's forked child while it lives; null before the fork and once it has
+   *  exited (reaped). Cheap enough to poll from a timer. */
+  childPid(): number | null;
+}
+
 export interface ForkWriteOptions {
   /** Size of the region in pages (4 KiB). It is populated (written) before the first fork. */
   pages: number;
@@ -58,8 +69,9 @@ export interface ForkWriteOptions {
   parentPaceNs?: number;
   /** Called after each run. */
   onProgress?: (p: ForkWriteProgress) => void;
-  /** Called just before each run's fork, with the region's address (e.g. to sample smaps). */
-  onRunStart?: (r: { index: number; address: bigint; bytes: number }) => void;
+  /** Called just before each run's fork, with the region's address and a way to find the
+   *  run's child while it lives (e.g. to sample both processes' smaps during the run). */
+  onRunStart?: (r: ForkWriteRunStart) => void;
 }
 
 export interface ResolvedForkWriteOptions {

@@ -206,6 +206,23 @@ function pageRange(startPage: unknown, endPage: unknown, pages: number): [number
   return [start, end];
 }
 
+/** A page list for a timed access: a Uint32Array of page indices below the view's pages.
+ *  Checked here so a bad list names the field instead of failing inside native code. */
+function checkPageList(field: string, pages: unknown, viewPages: number): Uint32Array {
+  if (!(pages instanceof Uint32Array)) throw invalidOption(field, 'must be a Uint32Array of page indices');
+  for (let i = 0; i < pages.length; i++) {
+    if (pages[i]! >= viewPages) throw invalidOption(field, `page ${pages[i]} (entry ${i}) is outside the view (pages: ${viewPages})`);
+  }
+  return pages;
+}
+
+const U64_LIMIT = 1n << 64n;
+
+function checkTag(tag: unknown): bigint {
+  if (typeof tag !== 'bigint' || tag < 0n || tag >= U64_LIMIT) throw invalidOption('tag', `must be a bigint in [0, 2^64), got ${String(tag)}`);
+  return tag;
+}
+
 /** Reads from fd into bytes [offset, offset+length) of `buffer` after breaking COW there. */
 function readIntoView(
   view: { prepareWrite(s: number, e: number): void; buffer: ArrayBuffer },
@@ -502,6 +519,27 @@ export class CowView {
     const off = integerOption('offset', offset, { min: 0, max: this.bytes });
     const len = integerOption('length', length, { min: 0, max: this.bytes - off });
     return readIntoView(this, fd, off, len, position);
+  }
+
+  /**
+   * Stores 8 bytes into each listed page (in list order, repeats allowed), each store timed
+   * alone in native code (clock_gettime around it, no JS in between), and returns the ns of
+   * each. Store i writes `tag + pages[i]` as a u64 at offset 0 of its page, so the content
+   * says which store landed. A store into a shared page takes the region's COW fault (counted
+   * in stats()), so this is how a write fault's latency is measured.
+   */
+  timedStores(pages: Uint32Array, tag = 0n): Float64Array {
+    this.#live('time stores into');
+    const list = checkPageList('pages', pages, this.pages);
+    return native().regionTimedAccess(this.handle, list, true, checkTag(tag));
+  }
+
+  /** Loads 8 bytes at offset 0 of each listed page, each load timed alone in native code;
+   *  returns the ns of each (an untouched page's first load maps the zero page). */
+  timedLoads(pages: Uint32Array): Float64Array {
+    this.#live('time loads from');
+    const list = checkPageList('pages', pages, this.pages);
+    return native().regionTimedAccess(this.handle, list, false, 0n);
   }
 
   /** The view's page table: state, frame and reference count per page, and the present /

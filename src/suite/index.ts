@@ -26,6 +26,7 @@ export {
   type Requirements,
   type TableSpec,
 } from './types.js';
+export { Steps, sized, STOP, type BySize, type SweepOptions } from './steps.js';
 export { registerEngine, unregisterEngine, engineAvailable } from './engines.js';
 export { compareResults, beyondNoise, COMPARE_RULE, type Comparison } from './compare.js';
 export { renderReport } from '../report/html.js';

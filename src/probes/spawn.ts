@@ -1,0 +1,82 @@
+/**
+ * Spawn timing: what the parent pays to start a process running a program, by fork()+exec,
+ * vfork()+exec or posix_spawn (native/spawnprobe.cc). fork() copies the parent's page tables,
+ * so its cost grows with the parent's memory; the other two share the parent's memory until
+ * the exec, so theirs should not.
+ *
+ *   const t = await timeSpawn({ kind: 'vfork', program: '/bin/true' });
+ *   console.log(t.callNs, t.totalNs);
+ */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+
+import { invalidOption } from '../errors.js';
+import { native } from '../native.js';
+import { choiceOption, integerOption } from '../options.js';
+
+/** How the process is created; the order is the native probe's kind code. */
+export const SPAWN_KINDS = ['fork', 'vfork', 'posix_spawn'] as const;
+export type SpawnKind = (typeof SPAWN_KINDS)[number];
+
+export interface SpawnTimingOptions {
+  kind: SpawnKind;
+  /** Absolute path of an executable file: execve does not search PATH. */
+  program: string;
+  /** Arguments after argv[0] (the program's path). Default none. */
+  args?: readonly string[];
+  /** A child still running after this long is killed and reaped, and the call rejects with
+   *  ERR_CHILD_DEADLINE. Default 10 s. */
+  deadlineMs?: number;
+}
+
+export interface SpawnTiming {
+  kind: SpawnKind;
+  /** ns the parent spent in the call: fork() until it returned; vfork() until the child had
+   *  exec'd (the parent is suspended until then); posix_spawn until it returned. */
+  callNs: number;
+  /** ns from the call until the child exited (status 0) and was reaped. */
+  totalNs: number;
+}
+
+const MAX_DEADLINE_MS = 24 * 3_600_000;
+
+/** The program must be runnable before anything is started: a bad path would otherwise fail
+ *  differently per kind (posix_spawn with ERR_SYSCALL, the forks with exit status 127). */
+function checkProgram(program: unknown): string {
+  if (typeof program !== 'string' || program === '') throw invalidOption('program', `must be a path, got ${typeof program === 'string' ? "''" : String(program)}`);
+  if (program.includes('\0')) throw invalidOption('program', 'must not contain a NUL byte');
+  if (!isAbsolute(program)) throw invalidOption('program', `must be an absolute path (execve does not search PATH), got '${program}'`);
+  try {
+    if (!statSync(program).isFile()) throw new Error('not a regular file');
+    accessSync(program, fsConstants.X_OK);
+  } catch (err) {
+    throw invalidOption('program', `'${program}' is not an executable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return program;
+}
+
+function checkArgs(args: unknown): string[] {
+  if (args === undefined) return [];
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw invalidOption('args', 'must be an array of strings');
+  // A NUL would silently cut the argument short on its way into execve's argv.
+  if (args.some((a: string) => a.includes('\0'))) throw invalidOption('args', 'must not contain a NUL byte');
+  return [...(args as string[])];
+}
+
+/**
+ * Starts `program` once by `kind`, waits for it to exit and reaps it; resolves with the time
+ * of the call in the parent and of the whole life. Options are checked first
+ * (ERR_INVALID_OPTION naming the field). A child that exits non-zero or is killed rejects
+ * with ERR_CHILD_FAILED (status or signal in the message); one past the deadline is killed
+ * and rejects with ERR_CHILD_DEADLINE; a failed posix_spawn rejects with ERR_SYSCALL. The
+ * child is reaped on every path, and Ctrl-C (killAllChildren) kills it too.
+ */
+export async function timeSpawn(options: SpawnTimingOptions): Promise<SpawnTiming> {
+  const kind = choiceOption('kind', options.kind, SPAWN_KINDS);
+  const path = checkProgram(options.program);
+  const args = checkArgs(options.args);
+  const deadlineMs = integerOption('deadlineMs', options.deadlineMs ?? 10_000, { min: 1, max: MAX_DEADLINE_MS });
+  const code = SPAWN_KINDS.indexOf(kind) as 0 | 1 | 2;
+  const t = await native().spawnProbe({ kind: code, path, args, deadlineMs });
+  return { kind, callNs: t.callNs, totalNs: t.totalNs };
+}

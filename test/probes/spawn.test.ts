@@ -1,0 +1,73 @@
+/**
+ * timeSpawn against real processes: each kind really runs the program (it leaves a file
+ * behind naming its pid), waits for its exit, reaps it, and reports a failing exit as one.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { CowlabError, SPAWN_KINDS, timeSpawn } from '../../src/index.js';
+import { descendants } from '../helpers/processes.js';
+
+const SH = '/bin/sh';
+const dir = mkdtempSync(join(tmpdir(), 'cowlab-spawn-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+/** A regular file without an execute bit (not executable even for root). */
+const plainFile = join(dir, 'plain');
+writeFileSync(plainFile, '#!/bin/sh\n', { mode: 0o644 });
+
+describe.each(SPAWN_KINDS)('timeSpawn, kind %s', (kind) => {
+  it('runs the program with its arguments, resolves once it has exited, and leaves no process', async () => {
+    const out = join(dir, `${kind}.pid`);
+    // The program writes its own pid: the file proves it ran, the pid that it was a new process.
+    const t = await timeSpawn({ kind, program: SH, args: ['-c', `echo $$ > ${out}`] });
+    expect(t.kind).toBe(kind);
+    const pid = Number(readFileSync(out, 'utf8').trim());
+    expect(pid).toBeGreaterThan(0);
+    expect(pid).not.toBe(process.pid);
+    // Reaped before the promise resolved: the pid is no longer a process (not even a zombie).
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(t.callNs).toBeGreaterThan(0);
+    expect(t.totalNs).toBeGreaterThanOrEqual(t.callNs);
+    expect(descendants()).toEqual([]);
+  });
+
+  it("reports the child's exit status when the program fails", async () => {
+    const p = timeSpawn({ kind, program: SH, args: ['-c', 'exit 3'] });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED' });
+    await expect(p).rejects.toThrow(/exited with status 3/);
+    expect(descendants()).toEqual([]);
+  });
+
+  it('reports a child killed by a signal', async () => {
+    await expect(timeSpawn({ kind, program: SH, args: ['-c', 'kill -9 $$'] })).rejects.toThrow(/killed by signal 9/);
+    expect(descendants()).toEqual([]);
+  });
+
+  it('kills and reaps a child that outlives its deadline', async () => {
+    const p = timeSpawn({ kind, program: '/bin/sleep', args: ['30'], deadlineMs: 100 });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_CHILD_DEADLINE' });
+    expect(descendants()).toEqual([]);
+  });
+});
+
+describe('timeSpawn option checks (nothing is started)', () => {
+  it.each([
+    [{ kind: 'clone', program: SH }, /^kind: must be one of fork, vfork, posix_spawn, got 'clone'$/],
+    [{ kind: 'fork', program: 'sh' }, /^program: must be an absolute path \(execve does not search PATH\), got 'sh'$/],
+    [{ kind: 'fork', program: '/nonexistent/program' }, /^program: '\/nonexistent\/program' is not an executable file \(ENOENT\)$/],
+    [{ kind: 'fork', program: plainFile }, /is not an executable file \(EACCES\)$/],
+    [{ kind: 'fork', program: '/tmp' }, /^program: '\/tmp' is not an executable file/],
+    [{ kind: 'fork', program: SH, args: ['-c', 1] }, /^args: must be an array of strings$/],
+    [{ kind: 'fork', program: SH, args: ['a\0b'] }, /^args: must not contain a NUL byte$/],
+    [{ kind: 'fork', program: SH, deadlineMs: 0 }, /^deadlineMs: must be a positive integer, got 0$/],
+  ])('refuses %o', async (options, message) => {
+    const p = timeSpawn(options as never);
+    await expect(p).rejects.toBeInstanceOf(CowlabError);
+    await expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(p).rejects.toThrow(message);
+    expect(descendants()).toEqual([]);
+  });
+});
