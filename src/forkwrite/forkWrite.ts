@@ -18,7 +18,7 @@ import {
   type ResolvedForkWriteOptions,
 } from './options.js';
 import { pageOrder } from './pattern.js';
-import { forkProbe } from './probe.js';
+import { forkProbe, watchChild } from './probe.js';
 import { pfnKept, sharedAfterFork, unwrittenShared, verifySide, type RunSnapshots, type Verification } from './verify.js';
 
 export interface SideRun {
@@ -286,22 +286,6 @@ function summarizeRuns(runs: ForkWriteRun[]): ForkWriteSummary {
       forkNs: band(measured.map((r) => r.forkNs)),
       child: sideSummary(measured, (r) => r.child),
       parent: sideSummary(measured, (r) => r.parent),
-    },
-  };
-}
-
-/**
- * Finds the child of the probe about to start: the native probe reports its pid only once
- * the child is reaped, but the addon lists every live child it forked, so this run's child
- * is the one that was not there before the run. Ends (always null) once the run returned.
- */
-function watchChild(): { childPid: () => number | null; end: () => void } {
-  const before = new Set(native().liveChildren());
-  let running = true;
-  return {
-    childPid: () => (running ? (native().liveChildren().find((pid) => !before.has(pid)) ?? null) : null),
-    end: () => {
-      running = false;
     },
   };
 }

@@ -59,3 +59,19 @@ function probeMessage(f: NativeFacts, nativeMessage: string): string {
       return nativeMessage;
   }
 }
+
+/**
+ * Finds the child of the probe about to start: the native probe reports its pid only once
+ * the child is reaped, but the addon lists every live child it forked, so this run's child
+ * is the one that was not there before the run. Ends (always null) once the run returned.
+ */
+export function watchChild(): { childPid: () => number | null; end: () => void } {
+  const before = new Set(native().liveChildren());
+  let running = true;
+  return {
+    childPid: () => (running ? (native().liveChildren().find((pid) => !before.has(pid)) ?? null) : null),
+    end: () => {
+      running = false;
+    },
+  };
+}
