@@ -577,7 +577,7 @@ export class KernelEngine implements Engine {
    * run() and runDetailed() call it first. `details`: as runDetailed() keeps them.
    */
   checkMemory(trace: Trace, options: { details?: boolean } = {}): void {
-    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
     const why = traceMemoryProblem(checked, {
       recordBytes: (b) => kernelRecordBytes(b, options.details === true),
       options: () => profileFor(runningKernelFacts(environment())).options,
@@ -604,7 +604,7 @@ export class KernelEngine implements Engine {
     const reason = this.supports(trace);
     if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
     // The parser's rules hold for every trace an engine runs (a checked one passed them already).
-    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
     this.checkMemory(checked, { details: keepDetails });
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
     const run = new KernelRun(checked, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);

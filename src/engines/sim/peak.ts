@@ -181,7 +181,7 @@ export function simulatePeak(trace: Trace, options: SimOptions = {}): SimulatedP
   const key = JSON.stringify(options);
   const known = isCheckedTrace(trace) ? simulated.get(trace)?.get(key) : undefined;
   if (known) return known;
-  const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+  const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
   const sim = new Simulator(checked, options);
   // releaseFrameTables() hands over the frame tables without ending the run: their inUse is the
   // count of frames allocated and not freed.

@@ -159,7 +159,7 @@ export class Simulator {
    * simulateOutcomes tries them).
    */
   constructor(trace: Trace, options: SimOptions = {}, debug: SimDebugOptions = {}, private readonly offsets: readonly number[] = []) {
-    this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    this.trace = isCheckedTrace(trace) ? trace : parseTrace(trace);
     this.options = resolveSimOptions(options);
     // Room for every page twice (populated, then copied once) before the frame tables grow;
     // huge pages only where some region may get them (Vma.hugepage).
