@@ -13,7 +13,7 @@
  *   3. Otherwise the bound is all there is, and a trace that may not fit is refused as such.
  */
 import { describeLimit, memoryLimit } from '../../memory/budget.js';
-import { formatBytes } from '../../report/format.js';
+import { formatBytes } from '../../util/units.js';
 import type { PageSelector, RegionSpec, Trace } from '../../trace/types.js';
 import { ROOT_PROC } from '../../trace/types.js';
 import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
