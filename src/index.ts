@@ -83,7 +83,9 @@ export {
   sharedPages,
   compactPages,
   expandPages,
+  regionPageLists,
   type RegionCounts,
+  type RegionPageLists,
   type TraceObservationsJson,
   type StepJson,
 } from './engines/observations.js';

@@ -4,6 +4,7 @@
  * this is the one place that turns its observations into a document.
  */
 import type { Trace } from '../trace/types.js';
+import { packedRegion, type PageBits } from './pageBits.js';
 import type { EngineName, RegionObservation, StepEvents, StepObservation, TraceObservations } from './types.js';
 
 /** Pages of one region in one process, counted (null where the engine could not observe). */
@@ -51,20 +52,46 @@ export function countPages(a: Uint8Array): number {
 
 /** shared = present and not exclusive (the zero page counts as shared); null without exclusive bits. */
 export function sharedPages(r: RegionObservation): Uint8Array | null {
+  const packed = packedRegion(r);
+  if (packed) return packed.exclusive === null ? null : packed.present.without(packed.exclusive).unpack();
   if (r.exclusive === null) return null;
   const out = new Uint8Array(r.present.length);
   for (let i = 0; i < out.length; i++) out[i] = r.present[i]! & (r.exclusive[i]! ^ 1);
   return out;
 }
 
-export function countRegion(r: RegionObservation): RegionCounts {
+/** Something per page field of a region, shared included; null where the engine could not observe. */
+interface PageFields<T> {
+  present: T;
+  shared: T | null;
+  exclusive: T | null;
+  zeroPage: T | null;
+}
+
+/** What `packed` or `bytes` makes of each page field of `r`. */
+function perField<T>(r: RegionObservation, packed: (b: PageBits) => T, bytes: (a: Uint8Array) => T): PageFields<T> {
+  const p = packedRegion(r);
+  if (p) {
+    // A packed observation (the simulator's) is read packed: a 64 GiB region is never unpacked.
+    const { present, exclusive, zeroPage } = p;
+    return {
+      present: packed(present),
+      shared: exclusive === null ? null : packed(present.without(exclusive)),
+      exclusive: exclusive === null ? null : packed(exclusive),
+      zeroPage: zeroPage === null ? null : packed(zeroPage),
+    };
+  }
   const shared = sharedPages(r);
   return {
-    present: countPages(r.present),
-    shared: shared === null ? null : countPages(shared),
-    exclusive: r.exclusive === null ? null : countPages(r.exclusive),
-    zeroPage: r.zeroPage === null ? null : countPages(r.zeroPage),
+    present: bytes(r.present),
+    shared: shared === null ? null : bytes(shared),
+    exclusive: r.exclusive === null ? null : bytes(r.exclusive),
+    zeroPage: r.zeroPage === null ? null : bytes(r.zeroPage),
   };
+}
+
+export function countRegion(r: RegionObservation): RegionCounts {
+  return perField(r, (b) => b.count(), countPages);
 }
 
 /** The pages set in `a` as inclusive ranges: "0-511,1024,1030-1039" ("" when none). */
@@ -95,17 +122,14 @@ export function expandPages(list: string, length: number): Uint8Array {
   return out;
 }
 
+/** The page lists of one region in one process (compactPages of each array). */
+export function regionPageLists(r: RegionObservation): RegionPageLists {
+  return perField(r, (b) => b.ranges(), compactPages);
+}
+
 function regionJson(r: RegionObservation, pages: boolean): RegionJson {
   const out: RegionJson = countRegion(r);
-  if (pages) {
-    const shared = sharedPages(r);
-    out.pages = {
-      present: compactPages(r.present),
-      shared: shared === null ? null : compactPages(shared),
-      exclusive: r.exclusive === null ? null : compactPages(r.exclusive),
-      zeroPage: r.zeroPage === null ? null : compactPages(r.zeroPage),
-    };
-  }
+  if (pages) out.pages = regionPageLists(r);
   return out;
 }
 

@@ -85,6 +85,12 @@ export interface Engine {
   readonly name: EngineName;
   /** Null when the engine can run the trace; otherwise why not (validate reports it). */
   supports(trace: Trace): string | null;
+  /**
+   * Engines that allocate real memory: throws ERR_TOO_LARGE when running `trace` would not fit
+   * this machine (run() checks it too). validate asks every engine first, so no engine spends
+   * a run on a trace another one refuses.
+   */
+  checkMemory?(trace: Trace): void;
   run(trace: Trace, options?: EngineRunOptions): Promise<TraceObservations>;
 }
 

@@ -9,6 +9,8 @@ import { native, nativePath } from '../native.js';
 import { packageVersion } from '../util/package.js';
 import { pfnAccess, type PfnAccess } from '../pagemap/access.js';
 import { readProcStat } from '../util/procStat.js';
+import { readNumberFile, readSmallFile } from '../util/sysfs.js';
+import { readThp } from './thp.js';
 
 export interface Environment {
   /** Kernel release (uname -r) and build string (uname -v). */
@@ -62,41 +64,22 @@ export interface Environment {
   addon: string;
 }
 
-function read(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
-
-function readNumber(path: string): number | null {
-  const s = read(path);
-  return s === null || s === '' || !Number.isFinite(Number(s)) ? null : Number(s);
-}
-
-/** "always [madvise] never" -> "madvise". */
-function bracketed(s: string | null): string | null {
-  const m = s === null ? null : /\[([^\]]+)\]/.exec(s);
-  return m ? m[1]! : null;
-}
-
 export function meminfo(): { totalBytes: number; availableBytes: number } {
-  const text = read('/proc/meminfo') ?? '';
+  const text = readSmallFile('/proc/meminfo') ?? '';
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
   return { totalBytes: kb('MemTotal'), availableBytes: kb('MemAvailable') };
 }
 
 function hypervisor(): { present: boolean; vendor: string | null } {
-  const flags = /^flags\s*:(.*)$/m.exec(read('/proc/cpuinfo') ?? '')?.[1] ?? '';
+  const flags = /^flags\s*:(.*)$/m.exec(readSmallFile('/proc/cpuinfo') ?? '')?.[1] ?? '';
   const present = /\bhypervisor\b/.test(flags) || existsSync('/sys/hypervisor/type');
   const vendor =
-    read('/sys/hypervisor/type') ?? read('/sys/class/dmi/id/sys_vendor') ?? read('/sys/class/dmi/id/product_name');
+    readSmallFile('/sys/hypervisor/type') ?? readSmallFile('/sys/class/dmi/id/sys_vendor') ?? readSmallFile('/sys/class/dmi/id/product_name');
   return { present, vendor: present ? vendor : null };
 }
 
 function cpuModel(): string {
-  const info = read('/proc/cpuinfo') ?? '';
+  const info = readSmallFile('/proc/cpuinfo') ?? '';
   return (/^model name\s*:\s*(.+)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
 }
 
@@ -139,13 +122,13 @@ function damonKdamonds(): Pick<Environment['noise'], 'damon' | 'damonReason'> {
   const n = Number.isFinite(Number(nr)) ? Number(nr) : 0;
   const out: string[] = [];
   for (let k = 0; k < n; k++) {
-    if (read(`${base}/${k}/state`) !== 'on') continue;
-    const ctxs = readNumber(`${base}/${k}/contexts/nr_contexts`) ?? 0;
+    if (readSmallFile(`${base}/${k}/state`) !== 'on') continue;
+    const ctxs = readNumberFile(`${base}/${k}/contexts/nr_contexts`) ?? 0;
     for (let c = 0; c < ctxs; c++) {
       const ctx = `${base}/${k}/contexts/${c}`;
-      const schemes = readNumber(`${ctx}/schemes/nr_schemes`) ?? 0;
-      const actions = Array.from({ length: schemes }, (_, i) => read(`${ctx}/schemes/${i}/action`) ?? '?');
-      out.push(`${read(`${ctx}/operations`) ?? '?'}: ${actions.join(', ') || 'monitoring only'}`);
+      const schemes = readNumberFile(`${ctx}/schemes/nr_schemes`) ?? 0;
+      const actions = Array.from({ length: schemes }, (_, i) => readSmallFile(`${ctx}/schemes/${i}/action`) ?? '?');
+      out.push(`${readSmallFile(`${ctx}/operations`) ?? '?'}: ${actions.join(', ') || 'monitoring only'}`);
     }
   }
   return { damon: out, damonReason: null };
@@ -161,7 +144,7 @@ function freePageReporting(): boolean | null {
     return null;
   }
   if (devices.length === 0) return null;
-  return devices.some((d) => read(`${dir}/${d}/features`)?.[5] === '1');
+  return devices.some((d) => readSmallFile(`${dir}/${d}/features`)?.[5] === '1');
 }
 
 /** What the guest agent (src/guest/agent.ts) tells the command it runs. */
@@ -181,27 +164,22 @@ let cached: Environment | undefined;
 /** Reads the environment once per process (it does not change under a running measurement). */
 export function environment(): Environment {
   if (cached) return cached;
-  const thpDir = '/sys/kernel/mm/transparent_hugepage';
   const uid = process.getuid?.() ?? -1;
-  const useZero = read(`${thpDir}/use_zero_page`);
+  const thp = readThp();
   cached = {
     kernel: os.release(),
     kernelBuild: os.version(),
     arch: os.arch(),
     pageSize: native().constants.PAGE_SIZE,
-    hugePageSize: readNumber(`${thpDir}/hpage_pmd_size`),
-    thp: {
-      enabled: bracketed(read(`${thpDir}/enabled`)),
-      defrag: bracketed(read(`${thpDir}/defrag`)),
-      useZeroPage: useZero === null ? null : useZero === '1',
-    },
-    ksmRun: readNumber('/sys/kernel/mm/ksm/run'),
+    hugePageSize: thp.hugePageSize,
+    thp: { enabled: thp.enabled, defrag: thp.defrag, useZeroPage: thp.useZeroPage },
+    ksmRun: readNumberFile('/sys/kernel/mm/ksm/run'),
     cpu: { model: cpuModel(), count: os.cpus().length },
     hypervisor: hypervisor(),
     memory: meminfo(),
-    overcommitMemory: readNumber('/proc/sys/vm/overcommit_memory'),
-    maxMapCount: readNumber('/proc/sys/vm/max_map_count'),
-    clocksource: read('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
+    overcommitMemory: readNumberFile('/proc/sys/vm/overcommit_memory'),
+    maxMapCount: readNumberFile('/proc/sys/vm/max_map_count'),
+    clocksource: readSmallFile('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
     noise: { ...damonKdamonds(), freePageReporting: freePageReporting() },
     privileges: { uid, root: uid === 0, ...pfnAccess() },
     guest: guestOf(process.env),

@@ -1,7 +1,7 @@
 /** How much memory a measurement may ask for: checked before anything is allocated. */
 import { CowlabError } from '../errors.js';
 import { meminfo } from '../env/environment.js';
-import { formatBytes } from '../report/format.js';
+import { formatBytes } from '../util/units.js';
 
 /**
  * The most one measurement may use: half of MemAvailable, read now. The other half is left to

@@ -8,16 +8,8 @@ export function formatNs(ns: number | null | undefined): string {
   return `${(ns / 1_000_000_000).toFixed(2)} s`;
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
+/** Sizes are written below the report layer too (engine refusals): one definition, in util/. */
+export { formatBytes } from '../util/units.js';
 
 export function formatCount(n: number | null | undefined): string {
   return n === null || n === undefined ? 'n/a' : n.toLocaleString('en-US');

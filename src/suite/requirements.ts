@@ -1,5 +1,6 @@
 /** Whether this machine meets an experiment's requirements, and if not, why (one line). */
 import { emulatedCpu, type Environment } from '../env/environment.js';
+import { anonThpUnavailable } from '../env/thp.js';
 import { formatBytes } from '../report/format.js';
 import { describeEngines, engineAvailable } from './engines.js';
 import type { Requirements } from './types.js';
@@ -15,8 +16,9 @@ export function unmetRequirement(req: Requirements, env: Environment, memoryLimi
     if (!p.kpageflags) return `needs root: ${p.kpageflagsReason}`;
   }
   if (req.thp) {
-    if (env.thp.enabled === null) return 'needs transparent huge pages: this kernel has none (no /sys/kernel/mm/transparent_hugepage)';
-    if (env.thp.enabled === 'never') return 'needs transparent huge pages: THP is disabled (transparent_hugepage/enabled is never)';
+    const missing = anonThpUnavailable(env.thp);
+    if (missing === 'absent') return 'needs transparent huge pages: this kernel has none (no /sys/kernel/mm/transparent_hugepage)';
+    if (missing === 'never') return 'needs transparent huge pages: THP is disabled (transparent_hugepage/enabled is never)';
   }
   if (req.measuresTime && emulatedCpu(env)) {
     return 'its verdict rests on measured time, and this is an emulated CPU (a TCG guest): times here are not meaningful';

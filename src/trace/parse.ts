@@ -4,24 +4,28 @@
  * exec'd, which regions each one maps, which pages are read-only. Every rejection is a
  * CowlabError ERR_TRACE_INVALID whose message starts with the field, e.g.
  * `steps[3].pages.end: 2048 is beyond region 'heap' (1024 pages)`.
+ *
+ * The parser checks the trace, not the machine: a 64 GiB region is a valid trace, which the
+ * simulator predicts anywhere. Whether a run fits this machine's memory is the engine's to say,
+ * before it allocates (the kernel and region engines ask engines/sim/peak.ts).
  */
 import { statSync, type Stats } from 'node:fs';
 
 import type { z } from 'zod';
 
 import { CowlabError } from '../errors.js';
-import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { readBoundedText } from '../util/files.js';
 import { formatPath, issueText, MAX_KERNEL_PLACED_REGIONS, MAX_TRACE_FILE_BYTES, MAX_TRACE_PROCESSES, OPS, traceSchemas } from './schema.js';
 import { selectPages as selectedPages } from './select.js';
 import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type StepOp, type Trace } from './types.js';
 
-const PAGE_BYTES = 4096;
-
 export interface ParseTraceOptions {
   /** Where the document came from (a file name), added to error messages. */
   source?: string;
-  /** Reject regions that do not fit the machine (half of MemAvailable). Default true. */
+  /**
+   * @deprecated Ignored: the parser no longer checks the machine's memory (a trace that does
+   * not fit is refused by the engine that would run it). Kept so callers that pass it compile.
+   */
   checkMemory?: boolean;
 }
 
@@ -67,8 +71,13 @@ function parseSelector(value: unknown, at: readonly PropertyKey[], region: Regio
   throw traceInvalid(field, SELECTOR_FORMS, source);
 }
 
-/** Per page of one region in one process: the step whose mprotect r made it read-only, or -1. */
-type Protection = Int32Array;
+/**
+ * Per page of one region in one process: the step whose mprotect r made it read-only, or -1.
+ * Null while no mprotect ever touched the region in this process (every page writable): most
+ * traces never call mprotect, and a table of 4 bytes per page would cost 64 MiB per process
+ * for a 64 GiB region.
+ */
+type Protection = Int32Array | null;
 
 /** What the checker knows about one process while it walks the steps. */
 interface ProcLife {
@@ -82,7 +91,8 @@ interface ProcLife {
   regions: (Protection | string)[];
 }
 
-function allWritable(pages: number): Protection {
+/** The table a region's first mprotect in a process starts from: every page writable. */
+function allWritable(pages: number): Int32Array {
   return new Int32Array(pages).fill(-1);
 }
 
@@ -98,7 +108,7 @@ class TraceChecker {
     regions.forEach((r, i) => this.regionIndex.set(r.id, i));
     this.procs.set(ROOT_PROC, {
       name: ROOT_PROC, bornAt: -1, exitedAt: null, execdAt: null,
-      regions: regions.map((r) => allWritable(r.pages)),
+      regions: regions.map(() => null),
     });
   }
 
@@ -119,8 +129,8 @@ class TraceChecker {
     return p;
   }
 
-  /** The protection of `regionId` in `p`: the region must exist and be mapped there. */
-  private mapped(i: number, p: ProcLife, regionId: string): { region: RegionSpec; prot: Protection } {
+  /** The region `regionId` and its index: the region must exist and be mapped in `p`. */
+  private mapped(i: number, p: ProcLife, regionId: string): { region: RegionSpec; r: number; prot: Protection } {
     const r = this.regionIndex.get(regionId);
     if (r === undefined) {
       this.fail(`steps[${i}].region`, `no region '${regionId}' (regions: ${this.regions.map((x) => x.id).join(', ')})`);
@@ -128,7 +138,7 @@ class TraceChecker {
     if (p.execdAt !== null) this.fail(`steps[${i}].proc`, `process '${p.name}' exec'd at steps[${p.execdAt}] and maps no region`);
     const prot = p.regions[r]!;
     if (typeof prot === 'string') this.fail(`steps[${i}].region`, prot);
-    return { region: this.regions[r]!, prot };
+    return { region: this.regions[r]!, r, prot };
   }
 
   check(i: number, raw: unknown): Step {
@@ -175,7 +185,7 @@ class TraceChecker {
       if (this.regions[r]!.advice.includes('dontfork')) {
         return `process '${s.child}' does not map region '${this.regions[r]!.id}' (MADV_DONTFORK: not inherited at the fork at steps[${i}])`;
       }
-      return prot.slice();
+      return prot === null ? null : prot.slice();
     });
     this.procs.set(s.child, { name: s.child, bornAt: i, exitedAt: null, execdAt: null, regions });
     return { op: 'fork', proc: s.proc, child: s.child };
@@ -191,6 +201,7 @@ class TraceChecker {
 
   /** A store to a page its VMA does not allow would kill the process with SIGSEGV. */
   private checkWritable(i: number, p: ProcLife, region: RegionSpec, prot: Protection, sel: PageSelector): void {
+    if (prot === null) return; // never mprotected: every page is writable
     const pages = selectedPages(sel, region.pages);
     for (let k = 0; k < pages.length; k++) {
       const page = pages[k]!;
@@ -206,9 +217,10 @@ class TraceChecker {
 
   private mprotect(i: number, s: { proc: string; region: string; prot: 'r' | 'rw'; pages?: unknown }): Step {
     const p = this.live(i, s.proc);
-    const { region, prot } = this.mapped(i, p, s.region);
+    const { region, r, prot: known } = this.mapped(i, p, s.region);
     const sel = s.pages === undefined ? undefined : parseSelector(s.pages, ['steps', i, 'pages'], region, this.source);
     const pages = sel === undefined ? null : selectedPages(sel, region.pages);
+    const prot = known ?? (p.regions[r] = allWritable(region.pages));
     const apply = (page: number) => {
       if (s.prot === 'rw') prot[page] = -1;
       else if (prot[page]! < 0) prot[page] = i;
@@ -260,23 +272,6 @@ function checkRegions(regions: RegionSpec[], source?: string): void {
   });
 }
 
-function checkMemory(regions: RegionSpec[], source?: string): void {
-  const fits = (field: string, bytes: number, what: string) => {
-    try {
-      checkFitsHalfAvailable(field, bytes, what);
-    } catch (err) {
-      if (err instanceof CowlabError) throw new CowlabError('ERR_TRACE_INVALID', `${err.message}${source ? ` (in ${source})` : ''}`, { field, cause: err });
-      throw err;
-    }
-  };
-  let total = 0;
-  regions.forEach((r, i) => {
-    total += r.pages;
-    fits(`regions[${i}].pages`, r.pages * PAGE_BYTES, `region '${r.id}' (${r.pages} pages)`);
-  });
-  if (regions.length > 1) fits('regions', total * PAGE_BYTES, `all regions together (${total} pages)`);
-}
-
 /** Traces parseTrace returned: engines may run them without checking again (do not mutate them). */
 const checked = new WeakSet<Trace>();
 
@@ -294,7 +289,6 @@ export function parseTrace(input: unknown, opts: ParseTraceOptions = {}): Trace 
   const doc = parseWith(traceSchemas().trace, input, [], opts.source);
   const regions: RegionSpec[] = doc.regions.map((r) => ({ ...r, advice: [...r.advice] }));
   checkRegions(regions, opts.source);
-  if (opts.checkMemory !== false) checkMemory(regions, opts.source);
   const checker = new TraceChecker(regions, opts.source);
   const steps = doc.steps.map((raw, i) => checker.check(i, raw));
   const trace: Trace = { name: doc.name, regions, steps };

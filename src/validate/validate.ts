@@ -52,6 +52,9 @@ export async function validateTrace(
   options: EngineRunOptions = {},
 ): Promise<TraceValidation> {
   const reference = referenceEngine(engines);
+  // A trace that does not fit is refused before any engine runs (the simulator would predict
+  // a 64 GiB trace first, for seconds, only for the kernel engine to refuse it).
+  for (const e of engines) if (e.supports(trace) === null) e.checkMemory?.(trace);
   const outcomes: EngineOutcome[] = [];
   for (const e of engines) outcomes.push(await runOne(e, trace, options));
   const ref = outcomes.find((o) => o.engine === reference.name)!;

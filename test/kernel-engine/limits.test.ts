@@ -34,7 +34,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const all = (n: number) => ({ start: 0, end: n });
 
-/** One region of `fraction` of MemAvailable (below the parser's half), `children` forks of p0, each writing all of it. */
+/** One region of `fraction` of MemAvailable, `children` forks of p0, each writing all of it. */
 function childrenWriteAll(fraction: number, children: number, populate: 'none' | 'write'): { trace: Trace; pages: number } {
   const pages = Math.floor((fraction * meminfo().availableBytes) / PAGE);
   const steps: Step[] = [];
@@ -98,6 +98,48 @@ describe('a trace whose predicted peak does not fit', () => {
   });
 });
 
+describe('a 64 GiB trace (valid, and more than this machine has)', () => {
+  // p0 writes 16,777,216 pages, forks, the child writes them all: 128 GiB at the peak. The
+  // parser accepts it and the simulator predicts it (test/sim/large.test.ts); the kernel engine
+  // refuses it before anything is allocated, with the peak and the limit.
+  const PAGES = 1 << 24;
+  const whole = all(PAGES);
+  const doc = {
+    name: 'fork-write-64g',
+    regions: [{ id: 'heap', pages: PAGES, populate: 'none' }],
+    steps: [
+      { op: 'write', proc: 'p0', region: 'heap', pages: whole },
+      { op: 'fork', proc: 'p0', child: 'c1' },
+      { op: 'write', proc: 'c1', region: 'heap', pages: whole },
+      { op: 'exit', proc: 'c1' },
+    ],
+  };
+  const fitsHere = meminfo().availableBytes / 2 >= 2 * PAGES * PAGE;
+  // The simulator's peak when it could afford to simulate, else the bound: both are 2 x PAGES here.
+  const peakText = new RegExp(`(a peak of|a simple bound allows) ${escape((2 * PAGES).toLocaleString('en-US'))} frames \\(128\\.0 GiB\\)`);
+
+  it.skipIf(fitsHere)('is refused by the kernel engine with ERR_TOO_LARGE, the peak and the limit (skipped where 128 GiB fits)', () => {
+    const err = thrownCowlabError(() => engine.checkMemory(parseTrace(doc)));
+    expect(err.code).toBe('ERR_TOO_LARGE');
+    expect(err.message).toMatch(new RegExp(`^the kernel engine cannot run trace 'fork-write-64g': it (needs about|may need up to) `));
+    expect(err.message).toMatch(peakText);
+    expect(err.message).toMatch(/ after steps\[2\] \(c1: write heap\)|by steps\[2\] \(c1: write heap\)/);
+    expect(err.message).toMatch(/; that is more than half of MemAvailable \(\S+ \S+ of \S+ \S+\)$/);
+  });
+
+  it.skipIf(fitsHere)('gives exit 2 with that message in run-trace and validate (skipped where 128 GiB fits)', () => {
+    const file = join(dir, 'fork-write-64g.json');
+    writeFileSync(file, JSON.stringify(doc));
+    for (const args of [['run-trace', file], ['validate', file]]) {
+      const r = runCli([...args, '--step-deadline-ms', '1']);
+      expect(r.status, `${args[0]}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/^cowlab: the kernel engine cannot run trace 'fork-write-64g': /);
+      expect(r.stderr).toMatch(peakText);
+      expect(r.stdout).toBe('');
+    }
+  });
+});
+
 describe('the prediction', () => {
   const t = (regions: unknown[], steps: Step[]) => parseTrace({ name: 'p', regions, steps });
 
@@ -129,7 +171,7 @@ describe('the prediction', () => {
     for (let seed = 1; seed <= 300; seed++) {
       let trace: Trace;
       try {
-        trace = parseTrace(randomTrace(seed, { cowHeavy: seed % 3 === 0 }), { checkMemory: false });
+        trace = parseTrace(randomTrace(seed, { cowHeavy: seed % 3 === 0 }));
       } catch {
         continue; // a shape the parser rejects
       }

@@ -48,7 +48,7 @@ function expectSameBothWays(trace: Trace, options: SimOptions): void {
 
 function trace(name: string, regions: (Partial<RegionSpec> & { id: string; pages: number })[], steps: Step[]): Trace {
   const full = regions.map((r) => ({ map: 'private' as const, backing: 'anon' as const, thp: false, advice: [], populate: 'write' as const, ...r }));
-  return parseTrace({ name, regions: full, steps }, { checkMemory: false });
+  return parseTrace({ name, regions: full, steps });
 }
 
 const write = (proc: string, region: string, pages: PageSelector): Step => ({ op: 'write', proc, region, pages });
@@ -106,7 +106,7 @@ describe('fast paths give the same observations and state as the per-page path',
 
   const seeds = Array.from({ length: 120 }, (_, i) => i + 1);
   it.each(seeds)('random trace, seed %i', (seed) => {
-    const t = parseTrace(randomTrace(seed, { cowHeavy: seed % 3 === 0, maxPages: seed % 2 === 0 ? 3000 : 1200 }), { checkMemory: false });
+    const t = parseTrace(randomTrace(seed, { cowHeavy: seed % 3 === 0, maxPages: seed % 2 === 0 ? 3000 : 1200 }));
     expectSameBothWays(t, VARIANTS[seed % VARIANTS.length]!.options);
   });
 });

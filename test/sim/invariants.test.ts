@@ -90,7 +90,7 @@ describe('invariants hold after every step of every built-in scenario', () => {
 describe('invariants hold after every step of seeded random traces', () => {
   const seeds = Array.from({ length: 60 }, (_, i) => i + 1);
   it.each(seeds)('seed %i', (seed) => {
-    const trace = parseTrace(randomTrace(seed, { cowHeavy: seed % 2 === 0 }), { checkMemory: false });
+    const trace = parseTrace(randomTrace(seed, { cowHeavy: seed % 2 === 0 }));
     const options = SIM_VARIANTS[seed % SIM_VARIANTS.length]!.options;
     const { steps } = runChecked(trace, options);
     expect(steps).toBe(trace.steps.length);

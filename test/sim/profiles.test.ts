@@ -57,7 +57,7 @@ const mprotect = (prot: 'r' | 'rw', proc = 'p0') => ({ op: 'mprotect', proc, reg
 const eachHugePage = (pages: number, offset: number): Pages => ({ start: offset, end: pages, stride: 512 });
 
 function witnessTrace(name: string, region: { pages: number; thp?: boolean; populate?: 'none' | 'read' | 'write' }, steps: object[]): Trace {
-  return parseTrace({ name, regions: [{ id: 'heap', ...region }], steps }, { checkMemory: false });
+  return parseTrace({ name, regions: [{ id: 'heap', ...region }], steps });
 }
 
 const TRACES = {

@@ -75,7 +75,7 @@ const RULES: Rule[] = [
 
 describe('the parser decides', () => {
   it.each(RULES)('$name: ERR_TRACE_INVALID naming the step and field', (r) => {
-    const err = thrownCowlabError(() => parseTrace(r.doc, { checkMemory: false }));
+    const err = thrownCowlabError(() => parseTrace(r.doc));
     expect(err.code).toBe('ERR_TRACE_INVALID');
     expect(isUsageError(err)).toBe(true);
     expect(err.field).toBe(r.field);

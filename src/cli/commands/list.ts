@@ -1,7 +1,7 @@
 /** `cowlab list`: every experiment, its claim, what it measures and what it needs. */
 import type { Command } from 'commander';
 
-import { EXPERIMENTS } from '../../../experiments/index.js';
+import { EXPERIMENTS } from '../../suite/index.js';
 import { environment, meminfo } from '../../env/environment.js';
 import { describeRequirements, unmetRequirement } from '../../suite/requirements.js';
 import { action } from '../run.js';

@@ -4,10 +4,9 @@ import { dirname, join, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { EXPERIMENTS } from '../../../experiments/index.js';
 import { invalidOption } from '../../errors.js';
 import { renderReport } from '../../report/html.js';
-import { parseResults, type ResultsDocument } from '../../suite/schema.js';
+import { EXPERIMENTS, parseResults, type ResultsDocument } from '../../suite/index.js';
 import { checkOutputFile, MAX_RESULTS_BYTES, readBoundedText, writeFileAtomic } from '../../util/files.js';
 import { action } from '../run.js';
 import { print } from '../output.js';

@@ -3,7 +3,6 @@ import { join, relative } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { EXPERIMENTS } from '../../../experiments/index.js';
 import { CowlabError } from '../../errors.js';
 import { native } from '../../native.js';
 import { renderKernelsReport, renderReport } from '../../report/html.js';
@@ -11,9 +10,7 @@ import { matrixFromResults, type KernelMatrix } from '../../report/kernels.js';
 import { suiteInGuest } from '../../guest/commands.js';
 import type { GuestOptions } from '../../guest/runner.js';
 import type { KernelTarget } from '../../kernels/targets.js';
-import { parseResults } from '../../suite/schema.js';
-import { runSuite, selectExperiments } from '../../suite/runner.js';
-import type { ResultsDocument } from '../../suite/schema.js';
+import { EXPERIMENTS, parseResults, runSuite, selectExperiments, type ResultsDocument } from '../../suite/index.js';
 import { chooseCostModel } from '../../calibrate/store.js';
 import { checkOutputDir, checkOutputFile, ensureOutputDir, isDirectory, writeFileAtomic } from '../../util/files.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';

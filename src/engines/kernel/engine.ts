@@ -9,11 +9,12 @@
  * reads the pagemap of every region in every live process and derives the observations
  * (./observe.ts). Whatever happens, every process is killed and reaped before run() settles.
  */
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CowlabError } from '../../errors.js';
 import { environment } from '../../env/environment.js';
+import { anonThpUnavailable, readThp, shmemThpUnavailable } from '../../env/thp.js';
 import { runningKernelFacts } from '../../kernels/facts.js';
 import { pageSize } from '../../memory/mapping.js';
 import { smapsFor, smapsRollup, type SmapsTotals } from '../../memory/smaps.js';
@@ -126,18 +127,6 @@ export interface KernelRunDetailed {
 }
 
 type ProcState = 'unborn' | 'running' | 'execd' | 'exited';
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
-
-function bracketed(s: string | null): string | null {
-  return s === null ? null : (/\[([^\]]+)\]/.exec(s)?.[1] ?? null);
-}
 
 function isShmemBacked(r: RegionSpec): boolean {
   return r.map === 'shared' || r.backing === 'memfd';
@@ -565,18 +554,17 @@ export class KernelEngine implements Engine {
       // Only for a trace that never went through parseTrace, which refuses it (a trace rule).
       return `the trace has ${processes} processes; a trace has at most ${MAX_TRACE_PROCESSES}`;
     }
-    const thpDir = '/sys/kernel/mm/transparent_hugepage';
+    // Read only for a trace that asks for huge pages, and as sysfs says now (env/thp.ts).
+    const thp = trace.regions.some((r) => r.thp) ? readThp() : null;
     for (const r of trace.regions) {
-      if (r.thp && !isShmemBacked(r)) {
-        const mode = bracketed(readText(`${thpDir}/enabled`));
-        if (mode === null) return `region '${r.id}' asks for THP, but this kernel has no transparent huge pages`;
-        if (mode === 'never') return `region '${r.id}' asks for THP, but transparent_hugepage/enabled is 'never' here`;
+      if (thp !== null && r.thp && !isShmemBacked(r)) {
+        const missing = anonThpUnavailable(thp);
+        if (missing === 'absent') return `region '${r.id}' asks for THP, but this kernel has no transparent huge pages`;
+        if (missing === 'never') return `region '${r.id}' asks for THP, but transparent_hugepage/enabled is 'never' here`;
       }
-      if (r.thp && isShmemBacked(r)) {
-        const mode = bracketed(readText(`${thpDir}/shmem_enabled`));
-        if (mode === null || mode === 'never' || mode === 'deny') {
-          return `region '${r.id}' asks for THP on shmem (${r.map} ${r.backing}), but transparent_hugepage/shmem_enabled is '${mode ?? 'absent'}' here`;
-        }
+      if (thp !== null && r.thp && isShmemBacked(r)) {
+        const mode = shmemThpUnavailable(thp);
+        if (mode !== null) return `region '${r.id}' asks for THP on shmem (${r.map} ${r.backing}), but transparent_hugepage/shmem_enabled is '${mode}' here`;
       }
       if (r.advice.includes('wipeonfork') && (r.map !== 'private' || r.backing !== 'anon')) {
         return `region '${r.id}': MADV_WIPEONFORK applies only to private anonymous memory (the kernel refuses it for ${r.map} ${r.backing})`;
@@ -595,7 +583,7 @@ export class KernelEngine implements Engine {
    * run() and runDetailed() call it first. `details`: as runDetailed() keeps them.
    */
   checkMemory(trace: Trace, options: { details?: boolean } = {}): void {
-    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
     const why = traceMemoryProblem(checked, {
       recordBytes: (b) => kernelRecordBytes(b, options.details === true),
       options: () => profileFor(runningKernelFacts(environment())).options,
@@ -622,7 +610,7 @@ export class KernelEngine implements Engine {
     const reason = this.supports(trace);
     if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the kernel engine cannot run trace '${trace.name}': ${reason}`);
     // The parser's rules hold for every trace an engine runs (a checked one passed them already).
-    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+    const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
     this.checkMemory(checked, { details: keepDetails });
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
     const run = new KernelRun(checked, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);

@@ -29,7 +29,7 @@ export interface KernelPlan {
 }
 
 export function planTrace(input: Trace): KernelPlan {
-  const trace = isCheckedTrace(input) ? input : parseTrace(input, { checkMemory: false });
+  const trace = isCheckedTrace(input) ? input : parseTrace(input);
   const regionIndex = new Map(trace.regions.map((r, i) => [r.id, i]));
   const procs = [ROOT_PROC];
   const slotOf = new Map([[ROOT_PROC, 0]]);

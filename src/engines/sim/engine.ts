@@ -5,7 +5,7 @@
 import type { Trace } from '../../trace/types.js';
 import { CowlabError } from '../../errors.js';
 import { MAX_KERNEL_PLACED_REGIONS } from '../../trace/schema.js';
-import { compactPages } from '../observations.js';
+import { regionPageLists } from '../observations.js';
 import type { Engine, EngineRunOptions, PredictedOutcome, StepObservation, TraceObservations } from '../types.js';
 import { resolveSimOptions, type ResolvedSimOptions, type SimOptions } from './options.js';
 import { HPAGE_PMD_NR, PhysMemPool } from './physmem.js';
@@ -64,7 +64,7 @@ function offsetsLike(offset: number, faultAroundPages: number): number[] {
 
 /** A key of what an outcome shows (events, faults, frames, page lists), to merge equal ones. */
 function outcomeKey(steps: StepObservation[]): string {
-  return JSON.stringify(steps.map((s) => [s.events, s.frames, Object.entries(s.processes).map(([p, rs]) => [p, Object.entries(rs).map(([id, r]) => [id, compactPages(r.present), r.exclusive ? compactPages(r.exclusive) : null, r.zeroPage ? compactPages(r.zeroPage) : null])])]));
+  return JSON.stringify(steps.map((s) => [s.events, s.frames, Object.entries(s.processes).map(([p, rs]) => [p, Object.entries(rs).map(([id, r]) => [id, regionPageLists(r)])])]));
 }
 
 /**

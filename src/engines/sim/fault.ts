@@ -212,7 +212,7 @@ export function doWpPage(m: Machine, mm: Mm, vma: Vma, i: number): number {
   }
   if ((vma.pt.flags[i]! & PTE_SPECIAL) !== 0) return wpPageCopy(m, mm, vma, i);
   const pfn = vma.pt.pfn[i]!;
-  const head = m.mem.head[pfn]!;
+  const head = m.mem.headOf(pfn);
   if (m.opts.reuse && m.mem.isAnon(head) && (m.mem.anonExclusive[pfn] === 1 || wpCanReuseAnonFolio(m, head))) {
     m.mem.anonExclusive[pfn] = 1;
     return wpPageReuse(vma, i);

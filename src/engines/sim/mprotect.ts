@@ -34,7 +34,7 @@ export function canChangePteWritable(m: Machine, vma: Vma, i: number): boolean {
   if (mode === 'none' || (flags & PTE_SPECIAL) !== 0) return false;
   if (mode === 'dirty-pte' && (flags & PTE_DIRTY) === 0) return false;
   const pfn = vma.pt.pfn[i]!;
-  return m.mem.isAnon(m.mem.head[pfn]!) && m.mem.anonExclusive[pfn] === 1;
+  return m.mem.isAnon(m.mem.headOf(pfn)) && m.mem.anonExclusive[pfn] === 1;
 }
 
 function changePte(m: Machine, vma: Vma, i: number, readonly: boolean): void {

@@ -42,7 +42,7 @@ function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, pmdByHead: boo
       continue;
     }
     const p = pfn[i]!;
-    const h = head[p]!;
+    const h = largeFolios ? head[p]! : p; // mem.headOf(p), inline
     const entire = largeFolios ? entireMapcount[h]! : 0; // entireMapcountOf(h)
     const mapped = mapcount[p]! + entire;
     mappings[mapped] = mappings[mapped]! + 1;

@@ -13,7 +13,7 @@
  *   3. Otherwise the bound is all there is, and a trace that may not fit is refused as such.
  */
 import { describeLimit, memoryLimit } from '../../memory/budget.js';
-import { formatBytes } from '../../report/format.js';
+import { formatBytes } from '../../util/units.js';
 import type { PageSelector, RegionSpec, Trace } from '../../trace/types.js';
 import { ROOT_PROC } from '../../trace/types.js';
 import { isCheckedTrace, parseTrace } from '../../trace/parse.js';
@@ -147,7 +147,7 @@ export function traceBounds(trace: Trace): TraceBounds {
 }
 
 /** Bytes per frame of the simulator's frame tables (physmem.ts), without and with huge pages. */
-const FRAME_TABLE_BYTES = 17;
+const FRAME_TABLE_BYTES = 11;
 const FRAME_TABLE_BYTES_LARGE = 42;
 
 /** What simulating `trace` costs: bytes it holds at most, and page entries it handles (its time). */
@@ -158,8 +158,10 @@ export function simulationCost(trace: Trace, b: TraceBounds = traceBounds(trace)
   const frameTables = 2 * perFrame * Math.max(2 * totalPages + 1, b.allocations);
   // Page tables: a pfn (4 bytes) and flags (1) per entry, and read-only bits after an mprotect.
   const pageTables = 6 * b.maxEntries;
-  // One observation (present, exclusive, zero page) at a time, and the one before it.
-  const observation = 2 * 3 * b.maxObservedEntries;
+  // pagemapRead's arrays (present, exclusive, zero page: a byte per page of the largest region),
+  // and one observation at a time packed a bit per page, with the one before it (pageBits.ts).
+  const largestRegion = trace.regions.reduce((n, r) => Math.max(n, r.pages), 0);
+  const observation = 3 * largestRegion + 2 * (3 / 8) * b.maxObservedEntries;
   return { bytes: frameTables + pageTables + observation, work: b.observedEntries + b.accesses };
 }
 
@@ -181,7 +183,7 @@ export function simulatePeak(trace: Trace, options: SimOptions = {}): SimulatedP
   const key = JSON.stringify(options);
   const known = isCheckedTrace(trace) ? simulated.get(trace)?.get(key) : undefined;
   if (known) return known;
-  const checked = isCheckedTrace(trace) ? trace : parseTrace(trace, { checkMemory: false });
+  const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
   const sim = new Simulator(checked, options);
   // releaseFrameTables() hands over the frame tables without ending the run: their inUse is the
   // count of frames allocated and not freed.
