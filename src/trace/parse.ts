@@ -22,11 +22,6 @@ import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type StepOp, 
 export interface ParseTraceOptions {
   /** Where the document came from (a file name), added to error messages. */
   source?: string;
-  /**
-   * @deprecated Ignored: the parser no longer checks the machine's memory (a trace that does
-   * not fit is refused by the engine that would run it). Kept so callers that pass it compile.
-   */
-  checkMemory?: boolean;
 }
 
 /** The error every rejected trace raises: `field: message`, code ERR_TRACE_INVALID. */
