@@ -148,3 +148,30 @@ describe('eager-stack', () => {
     expect(v.reason).toMatch(/copyNs − faultNs/);
   });
 });
+
+describe('fork-cost on a noisy host', () => {
+  interface Timing { callNs: number[]; totalNs: number[] }
+  type Raw = { sizes: { backing: string; heldBytes: number; posix_spawn: Timing }[] };
+  const exp = experiment('fork-cost');
+  /** The confirmed recording with posix_spawn's samples at every 4 KiB size replaced. */
+  const withSpawn = (callNs: (heldGiB: number) => number[]) => {
+    const raw = structuredClone(fixture('fork-cost', 'confirmed')) as Raw;
+    for (const s of raw.sizes) if (s.backing === '4k') s.posix_spawn.callNs = callNs(s.heldBytes / 2 ** 30);
+    return raw;
+  };
+
+  it('stays confirmed when the largest parent\'s posix_spawn median is 3x but every band is noise and the slope is flat', () => {
+    // Medians 150 µs at 0 GiB, 450 µs at 0.5 GiB; samples spread 60 µs to 900 µs at every size.
+    const raw = withSpawn((g) => (g === 0.5 ? [60_000, 450_000, 900_000] : [60_000, 150_000, 900_000]));
+    const v = exp.verdict(raw);
+    expect(v.verdict, v.reason).toBe('confirmed');
+  });
+
+  it('is refuted when noisy posix_spawn samples also grow like fork()', () => {
+    // +10 ms per GiB on every sample: as steep as fork() itself.
+    const raw = withSpawn((g) => [60_000, 150_000, 900_000].map((ns) => ns + g * 20_000_000));
+    const v = exp.verdict(raw);
+    expect(v.verdict).toBe('refuted');
+    expect(v.reason).toMatch(/posix_spawn grew more than 2x .*, and by \+\d+\.\d\d ms\/GiB over every sample, more than 5 % of fork\(\)'s/);
+  });
+});
