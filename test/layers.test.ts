@@ -76,4 +76,10 @@ describe('layers point one way', () => {
     const direct = [...graph].filter(([m, deps]) => m.startsWith('src/cli/') && deps.some((d) => d.startsWith('experiments/')));
     expect(direct.map(([m]) => m)).toEqual([]);
   });
+
+  it('experiments/ measure through the library: none imports the native loader (src/native.ts)', () => {
+    const direct = [...graph].filter(([m, deps]) => m.startsWith('experiments/') && deps.includes('src/native.ts'));
+    expect(graph.has('experiments/fork-cost.ts')).toBe(true);
+    expect(direct.map(([m]) => m)).toEqual([]);
+  });
 });
