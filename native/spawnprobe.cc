@@ -117,11 +117,11 @@ class SpawnProbe : public PromiseWorker {
     children::Unregister(pid);
     Reap(pid, &status);
     totalNs_ = child::NowNs() - t0;
+    // The raw wait status as a fact: src/probes/spawn.ts says how the child ended.
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
-                                            : "exited with status " + std::to_string(WEXITSTATUS(status));
-      error_.set("ERR_CHILD_FAILED", std::string("the ") + kKindNames[kind_] + " child running " + path_ + " " +
-                                         how + (WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (exec failed)" : ""));
+      error_
+          .set("ERR_CHILD_FAILED", std::string("the ") + kKindNames[kind_] + " child running " + path_ + " did not exit with status 0")
+          .with("status", static_cast<double>(status));
     }
   }
 

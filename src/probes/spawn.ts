@@ -11,7 +11,8 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 
 import { invalidOption } from '../errors.js';
-import { native } from '../native.js';
+import { native, wordNativeError } from '../native.js';
+import { decodeWaitStatus, describeWaitStatus } from '../util/procStat.js';
 import { choiceOption, integerOption } from '../options.js';
 
 /** How the process is created; the order is the native probe's kind code. */
@@ -77,6 +78,17 @@ export async function timeSpawn(options: SpawnTimingOptions): Promise<SpawnTimin
   const args = checkArgs(options.args);
   const deadlineMs = integerOption('deadlineMs', options.deadlineMs ?? 10_000, { min: 1, max: MAX_DEADLINE_MS });
   const code = SPAWN_KINDS.indexOf(kind) as 0 | 1 | 2;
-  const t = await native().spawnProbe({ kind: code, path, args, deadlineMs });
-  return { kind, callNs: t.callNs, totalNs: t.totalNs };
+  try {
+    const t = await native().spawnProbe({ kind: code, path, args, deadlineMs });
+    return { kind, callNs: t.callNs, totalNs: t.totalNs };
+  } catch (err) {
+    throw wordNativeError(err, (facts, message) => (typeof facts.status === 'number' ? `the ${kind} child running ${path} ${childEnd(facts.status)}` : message));
+  }
+}
+
+/** How a spawned child that did not exit 0 ended; 127 is the shell's and our children's
+ *  "exec failed". */
+function childEnd(status: number): string {
+  const { exitCode } = decodeWaitStatus(status);
+  return `${describeWaitStatus(status)}${exitCode === 127 ? ' (exec failed)' : ''}`;
 }

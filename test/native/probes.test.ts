@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { forkWrite, Mapping, pfnAccess } from '../../src/index.js';
-import { native } from '../../src/native.js';
+import { native, nativeFacts } from '../../src/native.js';
 import { descendants } from '../helpers/processes.js';
 
 const asRoot = pfnAccess().pfnVisible;
@@ -79,8 +79,10 @@ describe('spawnProbe', () => {
     expect(descendants()).toEqual([]);
   });
 
-  it('reports a program that exits non-zero', async () => {
-    await expect(native().spawnProbe({ kind: 2, path: '/bin/false', deadlineMs: 10_000 })).rejects.toThrow(/exited with status 1/);
+  it('reports a program that exits non-zero with its raw wait status (timeSpawn words it)', async () => {
+    const err = await native().spawnProbe({ kind: 2, path: '/bin/false', deadlineMs: 10_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_CHILD_FAILED' });
+    expect(nativeFacts(err)).toEqual({ status: 1 << 8 }); // exited, status 1
   });
 });
 
