@@ -11,7 +11,9 @@ import type { KernelRunDetailed } from '../src/engines/kernel/engine.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { pointBand, toMs } from '../src/suite/measure.js';
 import { sized } from '../src/suite/steps.js';
+import { describeDisagreements, predictionTable, PredictionSchema, profileName, simulate, type PredictedCount } from '../src/suite/predict.js';
 import { accessP50, buildTrace, countOnes, kernelEngine, pfnsChanged, regionSpec, stepEvents } from '../src/suite/traces.js';
+import type { TraceObservations } from '../src/engines/types.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { cowDelta, readVmstat } from '../src/vmstat/vmstat.js';
 
@@ -68,6 +70,8 @@ const RawSchema = z.object({
     /** System-wide /proc/vmstat pgreuse delta around the parent's writes (null: no counter). */
     pgreuse: z.number().nullable(),
   }),
+  /** The simulator's counts for the same trace beside the measured ones (absent in older results). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 
@@ -108,7 +112,7 @@ async function run(ctx: RunContext): Promise<Raw> {
   const pfnVisible = obs.unavailable.frames === undefined;
   const setup = stepEvents(obs, -1, 'heap');
   const w = stepEvents(obs, 2, 'heap');
-  return {
+  const raw: Raw = {
     pages,
     pageSize: ps,
     pfnVisible,
@@ -144,6 +148,31 @@ async function run(ctx: RunContext): Promise<Raw> {
       pgreuse,
     },
   };
+  const sim = await simulate(trace);
+  if (sim) raw.predicted = { profile: profileName(ctx.env), counts: predictedCounts(raw, sim) };
+  return raw;
+}
+
+/** The counts of the claim, measured (raw) beside the simulator's for the same trace. */
+function predictedCounts(raw: Raw, sim: TraceObservations): PredictedCount[] {
+  const o = (i: number) => sim.steps[i + 1]!;
+  const ev = (i: number) => o(i).events.heap!;
+  const bits = (i: number, proc: string) => o(i).processes[proc]?.heap;
+  const shared = (i: number, proc: string) => (countOnes(bits(i, proc)?.present) ?? 0) - (countOnes(bits(i, proc)?.exclusive) ?? 0);
+  const c = (key: string, what: string, measured: number | null, predicted: number | null): PredictedCount => ({ key, what, measured, predicted });
+  return [
+    c('fork.copies', 'pages copied at the fork', raw.fork.copies, ev(0).copies),
+    c('fork.childPresent', 'pages the child maps after the fork', raw.fork.childPresent, countOnes(bits(0, 'c1')?.present) ?? 0),
+    c('fork.childShared', 'of them shared', raw.fork.childShared, shared(0, 'c1')),
+    c('exec.copies', 'pages copied at the exec', raw.exec.copies, ev(1).copies),
+    c('exec.childPresent', "pages the exec'd child maps", raw.exec.childPresent, countOnes(bits(1, 'c1')?.present) ?? 0),
+    c('exec.parentExclusive', 'parent pages exclusive after the exec', raw.exec.parentExclusive, countOnes(bits(1, 'p0')?.exclusive)),
+    c('exec.frames', 'frames after the exec', raw.exec.frames, o(1).frames.heap ?? null),
+    c('write.copies', "copies among the parent's writes", raw.write.copies, ev(2).copies),
+    c('write.reuses', "reuses among the parent's writes", raw.write.reuses, ev(2).reuses),
+    c('write.zeroFills', "zero fills among the parent's writes", raw.write.zeroFills, ev(2).zeroFills),
+    c('write.frames', 'frames after the writes', raw.write.frames, o(2).frames.heap ?? null),
+  ];
 }
 
 function verdict(raw: Raw) {
@@ -185,7 +214,8 @@ function verdict(raw: Raw) {
     reason:
       (problems.length === 0 ? 'Held: ' : `Not so here: ${problems.join('; ')}. Measured: `) +
       `fork ${formatNs(fork.forkNs)}, exec ${formatNs(exec.execNs)}; after the exec the child maps ${exec.childPresent} pages and its whole Private_Dirty is ${formatBytes(exec.childProcessPrivateDirty)} (the new program's own); ` +
-      `pgreuse ${write.pgreuse === null ? 'not in /proc/vmstat' : `+${formatCount(write.pgreuse)} (system-wide)`}${raw.pfnVisible ? '; checked by PFN' : '; without root: by the exclusive bit (PFNs hidden)'}.`,
+      `pgreuse ${write.pgreuse === null ? 'not in /proc/vmstat' : `+${formatCount(write.pgreuse)} (system-wide)`}${raw.pfnVisible ? '; checked by PFN' : '; without root: by the exclusive bit (PFNs hidden)'}.` +
+      describeDisagreements(raw.predicted),
     metrics,
   };
 }
@@ -232,6 +262,7 @@ function present(raw: Raw) {
         ],
         note: `Region: ${formatCount(raw.pages)} pages (${formatBytes(raw.pages * raw.pageSize)}), private anonymous, written by p0 before the fork. The exec'd child runs /bin/cat (it maps none of the region). Parent write p50 ${formatNs(write.p50Ns)}, total ${(toMs(write.timeNs)).toFixed(1)} ms; pgreuse ${write.pgreuse === null ? 'n/a' : `+${formatCount(write.pgreuse)}`} (system-wide /proc/vmstat around the writes). Frames after the exec: ${formatCount(exec.frames)}, after the writes: ${formatCount(write.frames)}.`,
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted)] : []),
     ],
   };
 }

@@ -12,6 +12,7 @@ import { CowlabError } from '../src/errors.js';
 import { formatCount } from '../src/report/format.js';
 import { pointBand } from '../src/suite/measure.js';
 import { sized, STOP, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictionTable, PredictionSchema, profileName, simulate } from '../src/suite/predict.js';
 import { buildTrace, kernelEngine, regionSpec } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import type { Step, Trace } from '../src/trace/types.js';
@@ -51,6 +52,8 @@ const RawSchema = z.object({
   /** Why kpagecount could not be read here (null: it could). */
   unavailable: z.string().nullable(),
   traces: z.array(TraceSchema),
+  /** The simulator's frames after every step of the same traces beside the measured ones (absent in older results). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 type StepResult = z.infer<typeof StepSchema>;
@@ -178,7 +181,13 @@ async function run(ctx: RunContext): Promise<Raw> {
         raw.unavailable = err.message;
         return STOP;
       }
-      raw.traces.push({ name: t.name, description: t.description ?? '', pages: n, steps: [-1, ...t.steps.keys()].map((i) => checkStep(t, r, i)) });
+      const steps = [-1, ...t.steps.keys()].map((i) => checkStep(t, r, i));
+      raw.traces.push({ name: t.name, description: t.description ?? '', pages: n, steps });
+      const sim = await simulate(t);
+      if (sim) {
+        const counts = steps.map((s) => ({ key: `${t.name}.${s.index}.frames`, what: `${t.name}: frames after "${s.what}"`, measured: s.frames, predicted: sim.steps[s.index + 1]!.frames.m ?? null }));
+        (raw.predicted ??= { profile: profileName(ctx.env), counts: [] }).counts.push(...counts);
+      }
     },
   });
   return raw;
@@ -211,7 +220,7 @@ function verdict(raw: Raw) {
   return {
     verdict: problems.length === 0 ? ('confirmed' as const) : ('refuted' as const),
     figure: `kpagecount = live sharers for all ${formatCount(checked)} page mappings checked over ${steps.length} steps (up to ${most} sharers; chain's highest count per step ${seq}); ${formatCount(freed)} frames freed at exits, exactly those whose last sharer left`,
-    reason: `${problems.length === 0 ? 'Held at every step of both traces.' : `Not so here: ${problems.join('; ')}.`} Frames per step (chain): ${chain.steps.map((s) => formatCount(s.frames)).join(', ')}.`,
+    reason: `${problems.length === 0 ? 'Held at every step of both traces.' : `Not so here: ${problems.join('; ')}.`} Frames per step (chain): ${chain.steps.map((s) => formatCount(s.frames)).join(', ')}.${describeDisagreements(raw.predicted)}`,
     metrics,
   };
 }
@@ -230,7 +239,7 @@ function present(raw: Raw) {
   }
   return {
     charts,
-    tables: raw.traces.map((t) => ({
+    tables: [...raw.traces.map((t) => ({
       title: `${t.name}: ${t.description}`,
       head: ['step', 'live processes', 'frames', 'frames by kpagecount', 'mappings checked', 'mismatches', 'freed at exit (last sharer) / frames dropped'],
       rows: t.steps.map((s) => [
@@ -243,7 +252,7 @@ function present(raw: Raw) {
         s.lastSharerFrames === null ? '' : `${formatCount(s.lastSharerFrames)} / ${formatCount(s.framesDrop)}`,
       ]),
       note: 'kpagecount is /proc/kpagecount of each present page\'s PFN (the frame\'s mapcount); "live sharers" counts the pagemap entries of the live trace processes that map that PFN.',
-    })),
+    })), ...(raw.predicted ? [predictionTable(raw.predicted, 'Frames in use after each step, measured against predicted')] : [])],
   };
 }
 

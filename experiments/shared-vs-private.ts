@@ -12,6 +12,7 @@ import { CowlabError } from '../src/errors.js';
 import { formatCount, formatNs } from '../src/report/format.js';
 import { pointBand } from '../src/suite/measure.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictionTable, PredictionSchema, profileName, simulate, type PredictedCount } from '../src/suite/predict.js';
 import { accessP50, buildTrace, kernelEngine, regionSpec, stepEvents } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import type { BackingKind, MapKind } from '../src/trace/types.js';
@@ -56,6 +57,8 @@ const RawSchema = z.object({
   backings: z.array(BackingSchema),
   /** Backings this machine cannot map (no memfd_create), with the reason. */
   skipped: z.array(z.object({ map: z.enum(['private', 'shared']), backing: z.enum(['anon', 'memfd']), reason: z.string() })),
+  /** The simulator's counts for the same traces beside the measured ones, per backing (absent in older results). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 type Backing = Raw['backings'][number];
@@ -75,7 +78,7 @@ function reads(r: KernelRunDetailed, readStep: number, ownStep: number, otherSte
   return { seesOwn, seesOther };
 }
 
-async function measure(map: MapKind, backing: BackingKind, pages: number): Promise<Backing> {
+async function measure(map: MapKind, backing: BackingKind, pages: number): Promise<{ measured: Backing; predicted: PredictedCount[] }> {
   const all = { start: 0, end: pages };
   const trace = buildTrace(
     `fork-${map}-${backing}`,
@@ -100,7 +103,7 @@ async function measure(map: MapKind, backing: BackingKind, pages: number): Promi
     samePfn = 0;
     for (let i = 0; i < pages; i++) if (p.present[i] && c.present[i] && p.pfn[i] === c.pfn[i]) samePfn++;
   }
-  return {
+  const measured: Backing = {
     map,
     backing,
     pages,
@@ -114,6 +117,20 @@ async function measure(map: MapKind, backing: BackingKind, pages: number): Promi
     // c1's own last store was at step 1; p0 stored at step 3.
     childRead: reads(r, 4, 1, 3),
   };
+  const sim = await simulate(trace);
+  return { measured, predicted: sim ? predictedCounts(measured, sim.steps) : [] };
+}
+
+/** The claim's counts of one backing, measured beside the simulator's for the same trace. */
+function predictedCounts(b: Backing, sim: { events: Record<string, { copies: number | null; reuses: number | null }>; frames: Record<string, number | null> }[]): PredictedCount[] {
+  const what = label(b);
+  const c = (key: string, text: string, measured: number | null, predicted: number | null | undefined): PredictedCount => ({ key: `${b.map}-${b.backing}.${key}`, what: `${what}: ${text}`, measured, predicted: predicted ?? null });
+  return [
+    c('childWrite.copies', "copies by the child's stores", b.childWrite.copies, sim[2]!.events.m!.copies),
+    c('framesAfterChildWrite', "frames after the child's stores", b.framesAfterChildWrite, sim[2]!.frames.m),
+    c('parentWrite.copies', "copies by the parent's stores", b.parentWrite.copies, sim[4]!.events.m!.copies),
+    c('parentWrite.reuses', "reuses by the parent's stores", b.parentWrite.reuses, sim[4]!.events.m!.reuses),
+  ];
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
@@ -123,9 +140,10 @@ async function run(ctx: RunContext): Promise<Raw> {
     detail: label,
     measure: async (b) => {
       try {
-        const m = await measure(b.map, b.backing, pages);
+        const { measured: m, predicted } = await measure(b.map, b.backing, pages);
         raw.pfnVisible = m.samePfn !== null;
         raw.backings.push(m);
+        if (predicted.length) (raw.predicted ??= { profile: profileName(ctx.env), counts: [] }).counts.push(...predicted);
       } catch (err) {
         // A kernel without memfd_create (or a sandbox that forbids it) cannot map memfd
         // backings; the anonymous ones still answer the question.
@@ -182,7 +200,7 @@ function verdict(raw: Raw) {
     figure: `child writes ${formatCount(n)} pages after fork: shared (${part('shared')}); private (${part('private')})`,
     reason:
       (problems.length === 0 ? `Held for all ${raw.backings.length} backings` : `Not so here: ${problems.join('; ')}`) +
-      `${raw.skipped.length ? `. Not measurable here: ${raw.skipped.map(label).join(', ')}` : ''}. Frames after the child's stores: ${raw.backings.map((b) => `${label(b)} ${formatCount(b.framesAfterChildWrite)}`).join(', ')}${raw.pfnVisible ? '' : ' (n/a: PFNs hidden without root)'}.`,
+      `${raw.skipped.length ? `. Not measurable here: ${raw.skipped.map(label).join(', ')}` : ''}. Frames after the child's stores: ${raw.backings.map((b) => `${label(b)} ${formatCount(b.framesAfterChildWrite)}`).join(', ')}${raw.pfnVisible ? '' : ' (n/a: PFNs hidden without root)'}.${describeDisagreements(raw.predicted)}`,
     metrics,
   };
 }
@@ -219,6 +237,7 @@ function present(raw: Raw) {
         ]),
         note: 'Trace: p0 writes every page (populate), forks c1; c1 writes every page; p0 reads every page; p0 writes every page; c1 reads every page. Each store writes a value naming its step and page, so a read says whose store it sees. A shared mapping is not copied into the child at fork (no PTEs): its first stores fault the page-cache pages in without copying.',
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted)] : []),
     ],
   };
 }

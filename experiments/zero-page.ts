@@ -15,6 +15,8 @@ import { formatCount, formatNs } from '../src/report/format.js';
 import { pointBand, toUs } from '../src/suite/measure.js';
 import { createEngine } from '../src/suite/engines.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictionTable, PredictionSchema, profileName, simulate, type PredictedCount } from '../src/suite/predict.js';
+import type { TraceObservations } from '../src/engines/types.js';
 import { accessP50, buildTrace, countOnes, distinctPfns, kernelEngine, regionSpec, stepEvents } from '../src/suite/traces.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
@@ -63,6 +65,8 @@ const RawSchema = z.object({
   /** Why zero-page mappings cannot be identified here (null: they can). */
   zeroUnavailable: z.string().nullable(),
   variants: z.array(VariantSchema),
+  /** The simulator's counts for the same traces beside the measured ones, per variant (absent in older results). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 type Phase = z.infer<typeof PhaseSchema>;
@@ -111,11 +115,29 @@ async function measure(name: string, pages: number, thp: boolean, unitPages: num
     ],
   );
   const r = await kernelEngine().runDetailed(trace);
-  const predicted = stepEvents(await createEngine('sim').run(trace), 1, 'z').zeroFills;
-  return {
-    variant: { name, thp, pages, unitPages, read: phase(r, 0), write: phase(r, 1), predictedWriteZeroFills: predicted },
-    zeroUnavailable: r.observations.unavailable.zeroPage ?? null,
-  };
+  const sim = (await simulate(trace)) ?? (await createEngine('sim').run(trace));
+  const variant = { name, thp, pages, unitPages, read: phase(r, 0), write: phase(r, 1), predictedWriteZeroFills: stepEvents(sim, 1, 'z').zeroFills };
+  return { variant, predicted: predictedCounts(variant, sim), zeroUnavailable: r.observations.unavailable.zeroPage ?? null };
+}
+
+/** The claim's counts of one variant, measured beside the simulator's for the same trace. */
+function predictedCounts(v: Raw['variants'][number], sim: TraceObservations): PredictedCount[] {
+  const out: PredictedCount[] = [];
+  for (const [i, k] of [[0, 'read'], [1, 'write']] as const) {
+    const o = sim.steps[i + 1]!;
+    const e = o.events.z!;
+    const bits = o.processes.p0!.z!;
+    const m = v[k];
+    const c = (key: string, text: string, measured: number | null, predicted: number | null | undefined) =>
+      out.push({ key: `${v.thp ? 'thp' : '4k'}.${k}.${key}`, what: `${v.name}, after the ${k}s: ${text}`, measured, predicted: predicted ?? null });
+    c('zeroFills', 'zero fills', m.zeroFills, e.zeroFills);
+    c('copies', 'copies', m.copies, e.copies);
+    c('present', 'pages present', m.present, countOnes(bits.present));
+    c('zeroPage', 'pages mapping the zero page', m.zeroPage, countOnes(bits.zeroPage));
+    c('exclusive', 'pages exclusive', m.exclusive, countOnes(bits.exclusive));
+    c('frames', 'frames of the region', m.frames, o.frames.z);
+  }
+  return out;
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
@@ -128,11 +150,13 @@ async function run(ctx: RunContext): Promise<Raw> {
   const steps = new Steps(ctx, huge ? 2 : 1);
   steps.next('4 KiB pages');
   const base = await measure('4 KiB pages', sized(ctx, PAGES), false, 1);
-  const raw: Raw = { pfnVisible: access.pfnVisible, zeroUnavailable: base.zeroUnavailable, variants: [base.variant] };
+  const raw: Raw = { pfnVisible: access.pfnVisible, zeroUnavailable: base.zeroUnavailable, variants: [base.variant], predicted: { profile: profileName(ctx.env), counts: base.predicted } };
   steps.keep(raw);
   if (huge && raw.zeroUnavailable === null) {
     steps.next('transparent huge pages');
-    raw.variants.push((await measure('transparent huge pages', sized(ctx, HUGE_PAGES) * perHuge, true, perHuge)).variant);
+    const h = await measure('transparent huge pages', sized(ctx, HUGE_PAGES) * perHuge, true, perHuge);
+    raw.variants.push(h.variant);
+    raw.predicted!.counts.push(...h.predicted);
   }
   return raw;
 }
@@ -183,7 +207,7 @@ function verdict(raw: Raw) {
   return {
     verdict: problems.length === 0 ? ('confirmed' as const) : ('refuted' as const),
     figure,
-    reason: `${problems.length === 0 ? 'Held for every variant.' : `Not so here: ${problems.join('; ')}.`}${hugeText}${raw.pfnVisible ? '' : ' Without root the zero page is identified by PAGEMAP_SCAN; PFNs and kpageflags are hidden.'}`,
+    reason: `${problems.length === 0 ? 'Held for every variant.' : `Not so here: ${problems.join('; ')}.`}${hugeText}${raw.pfnVisible ? '' : ' Without root the zero page is identified by PAGEMAP_SCAN; PFNs and kpageflags are hidden.'}${describeDisagreements(raw.predicted)}`,
     metrics,
   };
 }
@@ -234,6 +258,7 @@ function present(raw: Raw) {
         ),
         note: `One load, then one store, per page of a private anonymous region p0 never touched (populate none). Huge pages: a fault maps or allocates a whole ${raw.variants.find((v) => v.thp)?.unitPages ?? 512}-page huge page. ${raw.pfnVisible ? 'PFNs and kpageflags read as root.' : 'Not root: PFNs, frames and kpageflags are hidden (n/a); the zero page comes from PAGEMAP_SCAN.'}`,
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted)] : []),
     ],
   };
 }

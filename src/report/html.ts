@@ -19,6 +19,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 6px 0 12px; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
 th { font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.differs { color: #c2410c; font-weight: 600; }
 section.experiment { border-top: 2px solid #ccc; padding-top: 14px; margin-top: 26px; }
 .claim { font-style: italic; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; }
@@ -35,11 +36,13 @@ function badge(v: string): string {
 }
 
 function htmlTable(t: TableSpec): string {
-  // Figures (cells that start with a number) are right-aligned.
+  // Figures (cells that start with a number) are right-aligned; a measurement that differs
+  // from its prediction (predictionTable's DIFFERS) stands out.
   const numeric = (s: string) => /^[-+≈]?\d/.test(s.trim());
+  const cls = (s: string) => (s === 'DIFFERS' ? ' class="differs"' : numeric(s) ? ' class="num"' : '');
   const head = t.head.map((h) => `<th>${esc(h)}</th>`).join('');
   const rows = t.rows
-    .map((r) => `<tr>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
+    .map((r) => `<tr>${r.map((c) => `<td${cls(c)}>${esc(c)}</td>`).join('')}</tr>`)
     .join('');
   const note = t.note ? `<p class="muted">${esc(t.note)}</p>` : '';
   return `<h3>${esc(t.title)}</h3><table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${note}`;

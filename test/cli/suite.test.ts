@@ -80,6 +80,28 @@ describe('cowlab run --quick', () => {
     }
   });
 
+  // The experiments on kernel-engine traces run the same traces on the simulator, with the profile
+  // of this kernel, and show the claim's counts measured against predicted.
+  const PREDICTED: { name: string; keys: string[] }[] = [
+    { name: 'fork-exec', keys: ['fork.copies', 'exec.copies', 'exec.childPresent', 'write.copies', 'write.reuses', 'write.frames'] },
+    { name: 'zero-page', keys: ['4k.read.zeroPage', '4k.read.frames', '4k.write.zeroFills', '4k.write.copies'] },
+    { name: 'shared-vs-private', keys: ['private-anon.childWrite.copies', 'shared-anon.childWrite.copies', 'shared-memfd.framesAfterChildWrite'] },
+    { name: 'refcounts', keys: ['chain.-1.frames', 'chain.5.frames', 'tree.4.frames'] },
+  ];
+  it.each(PREDICTED)('$name: records the simulator\'s counts beside the measured ones, they agree here, and its section shows them', ({ name, keys }) => {
+    const e = doc.experiments.find((x) => x.name === name)!;
+    if (name === 'refcounts' && !asRoot) return; // kpagecount is root-only: nothing measured to predict
+    const p = (e.raw as { predicted?: { profile: string; counts: { key: string; measured: number | null; predicted: number | null }[] } }).predicted!;
+    expect(p.profile).toBe(doc.kernel?.version?.split('.').slice(0, 2).join('.') ?? p.profile);
+    for (const k of keys) expect(p.counts.map((c) => c.key), k).toContain(k);
+    for (const c of p.counts) if (c.measured !== null && c.predicted !== null) expect(c.measured, c.key).toBe(c.predicted);
+    expect(p.counts.some((c) => c.measured !== null && c.predicted !== null)).toBe(true);
+    const section = sections(html).get(name)!;
+    expect(section).toContain(`predicted (simulator, profile ${p.profile})`);
+    expect(section).not.toContain('DIFFERS');
+    expect(e.verdict.reason).not.toContain('predicted otherwise');
+  });
+
   it.skipIf(!existsSync(CHROMIUM))(`renders every chart in headless Chromium with plotted marks (needs ${CHROMIUM}: apt-get install chromium)`, async () => {
     const { chromium } = await import('playwright-core');
     const profile = mkdtempSync(join(tmpdir(), 'cowlab-chromium-'));
