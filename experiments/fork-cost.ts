@@ -30,7 +30,7 @@ type Kind = SpawnKind;
 const KIND_LABEL: Record<Kind, string> = { fork: 'fork()', vfork: 'vfork()+exec', posix_spawn: 'posix_spawn' };
 const RULE =
   'confirmed when fork() from the largest parent takes at least 2x as long as from the smallest, with bands that do not overlap; ' +
-    'vfork()+exec and posix_spawn stay within 2x (where a band of theirs is noise, wider than 2x, their least-squares slope over every sample is at most 5 % of fork()\'s instead); ' +
+    'vfork()+exec and posix_spawn stay within 2x (where a band of theirs is noise, wider than 2x, the least-squares slope of their medians per size is at most 5 % of fork()\'s instead); ' +
     'and after a fork the parent takes one fault per page it writes (at least 99 % of the pages).';
 const PROGRAMS = ['/bin/true', '/usr/bin/true'];
 
@@ -129,6 +129,13 @@ function slope(sizes: Size[], kind: Kind): number | null {
   return linearRegression(pts).m;
 }
 
+/** ns per GiB held: least squares over the median of each size (robust to a few outliers). */
+function medianSlope(sizes: Size[], kind: Kind): number | null {
+  const pts = sizes.map((s) => [s.heldBytes / GiB, bandOf(s[kind].callNs).median] as [number, number]);
+  if (new Set(pts.map((p) => p[0])).size < 2) return null;
+  return linearRegression(pts).m;
+}
+
 const perGiB = (ns: number | null) => (ns === null ? 'n/a' : `${ns >= 0 ? '+' : ''}${toMs(ns).toFixed(2)} ms/GiB`);
 const gib = (b: number) => `${Number((b / GiB).toFixed(3))} GiB`;
 
@@ -162,10 +169,11 @@ function verdict(raw: Raw) {
   const grows = fTop.median >= 2 * f0.median && fTop.min > f0.max;
   // A spawn stays flat when its median at the largest parent is within 2x of the smallest's.
   // Two medians of noise (bands wider than 2x, e.g. on a loaded host) say nothing either way:
-  // then the slope over every sample decides, against fork()'s.
-  const forkSlope = slope(s4k, 'fork');
+  // then the trend of the medians at every size decides, against fork()'s. Medians, because a
+  // few outliers (a spawn that waited 800 µs for a CPU) would tilt a fit over every sample.
+  const forkSlope = medianSlope(s4k, 'fork');
   const noisy = (k: Kind) => bandOf(zero[k].callNs).noisy || bandOf(top[k].callNs).noisy;
-  const slopeFlat = (k: Kind) => forkSlope !== null && forkSlope > 0 && (slope(s4k, k) ?? Infinity) <= FLAT_SLOPE_SHARE * forkSlope;
+  const slopeFlat = (k: Kind) => forkSlope !== null && forkSlope > 0 && (medianSlope(s4k, k) ?? Infinity) <= FLAT_SLOPE_SHARE * forkSlope;
   const flat = (k: Kind) => bandOf(top[k].callNs).median <= 2 * bandOf(zero[k].callNs).median || (noisy(k) && slopeFlat(k));
   const faultsPerPage = hidden ? hidden.side.faults.median / hidden.pages : null;
   const hiddenOk = faultsPerPage !== null && faultsPerPage >= 0.99;
@@ -182,7 +190,7 @@ function verdict(raw: Raw) {
   for (const k of ['vfork', 'posix_spawn'] as const) {
     if (flat(k)) continue;
     const grew = `${KIND_LABEL[k]} grew more than 2x (${formatBand(bandOf(zero[k].callNs))} -> ${formatBand(bandOf(top[k].callNs))})`;
-    why.push(noisy(k) ? `${grew}, and by ${perGiB(slope(s4k, k))} over every sample, more than ${FLAT_SLOPE_SHARE * 100} % of fork()'s ${perGiB(forkSlope)}` : grew);
+    why.push(noisy(k) ? `${grew}, and its medians by ${perGiB(medianSlope(s4k, k))}, more than ${FLAT_SLOPE_SHARE * 100} % of fork()'s ${perGiB(forkSlope)}` : grew);
   }
   if (!hiddenOk) why.push(`the parent took ${faultsPerPage === null ? 'no measured' : (faultsPerPage * 100).toFixed(1) + ' %'} faults per page written`);
   return {

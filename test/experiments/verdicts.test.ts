@@ -151,18 +151,32 @@ describe('eager-stack', () => {
 
 describe('fork-cost on a noisy host', () => {
   interface Timing { callNs: number[]; totalNs: number[] }
-  type Raw = { sizes: { backing: string; heldBytes: number; posix_spawn: Timing }[] };
+  type Kind = 'fork' | 'vfork' | 'posix_spawn';
+  type Raw = { sizes: ({ backing: string; heldBytes: number } & Record<Kind, Timing>)[] };
   const exp = experiment('fork-cost');
-  /** The confirmed recording with posix_spawn's samples at every 4 KiB size replaced. */
-  const withSpawn = (callNs: (heldGiB: number) => number[]) => {
-    const raw = structuredClone(fixture('fork-cost', 'confirmed')) as Raw;
-    for (const s of raw.sizes) if (s.backing === '4k') s.posix_spawn.callNs = callNs(s.heldBytes / 2 ** 30);
+  /** The confirmed recording with one kind's samples at every 4 KiB size replaced. */
+  const withSamples = (raw: Raw, kind: Kind, callNs: (heldGiB: number) => number[]) => {
+    for (const s of raw.sizes) if (s.backing === '4k') s[kind].callNs = callNs(s.heldBytes / 2 ** 30);
     return raw;
   };
+  const confirmed = () => structuredClone(fixture('fork-cost', 'confirmed')) as Raw;
+  const withSpawn = (callNs: (heldGiB: number) => number[]) => withSamples(confirmed(), 'posix_spawn', callNs);
 
   it('stays confirmed when the largest parent\'s posix_spawn median is 3x but every band is noise and the slope is flat', () => {
     // Medians 150 µs at 0 GiB, 450 µs at 0.5 GiB; samples spread 60 µs to 900 µs at every size.
     const raw = withSpawn((g) => (g === 0.5 ? [60_000, 450_000, 900_000] : [60_000, 150_000, 900_000]));
+    const v = exp.verdict(raw);
+    expect(v.verdict, v.reason).toBe('confirmed');
+  });
+
+  it('stays confirmed when a few outliers at the larger sizes would tilt a fit over every sample', () => {
+    // Recorded on this VM (quick sizes, `run --quick --kernel host,debian:6.12`): one of three
+    // vfork()+exec calls waited ~850 µs for a CPU at 0.25 and 0.5 GiB; its medians grow 42 ->
+    // 94 µs, 2.3x, with noisy bands. A fit over every sample gave +0.60 ms/GiB, 9 % of fork()'s.
+    const us = (a: number[]) => a.map((x) => x * 1000);
+    const fork: Record<number, number[]> = { 0: us([497, 452, 392]), 0.0625: us([1010, 902, 910]), 0.25: us([3290, 3052, 3731]), 0.5: us([3650, 3639, 3665]) };
+    const vfork: Record<number, number[]> = { 0: us([109, 42, 41]), 0.0625: us([44, 55, 44]), 0.25: us([52, 54, 869]), 0.5: us([56, 94, 812]) };
+    const raw = withSamples(withSamples(confirmed(), 'fork', (g) => fork[g]!), 'vfork', (g) => vfork[g]!);
     const v = exp.verdict(raw);
     expect(v.verdict, v.reason).toBe('confirmed');
   });
@@ -172,6 +186,6 @@ describe('fork-cost on a noisy host', () => {
     const raw = withSpawn((g) => [60_000, 150_000, 900_000].map((ns) => ns + g * 20_000_000));
     const v = exp.verdict(raw);
     expect(v.verdict).toBe('refuted');
-    expect(v.reason).toMatch(/posix_spawn grew more than 2x .*, and by \+\d+\.\d\d ms\/GiB over every sample, more than 5 % of fork\(\)'s/);
+    expect(v.reason).toMatch(/posix_spawn grew more than 2x .*, and its medians by \+\d+\.\d\d ms\/GiB, more than 5 % of fork\(\)'s/);
   });
 });
