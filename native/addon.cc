@@ -12,7 +12,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   InitMemory(env, exports);
   InitPagemap(env, exports);
-  InitForkProbe(env, exports);
   InitProcTree(env, exports);
   InitSubreaper(env, exports);
   InitChildren(env, exports);

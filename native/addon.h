@@ -14,7 +14,6 @@ AddonData* GetAddonData(Napi::Env env);
 // Each mechanism file adds its functions to `exports`. Keep one line per file in addon.cc.
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
-void InitForkProbe(Napi::Env env, Napi::Object exports);
 void InitProcTree(Napi::Env env, Napi::Object exports);
 void InitSubreaper(Napi::Env env, Napi::Object exports);
 void InitChildren(Napi::Env env, Napi::Object exports);

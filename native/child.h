@@ -53,62 +53,21 @@ inline void PretouchWrite(void* p, size_t bytes, size_t pageSize) {
   for (size_t i = 0; i < bytes; i += pageSize) c[i] = c[i];
 }
 
-// The measurement itself: one 8-byte store per listed page at offset 0, each timed with
-// CLOCK_MONOTONIC. The value written is `tag + page`, so content can be checked afterwards.
-// The barriers keep the compiler from moving the store out of its timed window. TimedStore
-// is one timed store (inlined into each loop that uses it, with its start time); TimedStores
-// is never inlined: one copy of the loop, so a warm-up pass faults in exactly the code that
-// is timed.
-__attribute__((always_inline)) inline uint64_t TimedStore(uint8_t* base, size_t pageSize, uint32_t page, uint64_t tag,
-                                                         uint64_t* startNs) {
-  volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + page * pageSize);
-  uint64_t t0 = NowNs();
-  __asm__ volatile("" ::: "memory");
-  *p = tag + page;
-  __asm__ volatile("" ::: "memory");
-  uint64_t t1 = NowNs();
-  *startNs = t0;
-  return t1 - t0;
-}
-
+// Timed stores (the region engine's access loop, native/region.cc): one 8-byte store per
+// listed page at offset 0, each timed with CLOCK_MONOTONIC. The value written is `tag + page`,
+// so content can be checked afterwards. The barriers keep the compiler from moving the store
+// out of its timed window. Never inlined: one copy of the loop, so a warm-up pass faults in
+// exactly the code that is timed.
 __attribute__((noinline)) inline void TimedStores(uint8_t* base, size_t pageSize, const uint32_t* order, size_t n,
-                        uint64_t tag, uint64_t* latNs) {
-  uint64_t start;
-  for (size_t i = 0; i < n; i++) latNs[i] = TimedStore(base, pageSize, order[i], tag, &start);
-}
-
-// The copyout case: instead of a store, the kernel writes into each listed page with one
-// pread(2) of 8 bytes from `fd` (entry i at offset 8 * i holds the value for order[i]), so the
-// COW break happens inside the kernel's copy to user memory. Each read is timed like a
-// store. Returns 0, or the errno of the first read that failed (EIO for a short read).
-__attribute__((noinline)) inline int TimedReads(int fd, uint8_t* base, size_t pageSize, const uint32_t* order,
-                                                size_t n, uint64_t* latNs) {
+                                                  uint64_t tag, uint64_t* latNs) {
   for (size_t i = 0; i < n; i++) {
-    void* p = base + order[i] * pageSize;
+    volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + order[i] * pageSize);
     uint64_t t0 = NowNs();
-    ssize_t r = pread(fd, p, 8, static_cast<off_t>(i * 8));
-    uint64_t t1 = NowNs();
-    if (r != 8) return r < 0 ? errno : EIO;
-    latNs[i] = t1 - t0;
+    __asm__ volatile("" ::: "memory");
+    *p = tag + order[i];
+    __asm__ volatile("" ::: "memory");
+    latNs[i] = NowNs() - t0;
   }
-  return 0;
-}
-
-// Like TimedStores, but store i starts no earlier than `startAt + i * paceNs` (absolute
-// CLOCK_MONOTONIC sleeps, so the schedule does not drift) and startNs[i] records when it
-// started. `stop()` is asked before each store; returns how many stores were done.
-template <typename Stop>
-inline size_t PacedStores(uint8_t* base, size_t pageSize, const uint32_t* order, size_t n, uint64_t tag,
-                          uint64_t startAt, uint64_t paceNs, uint64_t* latNs, uint64_t* startNs, Stop stop) {
-  for (size_t i = 0; i < n; i++) {
-    if (stop()) return i;
-    uint64_t due = startAt + i * paceNs;
-    struct timespec ts = {static_cast<time_t>(due / 1000000000ULL), static_cast<long>(due % 1000000000ULL)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
-    latNs[i] = TimedStore(base, pageSize, order[i], tag, &startNs[i]);
-  }
-  return n;
 }
 
 // The smallest back-to-back clock read, so reports can say how much of a figure is timer.

@@ -115,8 +115,9 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     if (execPath.empty() || execPath.size() >= proctree::kPathMax) ThrowBadArg(env, fn, "execPath", "a path");
     Napi::Value shedV = spec.Get("shedNodeMemory");
     bool shed = shedV.IsUndefined() ? true : shedV.ToBoolean().Value();
+    bool p0InNode = spec.Get("p0InNode").ToBoolean().Value();
     tree_ = std::make_unique<Tree>();
-    if (!tree_->Create(regions, parents, capacity, execPath, shed)) {
+    if (!tree_->Create(regions, parents, capacity, execPath, shed, p0InNode)) {
       tree_->Teardown(0);
       throw tree_->error.toJs(env);
     }
@@ -190,9 +191,9 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     return Queue(w);
   }
 
-  // access(slot, write, region, pages: Uint32Array, tag: bigint, deadlineMs)
-  //   -> { latencyNs: Float64Array, faults: Uint32Array, flags: Uint8Array,
-  //        values: BigUint64Array | null, opFaults, opMajorFaults, opNs }
+  // access(slot, write, region, pages: Uint32Array, tag: bigint, deadlineMs, paceNs, viaPread)
+  //   -> { latencyNs: Float64Array, startNs: Float64Array, faults: Uint32Array,
+  //        flags: Uint8Array, values: BigUint64Array | null, opFaults, opMajorFaults, opNs }
   Napi::Value Access(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
     const char* fn = "access";
@@ -201,10 +202,15 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     uint64_t r = ArgCount(info, 2, fn, "region", tree_->header()->regions - 1);
     uint64_t tag = ArgAddress(info, 4, fn, "tag");
     uint64_t d = ArgCount(info, 5, fn, "deadlineMs");
+    uint64_t pace = ArgCount(info, 6, fn, "paceNs");
+    bool viaPread = ArgBool(info, 7, fn, "viaPread");
+    if (viaPread && !write) ThrowBadArg(info.Env(), fn, "viaPread", "false for a read");
     Slot* sl = tree_->slot(s);
     SetPages(info, 3, fn, sl);
     sl->region = static_cast<uint32_t>(r);
     sl->tag = tag;
+    sl->paceNs = pace;
+    sl->via = viaPread ? proctree::kViaPread : proctree::kViaStore;
     auto* w = Worker(info, Kind::kAccess, d);
     w->slot = s;
     w->write = write;
@@ -232,6 +238,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   Napi::Value Exec(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
     uint32_t s = RunningSlot(info, 0, "exec");
+    if (s == 0 && tree_->p0InNode()) ThrowBadArg(info.Env(), "exec", "slot", "not p0 when p0 is the Node process");
     uint64_t d = ArgCount(info, 1, "exec", "deadlineMs");
     auto* w = Worker(info, Kind::kExec, d);
     w->slot = s;
@@ -242,6 +249,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   Napi::Value Exit(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
     uint32_t s = LiveSlot(info, 0, "exit");
+    if (s == 0 && tree_->p0InNode()) ThrowBadArg(info.Env(), "exit", "slot", "not p0 when p0 is the Node process");
     uint64_t d = ArgCount(info, 1, "exit", "deadlineMs");
     auto* w = Worker(info, Kind::kExit, d);
     w->slot = s;
@@ -257,7 +265,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
     uint64_t d = ArgCount(info, 2, "reap", "deadlineMs");
     if (pid <= 0) ThrowBadArg(info.Env(), "reap", "pid", "a positive pid");
     Kind k = Kind::kReapByNode;
-    if (reaper >= 0) {
+    if (reaper >= 0 && !(reaper == 0 && tree_->p0InNode())) {  // p0 in Node: Node reaps
       uint32_t s = RunningSlot(info, 0, "reap");
       tree_->slot(s)->arg = pid;
       k = Kind::kReapByProcess;
@@ -331,6 +339,7 @@ Napi::Value TreeWorker::Result(Napi::Env env) {
       out.Set("pid", static_cast<double>(t->slot(0)->pid));
       out.Set("addresses", addrs);
       out.Set("mapNs", static_cast<double>(t->slot(0)->timeNs));
+      out.Set("timerOverheadNs", static_cast<double>(t->slot(0)->timerOverheadNs));
       break;
     }
     case Kind::kFork: {
@@ -338,20 +347,27 @@ Napi::Value TreeWorker::Result(Napi::Env env) {
       out.Set("pid", static_cast<double>(s->childPid));
       out.Set("forkNs", static_cast<double>(s->timeNs));
       out.Set("faults", static_cast<double>(s->faults));
+      out.Set("forkedAtNs", static_cast<double>(s->endNs));
+      out.Set("timerOverheadNs", static_cast<double>(t->slot(child)->timerOverheadNs));
       break;
     }
     case Kind::kAccess: {
       Slot* s = t->slot(slot);
       const size_t n = s->count;
       Napi::Float64Array lat = Napi::Float64Array::New(env, n);
+      Napi::Float64Array starts = Napi::Float64Array::New(env, n);
       Napi::Uint32Array faults = Napi::Uint32Array::New(env, n);
       Napi::Uint8Array flags = Napi::Uint8Array::New(env, n);
-      for (size_t i = 0; i < n; i++) lat[i] = static_cast<double>(s->lat()[i]);
+      for (size_t i = 0; i < n; i++) {
+        lat[i] = static_cast<double>(s->lat()[i]);
+        starts[i] = static_cast<double>(s->starts()[i]);
+      }
       if (n > 0) {
         memcpy(faults.Data(), s->faultCounts(), n * 4);
         memcpy(flags.Data(), s->flags(), n);
       }
       out.Set("latencyNs", lat);
+      out.Set("startNs", starts);
       out.Set("faults", faults);
       out.Set("flags", flags);
       if (write) {

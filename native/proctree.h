@@ -68,6 +68,15 @@ enum Stage : uint32_t {
   kStageExecDup,
   kStageExecve,
   kStageWaitpid,
+  kStagePwrite,       // via pread: filling the source of the values
+  kStagePread,        // via pread: the read(2) into the page
+  kStageInterrupted,  // a paced access loop in Node stopped by killAllChildren()
+};
+
+// How a write access puts its 8 bytes into the page.
+enum Via : uint32_t {
+  kViaStore = 0,  // a CPU store
+  kViaPread = 1,  // pread(2) from the tree's memfd: the kernel writes the page (copyout)
 };
 
 struct Region {
@@ -89,6 +98,13 @@ struct Header {
   uint8_t* stacks;  // base of the stacks mapping (same address in every process)
   uint32_t slots, regions, textRanges;
   int32_t shedNodeMemory;  // p0 marks Node's anonymous memory MADV_DONTFORK
+  // p0 is the Node process itself: its commands run on a Node worker thread (Tree::Command),
+  // its regions are mapped in Node, and its forks copy Node's whole address space.
+  int32_t p0InNode;
+  // p0InNode: the process group a child of Node joins (0: a group of its own). Both Node and
+  // the child call setpgid, whichever runs first.
+  int32_t nodeGroup;
+  int32_t readFd;  // memfd the `via pread` accesses read their values from (every process)
   int32_t parent[kMaxSlots];  // slot that forks this slot; -1 for p0
   int32_t cmdRead[kMaxSlots];
   int32_t replyWrite[kMaxSlots];
@@ -118,23 +134,31 @@ struct Slot {
   uint64_t count;
   int64_t arg;
   uint64_t tag;
+  uint32_t via;     // write: Via
+  uint32_t pad1;
+  uint64_t paceNs;  // write/read: access i starts no earlier than the loop's start + i * paceNs
   // Result (the process writes before it replies).
   int32_t status;  // 0 or an errno
   uint32_t stage;
   uint64_t timeNs;   // whole operation (clock_gettime around it)
+  uint64_t endNs;    // CLOCK_MONOTONIC when the operation ended (fork: when clone returned)
+  uint64_t timerOverheadNs;  // the smallest back-to-back clock read, measured at start
   uint64_t faults;   // minor faults of the process across the operation
   uint64_t majorFaults;
+  uint64_t done;     // write/read: accesses done (fewer than count when the loop stopped early)
   int64_t childPid;  // fork
   int64_t waitStatus;  // reap
   // Per-access arrays (offsets from the start of the control mapping).
   uint64_t pagesOff;   // uint32_t[capacity]: page list (Node writes)
   uint64_t latOff;     // uint64_t[capacity]: ns of each access
+  uint64_t startOff;   // uint64_t[capacity]: CLOCK_MONOTONIC ns at which each access started
   uint64_t faultOff;   // uint32_t[capacity]: minor faults of each access
   uint64_t flagsOff;   // uint8_t[capacity]: kInCore
   uint64_t valueOff;   // uint64_t[capacity]: value read at offset 0 of the page (read op)
 
   uint32_t* pages() { return reinterpret_cast<uint32_t*>(base + pagesOff); }
   uint64_t* lat() { return reinterpret_cast<uint64_t*>(base + latOff); }
+  uint64_t* starts() { return reinterpret_cast<uint64_t*>(base + startOff); }
   uint32_t* faultCounts() { return reinterpret_cast<uint32_t*>(base + faultOff); }
   uint8_t* flags() { return reinterpret_cast<uint8_t*>(base + flagsOff); }
   uint64_t* values() { return reinterpret_cast<uint64_t*>(base + valueOff); }
@@ -159,6 +183,11 @@ inline bool InSubtree(const Header* h, int32_t s, int32_t root) {
 
 // The clone() entry of every trace process (p0 included). `arg` is its Slot. Never returns.
 int ProcessEntry(void* arg);
+
+// p0InNode: runs the command in slot 0 on the calling (Node worker) thread, as p0's loop would.
+// Map, fork, write, read and protect only (Node does not exit, exec or reap through a slot).
+// Returns false with the slot's status and stage set.
+bool ExecuteInNode(Slot* s);
 
 }  // namespace proctree
 }  // namespace cowlab

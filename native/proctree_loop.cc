@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "child.h"
+#include "children.h"
 #include "mapping.h"
 #include "page.h"
 #include "proctree.h"
@@ -54,63 +55,118 @@ inline void PretouchRead(const void* p, size_t bytes, size_t pageSize) {
   for (size_t i = 0; i < bytes; i += pageSize) (void)c[i];
 }
 
+// How an access loop runs: what it does to each page, and at what pace.
+struct AccessMode {
+  bool write;
+  bool shared;   // mincore() first: was the page in the page cache (a shared mapping)
+  uint32_t via;  // write: a store, or pread(2) of the value from readFd at offset 8 * i
+  int readFd;
+  uint64_t tag;
+  uint64_t paceNs;  // > 0: access i starts no earlier than startAt + i * paceNs
+  uint64_t startAt;
+  bool stoppable;  // Node's thread (p0InNode): a paced loop stops when killAllChildren() runs
+  uint64_t epoch;
+};
+
+// The per-access results of a loop.
+struct AccessOut {
+  uint64_t* lat;
+  uint64_t* start;
+  uint32_t* faults;
+  uint8_t* flags;
+  uint64_t* values;
+};
+
+// Sleeps until `due` (CLOCK_MONOTONIC, absolute: a schedule that does not drift).
+inline void SleepUntil(uint64_t due) {
+  struct timespec ts = {static_cast<time_t>(due / 1000000000ULL), static_cast<long>(due % 1000000000ULL)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
 // The measured loop: for each listed page, one 8-byte access at offset 0 timed with
 // CLOCK_MONOTONIC, and the minor-fault count read before and after it (outside the timed
-// window). A write stores `tag + page`; a read keeps the value it loaded. For a shared mapping,
-// mincore() first records whether the page was already in the page cache (a fault on it maps
-// an existing frame; a fault on a page not in the cache allocates a fresh one). Never inlined:
-// the warm-up runs exactly this code.
-__attribute__((noinline)) void AccessLoop(uint8_t* base, size_t ps, const uint32_t* pages, size_t n, bool write,
-                                          bool shared, uint64_t tag, uint64_t* lat, uint32_t* faults,
-                                          uint8_t* flags, uint64_t* values) {
+// window). A write stores `tag + page` (or has the kernel write it with pread(2): the COW break
+// then happens in the kernel's copy to user memory); a read keeps the value it loaded. For a
+// shared mapping, mincore() first records whether the page was already in the page cache (a
+// fault on it maps an existing frame; a fault on a page not in the cache allocates a fresh
+// one). Returns how many accesses were done; fewer than n with *err set when a pread failed
+// (its errno, EIO for a short read) or a paced loop was stopped (EINTR). Never inlined: the
+// warm-up runs exactly this code.
+__attribute__((noinline)) size_t AccessLoop(uint8_t* base, size_t ps, const uint32_t* pages, size_t n,
+                                            const AccessMode& m, const AccessOut& out, int* err) {
   for (size_t i = 0; i < n; i++) {
+    if (m.paceNs > 0) {
+      if (m.stoppable && children::KillEpoch() != m.epoch) {
+        *err = EINTR;
+        return i;
+      }
+      SleepUntil(m.startAt + i * m.paceNs);
+    }
     volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(base + static_cast<size_t>(pages[i]) * ps);
     uint8_t fl = 0;
-    if (shared) {
+    if (m.shared) {
       unsigned char v = 0;
       if (mincore(const_cast<uint64_t*>(p), ps, &v) == 0 && (v & 1) != 0) fl = kInCore;
     }
     uint64_t value = 0;
+    ssize_t got = 8;
     uint64_t f0 = MinorFaults();
     uint64_t t0 = child::NowNs();
     __asm__ volatile("" ::: "memory");
-    if (write) {
-      *p = tag + pages[i];
-    } else {
+    if (!m.write) {
       value = *p;
+    } else if (m.via == kViaPread) {
+      got = pread(m.readFd, const_cast<uint64_t*>(p), 8, static_cast<off_t>(i * 8));
+    } else {
+      *p = m.tag + pages[i];
     }
     __asm__ volatile("" ::: "memory");
     uint64_t t1 = child::NowNs();
     uint64_t f1 = MinorFaults();
-    lat[i] = t1 - t0;
-    faults[i] = static_cast<uint32_t>(f1 - f0);
-    flags[i] = fl;
-    values[i] = value;
+    if (got != 8) {
+      *err = got < 0 ? errno : EIO;
+      return i;
+    }
+    out.lat[i] = t1 - t0;
+    out.start[i] = t0;
+    out.faults[i] = static_cast<uint32_t>(f1 - f0);
+    out.flags[i] = fl;
+    out.values[i] = value;
   }
+  return n;
 }
 
 // Runs the timed paths once on a scratch buffer on the (pre-touched) stack, so the code pages,
 // the vDSO and the syscall wrappers are mapped before anything is measured.
-__attribute__((noinline)) void WarmUp(size_t ps) {
+__attribute__((noinline)) void WarmUp(const Header* h) {
+  const size_t ps = h->pageSize;
   alignas(4096) uint8_t scratch[4 * 4096];
   uint32_t pages[4] = {0, 1, 2, 3};
-  uint64_t lat[4], values[4];
+  uint64_t lat[4], start[4], values[4];
   uint32_t faults[4];
   uint8_t flags[4];
+  const AccessOut out = {lat, start, faults, flags, values};
   const size_t stride = ps == 4096 ? ps : 0;  // four pages of the scratch buffer, or one
-  AccessLoop(scratch, stride, pages, 4, true, true, 0, lat, faults, flags, values);
-  AccessLoop(scratch, stride, pages, 4, false, false, 0, lat, faults, flags, values);
+  int err = 0;
+  AccessMode m = {true, true, kViaStore, h->readFd, 0, 0, 0, false, 0};
+  AccessLoop(scratch, stride, pages, 4, m, out, &err);
+  m.via = kViaPread;  // the memfd is empty: the short read ends the loop after its first pread
+  AccessLoop(scratch, stride, pages, 1, m, out, &err);
+  m = {false, false, kViaStore, h->readFd, 0, 0, 0, false, 0};
+  AccessLoop(scratch, stride, pages, 4, m, out, &err);
   uint64_t minflt, majflt;
   child::Faults(RUSAGE_THREAD, &minflt, &majflt);
-  __asm__ volatile("" : : "r"(scratch), "r"(lat), "r"(values), "r"(faults), "r"(flags) : "memory");
+  __asm__ volatile("" : : "r"(scratch), "r"(lat), "r"(start), "r"(values), "r"(faults), "r"(flags) : "memory");
 }
 
 // Closes every descriptor except 0-2 and the channels of the slots in `self`'s subtree (its
 // own and those of the processes it will fork). close_range over the gaps between kept fds.
 void CloseForeignFds(Header* h, int32_t self) {
-  int keep[2 * kMaxSlots + 1];
+  int keep[2 * kMaxSlots + 2];
   size_t n = 0;
   keep[n++] = 2;
+  if (h->readFd > 2) keep[n++] = h->readFd;
   for (uint32_t s = 0; s < h->slots; s++) {
     if (!InSubtree(h, static_cast<int32_t>(s), self)) continue;
     keep[n++] = h->cmdRead[s];
@@ -161,11 +217,13 @@ void PinToCurrentCpu() {
   sched_setaffinity(0, sizeof set, &set);
 }
 
-// p0 only: a process group of its own (Node kills and reaps the whole tree through it),
-// default signal handling (Node's handlers must not run here; SIGPIPE ignored so a write to a
-// dead Node fails with EPIPE), and stdio on /dev/null (never hold Node's pipes or terminal).
-void BecomeRoot(Header* h) {
-  setpgid(0, 0);
+// The first process of a tree, cloned from Node: p0, or with p0InNode every child of Node. A
+// process group (`group`, or one of its own when 0 or when that group is gone: Node kills and
+// reaps the whole tree through it), default signal handling (Node's handlers must not run
+// here; SIGPIPE ignored so a write to a dead Node fails with EPIPE), no rseq, one CPU, and stdio
+// on /dev/null (never hold Node's pipes or terminal).
+void BecomeRoot(Header* h, pid_t group) {
+  if (group == 0 || setpgid(0, group) != 0) setpgid(0, 0);
   struct sigaction sa;
   for (int sig = 1; sig < NSIG; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
@@ -333,6 +391,7 @@ struct OpMeter {
     uint64_t minflt1, majflt1;
     child::Faults(RUSAGE_THREAD, &minflt1, &majflt1);
     s->timeNs = t1 - t0;
+    s->endNs = t1;
     s->faults = minflt1 - minflt;
     s->majorFaults = majflt1 - majflt;
   }
@@ -346,15 +405,41 @@ bool PagesInRange(Slot* s, uint64_t regionPages) {
   return true;
 }
 
+// via pread: the value access i delivers, `tag + page`, at offset 8 * i of the tree's memfd,
+// written before the timed loop (staged in the slot's value array, which the loop overwrites).
+bool FillReadSource(Slot* s) {
+  Header* h = s->header();
+  uint64_t* v = s->values();
+  const uint32_t* pages = s->pages();
+  for (uint64_t i = 0; i < s->count; i++) v[i] = s->tag + pages[i];
+  const size_t bytes = s->count * 8;
+  for (size_t done = 0; done < bytes;) {
+    ssize_t r = pwrite(h->readFd, reinterpret_cast<uint8_t*>(v) + done, bytes - done, static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return Fail(s, kStagePwrite, r < 0 ? errno : EIO);
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
 bool DoAccess(Slot* s, bool write) {
   Header* h = s->header();
   if (s->region >= h->regions || s->count > s->capacity) return Fail(s, kStageBadCommand, EINVAL);
+  if (s->via > kViaPread || (s->via == kViaPread && !write)) return Fail(s, kStageBadCommand, EINVAL);
   const Region& reg = h->region[s->region];
   if (!PagesInRange(s, reg.pages)) return false;
+  if (s->via == kViaPread && !FillReadSource(s)) return false;
+  const bool inNode = h->p0InNode != 0 && s->index == 0;
+  AccessMode m = {write, IsShared(reg.backing), write ? s->via : kViaStore, h->readFd, s->tag, s->paceNs, 0,
+                  inNode, inNode ? children::KillEpoch() : 0};
+  const AccessOut out = {s->lat(), s->starts(), s->faultCounts(), s->flags(), s->values()};
+  int err = 0;
   OpMeter meter;
-  AccessLoop(RegionBase(h, s->region), h->pageSize, s->pages(), s->count, write, IsShared(reg.backing), s->tag,
-             s->lat(), s->faultCounts(), s->flags(), s->values());
+  m.startAt = meter.t0;
+  size_t done = AccessLoop(RegionBase(h, s->region), h->pageSize, s->pages(), s->count, m, out, &err);
   meter.End(s);
+  s->done = done;
+  if (done < s->count) return Fail(s, err == EINTR && m.paceNs > 0 ? kStageInterrupted : kStagePread, err);
   return true;
 }
 
@@ -403,13 +488,15 @@ bool DoFork(Slot* s) {
   meter.End(s);
   if (pid < 0) return Fail(s, kStageClone, err);
   cs->pid = pid;
+  s->childPid = pid;
+  // Node (p0InNode) closes its copies of the child's channel ends itself (Tree::Fork).
+  if (h->p0InNode != 0 && s->index == 0) return true;
   // The child's subtree talks through the child from now on.
   for (uint32_t i = 0; i < h->slots; i++) {
     if (!InSubtree(h, static_cast<int32_t>(i), static_cast<int32_t>(c))) continue;
     close(h->cmdRead[i]);
     close(h->replyWrite[i]);
   }
-  s->childPid = pid;
   return true;
 }
 
@@ -446,7 +533,7 @@ bool DoReap(Slot* s) {
 bool Execute(Slot* s) {
   s->status = 0;
   s->stage = kStageNone;
-  s->timeNs = s->faults = s->majorFaults = 0;
+  s->timeNs = s->faults = s->majorFaults = s->done = 0;
   switch (s->op) {
     case kOpMap: return s->header()->parent[s->index] < 0 ? DoMap(s) : Fail(s, kStageBadCommand, EINVAL);
     case kOpFork: return DoFork(s);
@@ -462,14 +549,27 @@ bool Execute(Slot* s) {
 
 }  // namespace
 
+bool ExecuteInNode(Slot* s) {
+  switch (s->op) {
+    case kOpMap:
+    case kOpFork:
+    case kOpWrite:
+    case kOpRead:
+    case kOpProtect: return Execute(s);
+    default: return Fail(s, kStageBadCommand, EINVAL);
+  }
+}
+
 int ProcessEntry(void* arg) {
   Slot* s = static_cast<Slot*>(arg);
   Header* h = s->header();
   const int32_t self = static_cast<int32_t>(s->index);
   s->pid = getpid();
   if (h->parent[self] < 0) {
-    BecomeRoot(h);
+    BecomeRoot(h, 0);
     if (h->shedNodeMemory) ShedNodeMemory(h);
+  } else if (h->p0InNode != 0 && h->parent[self] == 0) {
+    BecomeRoot(h, h->nodeGroup);  // forked from Node itself: Node's handlers, rseq, stdio
   }
   CloseForeignFds(h, self);
   // Shared mappings are not copied at fork: this process maps its own pages now, outside any
@@ -480,7 +580,8 @@ int ProcessEntry(void* arg) {
   for (uint32_t i = 0; i < h->textRanges; i++) {
     madvise(reinterpret_cast<void*>(h->text[i].start), h->text[i].bytes, MADV_POPULATE_READ);
   }
-  WarmUp(h->pageSize);
+  WarmUp(h);
+  s->timerOverheadNs = child::TimerOverheadNs();
   Reply(s, kReplyReady);
   for (;;) {
     if (child::ReadByte(h->cmdRead[self]) < 0) _exit(0);  // EOF: Node closed the pipe or died

@@ -25,12 +25,14 @@ namespace {
 
 // Where a slot's arrays start in its block (64-byte aligned), and the block's size.
 struct SlotLayout {
-  size_t pages, lat, faults, flags, values, bytes;
+  size_t pages, lat, start, faults, flags, values, bytes;
   SlotLayout(size_t cap, size_t ps) {
     size_t a = RoundUp(sizeof(Slot), 64);
     pages = a;
     a += RoundUp(cap * 4, 64);
     lat = a;
+    a += RoundUp(cap * 8, 64);
+    start = a;
     a += RoundUp(cap * 8, 64);
     faults = a;
     a += RoundUp(cap * 4, 64);
@@ -55,6 +57,8 @@ const char* StageSyscall(uint32_t stage) {
     case kStageExecDup: return "dup2";
     case kStageExecve: return "execve";
     case kStageWaitpid: return "waitpid";
+    case kStagePwrite: return "pwrite";
+    case kStagePread: return "pread";
     default: return "command";
   }
 }
@@ -95,7 +99,8 @@ Tree::~Tree() {
 }
 
 bool Tree::Create(const std::vector<RegionSpec>& regions, const std::vector<int32_t>& parents,
-                  const std::vector<uint32_t>& capacity, const std::string& execPath, bool shed) {
+                  const std::vector<uint32_t>& capacity, const std::string& execPath, bool shed,
+                  bool p0InNode) {
   const size_t ps = PageSize();
   slots_ = static_cast<uint32_t>(parents.size());
   size_t headerBytes = RoundUp(sizeof(Header), ps);
@@ -119,7 +124,10 @@ bool Tree::Create(const std::vector<RegionSpec>& regions, const std::vector<int3
   h->controlBytes = controlBytes_;
   h->stacks = stacks_;
   h->slots = slots_;
-  h->shedNodeMemory = shed ? 1 : 0;
+  h->shedNodeMemory = shed && !p0InNode ? 1 : 0;
+  h->p0InNode = p0InNode ? 1 : 0;
+  p0InNode_ = p0InNode;
+  h->readFd = -1;
   h->regions = static_cast<uint32_t>(regions.size());
   for (size_t r = 0; r < regions.size(); r++) {
     h->region[r] = {regions[r].pages, regions[r].backing, regions[r].thp, regions[r].dontfork,
@@ -141,6 +149,7 @@ bool Tree::Create(const std::vector<RegionSpec>& regions, const std::vector<int3
     s->base = control_;
     s->pagesOff = off + l.pages;
     s->latOff = off + l.lat;
+    s->startOff = off + l.start;
     s->faultOff = off + l.faults;
     s->flagsOff = off + l.flags;
     s->valueOff = off + l.values;
@@ -150,8 +159,14 @@ bool Tree::Create(const std::vector<RegionSpec>& regions, const std::vector<int3
   replyRead_.assign(slots_, -1);
   execd_.assign(slots_, false);
   gone_.assign(slots_, false);
+  childEnds_.assign(slots_, true);
   for (uint32_t i = 0; i < slots_; i++) h->cmdRead[i] = h->replyWrite[i] = -1;
-  childEnds_ = true;
+  // The source of `via pread` writes: 8 bytes per access of the largest page list.
+  uint64_t most = 0;
+  for (uint32_t c : capacity) most = c > most ? c : most;
+  h->readFd = memfd_create("cowlab-read-source", MFD_CLOEXEC);
+  if (h->readFd < 0) return SyscallFailed(errno, "memfd_create", "creating the source of pread writes");
+  if (ftruncate(h->readFd, static_cast<off_t>(most * 8)) != 0) return SyscallFailed(errno, "ftruncate", "sizing the source of pread writes");
   for (uint32_t i = 0; i < slots_; i++) {
     int cmd[2], rep[2];
     if (pipe2(cmd, O_CLOEXEC) != 0) return SyscallFailed(errno, "pipe2", "creating a command pipe");
@@ -185,25 +200,55 @@ bool Tree::Start(uint64_t deadlineNs) {
     return false;
   }
   subreaper_ = true;
+  started_ = true;
   Slot* s0 = slot(0);
+  if (p0InNode_) {
+    // p0 is this process: it maps the regions here, on this worker thread.
+    s0->pid = getpid();
+    s0->timerOverheadNs = child::TimerOverheadNs();
+    CloseChildEnd(0);
+    return Command(0, kOpMap, deadlineNs);
+  }
   pid_t pid = clone(ProcessEntry, StackTop(header(), 0), SIGCHLD, s0);
   if (pid < 0) {
     error.setSyscall("clone", errno, "forking p0 from the Node process");
     return false;
   }
   setpgid(pid, pid);  // p0 does the same; whichever runs first makes the group
-  pgid_ = pid;
-  children::RegisterGroup(pgid_);  // killAllChildren (Ctrl-C) kills the whole tree
+  JoinGroup(pid);
   s0->pid = pid;
-  CloseChildEnds();
+  for (uint32_t i = 0; i < slots_; i++) CloseChildEnd(i);
   if (!ExpectReady(0, deadlineNs)) return false;
   return Command(0, kOpMap, deadlineNs);
+}
+
+// The tree's process group is now `pgid`: killAllChildren (Ctrl-C) kills the whole tree.
+void Tree::JoinGroup(pid_t pgid) {
+  if (pgid == pgid_) return;
+  if (pgid_ > 0) children::UnregisterGroup(pgid_);  // p0InNode: that group is empty
+  pgid_ = pgid;
+  children::RegisterGroup(pgid_);
 }
 
 bool Tree::Fork(uint32_t parent, uint32_t childSlot, uint64_t deadlineNs) {
   Slot* s = slot(parent);
   s->arg = childSlot;
+  const bool fromNode = p0InNode_ && parent == 0;
+  // A child of Node joins the tree's group while any member is left (zombies count); once the
+  // group is empty it starts a new one. The child and Node both call setpgid.
+  if (fromNode) header()->nodeGroup = pgid_ > 0 && kill(-pgid_, 0) == 0 ? pgid_ : 0;
   if (!Command(parent, kOpFork, deadlineNs)) return false;
+  if (fromNode) {
+    const pid_t pid = static_cast<pid_t>(slot(childSlot)->pid);
+    const pid_t group = header()->nodeGroup;
+    if (group == 0 || setpgid(pid, group) != 0) setpgid(pid, pid);
+    const pid_t now = getpgid(pid);
+    JoinGroup(now > 0 ? now : pid);
+    // The child's subtree talks through the child from now on.
+    for (uint32_t i = 0; i < slots_; i++) {
+      if (InSubtree(header(), static_cast<int32_t>(i), static_cast<int32_t>(childSlot))) CloseChildEnd(i);
+    }
+  }
   return ExpectReady(childSlot, deadlineNs);
 }
 
@@ -284,6 +329,7 @@ bool Tree::Teardown(uint64_t budgetMs) {
     kill(-pgid_, SIGKILL);
     for (uint32_t i = 0; i < slots_; i++) {  // in case p0 had not made its group yet
       pid_t pid = static_cast<pid_t>(slot(i)->pid);
+      if (p0InNode_ && i == 0) continue;  // p0 is Node
       if (pid > 0 && !reaped(i)) kill(pid, SIGKILL);
     }
     uint64_t deadline = child::NowNs() + budgetMs * 1000000ULL;
@@ -302,8 +348,19 @@ bool Tree::Teardown(uint64_t budgetMs) {
     }
   }
   for (int& fd : replyRead_) CloseFd(&fd);
-  CloseChildEnds();
+  for (uint32_t i = 0; i < slots_; i++) CloseChildEnd(i);
   if (subreaper_) subreaper::Release();
+  if (control_ != nullptr) {
+    Header* h = header();
+    if (p0InNode_) {  // p0's regions are Node's mappings
+      for (uint32_t r = 0; r < h->regions; r++) {
+        if (h->region[r].address != 0) munmap(reinterpret_cast<void*>(h->region[r].address), h->region[r].pages * h->pageSize);
+        h->region[r].address = 0;
+      }
+    }
+    if (h->readFd >= 0) close(h->readFd);
+    h->readFd = -1;
+  }
   subreaper_ = false;
   if (control_ != nullptr) munmap(control_, controlBytes_);
   if (stacks_ != nullptr) munmap(stacks_, stacksBytes_);
@@ -330,20 +387,24 @@ bool Tree::SyscallFailed(int e, const char* sc, const char* what) {
   return false;
 }
 
-void Tree::CloseChildEnds() {
-  if (!childEnds_ || control_ == nullptr) return;
+// Node's copies of slot i's ends (the process's command read end and reply write end), once
+// the process holding them exists.
+void Tree::CloseChildEnd(uint32_t i) {
+  if (i >= childEnds_.size() || !childEnds_[i] || control_ == nullptr) return;
   Header* h = header();
-  for (uint32_t i = 0; i < slots_; i++) {
-    if (h->cmdRead[i] >= 0) close(h->cmdRead[i]);
-    if (h->replyWrite[i] >= 0) close(h->replyWrite[i]);
-  }
-  childEnds_ = false;
+  if (h->cmdRead[i] >= 0) close(h->cmdRead[i]);
+  if (h->replyWrite[i] >= 0) close(h->replyWrite[i]);
+  childEnds_[i] = false;
 }
 
 // Sends the command already written into slot i and waits for its reply.
 bool Tree::Command(uint32_t i, uint32_t op, uint64_t deadlineNs) {
   Slot* s = slot(i);
   s->op = op;
+  if (p0InNode_ && i == 0) {  // p0 is Node: this thread runs the command itself
+    s->status = 0;
+    return ExecuteInNode(s) || Refused(i);
+  }
   if (!child::WriteByte(cmdWrite_[i], 'C')) return Died(i, OpName(op));
   char c = 0;
   wait::Result w = wait::WaitByte(replyRead_[i], deadlineNs, &c);
@@ -397,7 +458,14 @@ bool Tree::Died(uint32_t i, const char* op) {
 bool Tree::Refused(uint32_t i) {
   Slot* s = slot(i);
   error = About(i, OpName(s->op));
-  error.setSyscall(StageSyscall(s->stage), s->status, "").with("cause", "refused");
+  if (s->stage == kStageInterrupted) {
+    error.set("ERR_INTERRUPTED", "a paced access loop was interrupted")
+        .with("cause", "interrupted")
+        .with("done", static_cast<double>(s->done))
+        .with("total", static_cast<double>(s->count));
+  } else {
+    error.setSyscall(StageSyscall(s->stage), s->status, "").with("cause", "refused");
+  }
   return false;
 }
 

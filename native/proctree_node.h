@@ -57,13 +57,15 @@ class Tree {
 
   // Builds the mappings and pipes; false with `error` set when something failed.
   bool Create(const std::vector<RegionSpec>& regions, const std::vector<int32_t>& parents,
-              const std::vector<uint32_t>& capacity, const std::string& execPath, bool shed);
+              const std::vector<uint32_t>& capacity, const std::string& execPath, bool shed,
+              bool p0InNode);
 
   Header* header() const { return reinterpret_cast<Header*>(control_); }
   Slot* slot(uint32_t i) const { return SlotAt(header(), i); }
   uint32_t slots() const { return slots_; }
   bool tornDown() const { return tornDown_; }
-  bool started() const { return pgid_ > 0; }
+  bool started() const { return started_; }
+  bool p0InNode() const { return p0InNode_; }
   bool execd(uint32_t i) const { return execd_[i]; }
   bool gone(uint32_t i) const { return gone_[i]; }
 
@@ -93,7 +95,8 @@ class Tree {
  private:
   bool reaped(uint32_t i) const;
   bool SyscallFailed(int e, const char* sc, const char* what);
-  void CloseChildEnds();
+  void CloseChildEnd(uint32_t i);
+  void JoinGroup(pid_t pgid);
   bool Command(uint32_t i, uint32_t op, uint64_t deadlineNs);
   bool ExpectReady(uint32_t i, uint64_t deadlineNs);
   // Failures of process i while doing `op`; all but Refused kill and reap the whole tree.
@@ -114,7 +117,9 @@ class Tree {
   std::vector<int> cmdWrite_, replyRead_;
   std::vector<bool> execd_, gone_;
   std::vector<pid_t> reapedPids_;
-  bool childEnds_ = false;  // Node still holds the processes' ends (before p0 starts)
+  std::vector<bool> childEnds_;  // Node still holds slot i's process ends (before it exists)
+  bool started_ = false;
+  bool p0InNode_ = false;
   bool subreaper_ = false;
   bool tornDown_ = false;
   pid_t pgid_ = -1;

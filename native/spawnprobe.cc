@@ -6,6 +6,9 @@
 //   kind 1  vfork()+exec: the parent is suspended until the child has exec'd. Timed: vfork
 //                         until it returns in the parent (includes the exec).
 //   kind 2  posix_spawn:  glibc's clone(CLONE_VM|CLONE_VFORK) + exec. Timed: the call.
+//   kind 3  fork, store:  _Fork(); the child stores one 8-byte value at each listed address
+//                         of its copy of Node's memory and exits 0 (no exec): whether a fork
+//                         reaches a mapping (a MADV_DONTFORK one is absent: SIGSEGV).
 //
 // Every kind also reports the time until the child was reaped. The child is registered in
 // the live-children registry (children.h) while it lives, waited for with a deadline, and
@@ -41,16 +44,28 @@ extern char** environ;
 namespace cowlab {
 namespace {
 
-enum SpawnKind { kFork = 0, kVfork = 1, kPosixSpawn = 2 };
-const char* const kKindNames[] = {"fork", "vfork", "posix_spawn"};
+enum SpawnKind { kFork = 0, kVfork = 1, kPosixSpawn = 2, kForkStore = 3 };
+const char* const kKindNames[] = {"fork", "vfork", "posix_spawn", "fork-store"};
 
 class SpawnProbe : public PromiseWorker {
  public:
   SpawnProbe(Napi::Env env, Napi::Object opts)
       : PromiseWorker(env, "cowlab.spawnProbe") {
     const char* fn = "spawnProbe";
-    kind_ = static_cast<int>(PropCount(env, opts, fn, "kind", kPosixSpawn));
+    kind_ = static_cast<int>(PropCount(env, opts, fn, "kind", kForkStore));
     deadlineMs_ = PropCount(env, opts, fn, "deadlineMs");
+    if (kind_ == kForkStore) {
+      Napi::Value a = opts.Get("addresses");
+      if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
+        ThrowBadArg(env, fn, "addresses", "a BigUint64Array");
+      }
+      Napi::TypedArray t = a.As<Napi::TypedArray>();
+      const uint64_t* v = reinterpret_cast<const uint64_t*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+      stores_.assign(v, v + t.ElementLength());
+      tag_ = PropAddress(env, opts, fn, "value");
+      path_ = "(no program: it stores and exits)";
+      return;
+    }
     Napi::Value path = opts.Get("path");
     if (!path.IsString()) ThrowBadArg(env, fn, "path", "a string");
     args_.push_back(path.As<Napi::String>().Utf8Value());
@@ -76,7 +91,14 @@ class SpawnProbe : public PromiseWorker {
     pid_t pid = -1;
     const pid_t self = getpid();
     uint64_t t0 = child::NowNs();
-    if (kind_ == kFork) {
+    if (kind_ == kForkStore) {
+      pid = _Fork();
+      if (pid == 0) {
+        child::DieWithParent(self);
+        for (uint64_t a : stores_) *reinterpret_cast<volatile uint64_t*>(a) = tag_;
+        _exit(0);
+      }
+    } else if (kind_ == kFork) {
       pid = _Fork();
       if (pid == 0) {
         child::DieWithParent(self);
@@ -155,11 +177,14 @@ class SpawnProbe : public PromiseWorker {
   std::string path_;
   std::vector<std::string> args_;  // argv[0] is the path
   std::vector<char*> argv_;
+  std::vector<uint64_t> stores_;  // fork-store: the addresses the child stores to
+  uint64_t tag_ = 0;              // fork-store: the value it stores
   uint64_t callNs_ = 0, totalNs_ = 0;
   PendingError error_;
 };
 
 // spawnProbe({ kind, path, args?, deadlineMs }) -> Promise<{ callNs, totalNs }>
+// spawnProbe({ kind: 3, addresses: BigUint64Array, value: bigint, deadlineMs }) -> the same
 Napi::Value StartSpawnProbe(const Napi::CallbackInfo& info) {
   Napi::Object opts = ArgObject(info, 0, "spawnProbe", "options");
   return PromiseWorker::Start(new SpawnProbe(info.Env(), opts));

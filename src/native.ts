@@ -31,61 +31,6 @@ export interface NativeConstants {
   BACKING_MEMFD_SHARED: number;
 }
 
-/** Input of the native fork probe (see native/forkprobe.cc for the protocol). */
-export interface ForkProbeInput {
-  address: bigint;
-  /** Pages of the region; pagemap snapshots cover all of them. */
-  pages: number;
-  /** Pages the child writes, in order. */
-  childOrder: Uint32Array;
-  /** Pages the parent writes, in order. */
-  parentOrder: Uint32Array;
-  /** 0: the parent does not write; 1: while the child is alive; 2: after the child exited. */
-  parentWhen: 0 | 1 | 2;
-  /** Each store writes `tag + page` (u64) at offset 0 of the page. */
-  childTag: bigint;
-  parentTag: bigint;
-  /** The child is killed and the promise rejects (ERR_CHILD_DEADLINE) after this long. */
-  deadlineMs: number;
-  /** The child sleeps this long before it exits (it holds its snapshot). */
-  holdMs: number;
-  /** Read /proc/kpagecount of every present page right after the fork (root only): the frame
-   *  of a pagemap entry is `entry & pfnMask` when `entry & presentMask` is set (the layout is
-   *  src/pagemap/pagemap.ts's: PAGEMAP_FRAME). Null: not read. */
-  kpagecount: { pfnMask: bigint; presentMask: bigint } | null;
-  /** 0: the child stores; 1: the kernel writes each page with pread(2) (copyout). */
-  childAccess: 0 | 1;
-  /** > 0: the parent's stores are paced, one per this many ns, each with a start timestamp. */
-  parentPaceNs: number;
-}
-
-export interface ForkProbeSideRaw {
-  written: number;
-  latencyNs: Float64Array;
-  minorFaults: number;
-  majorFaults: number;
-  vmstatBefore: string | null;
-  vmstatAfter: string | null;
-  /** Child only: the u64 read back from each written page after the writes. */
-  readback?: ArrayBuffer;
-  /** Paced parent only: CLOCK_MONOTONIC ns at which each store started; else null. */
-  startNs: Float64Array | null;
-  /** Raw pagemap entries of the whole region at three moments. */
-  pagemap: { afterFork: ArrayBuffer; afterChildWrites: ArrayBuffer; end: ArrayBuffer };
-}
-
-export interface ForkProbeRaw {
-  forkNs: number;
-  /** CLOCK_MONOTONIC ns (process.hrtime's clock) when fork() returned in the parent. */
-  forkedAtNs: number;
-  childPid: number;
-  timerOverheadNs: number;
-  /** Mapcount of each page's frame right after the fork; 0 for pages not present. */
-  kpagecountAfterFork: Float64Array | null;
-  child: ForkProbeSideRaw;
-  parent: ForkProbeSideRaw;
-}
-
 /** One region of a process tree (see native/proctree.h); p0 maps it with mmap. */
 export interface ProcTreeRegionInput {
   pages: number;
@@ -99,8 +44,8 @@ export interface ProcTreeRegionInput {
   anywhere: boolean;
 }
 
-/** What a process tree is made of. Slot 0 is p0 (forked from Node); every other slot is
- *  forked later by the process in its parent slot. */
+/** What a process tree is made of. Slot 0 is p0 (forked from Node, or Node itself); every
+ *  other slot is forked later by the process in its parent slot. */
 export interface ProcTreeSpec {
   regions: ProcTreeRegionInput[];
   /** Parent slot of each slot: -1 for slot 0, an earlier slot for the others. At most 256. */
@@ -112,12 +57,18 @@ export interface ProcTreeSpec {
   /** p0 marks Node's own anonymous memory MADV_DONTFORK, so trace forks copy only the
    *  regions' page tables (and a few of the loop's). Default true. */
   shedNodeMemory?: boolean;
+  /** p0 is the Node process itself: its commands run on a worker thread of Node, its regions
+   *  are Node's mappings, and its forks copy Node's whole address space. It cannot exit or
+   *  exec. Default false. */
+  p0InNode?: boolean;
 }
 
 /** Per-access results of a write or read command, in page-list order. */
 export interface ProcTreeAccessRaw {
   /** ns of each single access (clock_gettime around one 8-byte load or store). */
   latencyNs: Float64Array;
+  /** CLOCK_MONOTONIC ns (process.hrtime's clock) at which each access started. */
+  startNs: Float64Array;
   /** Minor faults the process took during each access (getrusage before and after it). */
   faults: Uint32Array;
   /** Bit 0: shared mapping only, the page was in the page cache before the access (mincore). */
@@ -128,6 +79,25 @@ export interface ProcTreeAccessRaw {
   opFaults: number;
   opMajorFaults: number;
   opNs: number;
+}
+
+export interface ProcTreeStartRaw {
+  pid: number;
+  addresses: bigint[];
+  mapNs: number;
+  /** The smallest back-to-back clock read in p0. */
+  timerOverheadNs: number;
+}
+
+export interface ProcTreeForkRaw {
+  pid: number;
+  /** The clone() call in the parent. */
+  forkNs: number;
+  faults: number;
+  /** CLOCK_MONOTONIC ns when clone() returned in the parent. */
+  forkedAtNs: number;
+  /** The smallest back-to-back clock read in the child, measured as it started. */
+  timerOverheadNs: number;
 }
 
 export interface ProcTreeReapRaw {
@@ -143,11 +113,24 @@ export interface ProcTreeReapRaw {
  * src/engines/kernel/tree.ts words: use it, not this.
  */
 export interface NativeProcTree {
-  /** Forks p0 from Node, which maps every region. */
-  start(deadlineMs: number): Promise<{ pid: number; addresses: bigint[]; mapNs: number }>;
-  fork(slot: number, childSlot: number, deadlineMs: number): Promise<{ pid: number; forkNs: number; faults: number }>;
-  /** Stores `tag + page` (write) or loads (read) at offset 0 of each listed page. */
-  access(slot: number, write: boolean, region: number, pages: Uint32Array, tag: bigint, deadlineMs: number): Promise<ProcTreeAccessRaw>;
+  /** Forks p0 from Node (or, p0InNode, takes Node as p0), which maps every region. */
+  start(deadlineMs: number): Promise<ProcTreeStartRaw>;
+  fork(slot: number, childSlot: number, deadlineMs: number): Promise<ProcTreeForkRaw>;
+  /**
+   * Stores `tag + page` (write) or loads (read) at offset 0 of each listed page. paceNs > 0:
+   * access i starts no earlier than the loop's start plus i * paceNs. viaPread (write only):
+   * the kernel writes the 8 bytes with pread(2) from a file instead of a CPU store.
+   */
+  access(
+    slot: number,
+    write: boolean,
+    region: number,
+    pages: Uint32Array,
+    tag: bigint,
+    deadlineMs: number,
+    paceNs: number,
+    viaPread: boolean,
+  ): Promise<ProcTreeAccessRaw>;
   /** mprotect of the listed pages (empty list: the whole region). */
   protect(slot: number, region: number, prot: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }>;
   /** execve(execPath): the process keeps its pid, loses every mapping. */
@@ -223,7 +206,6 @@ export interface NativeAddon {
   probeOwnPfn(): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
   /** Failures carry facts (native/forkprobe.cc): src/forkwrite/probe.ts words them; use it, not this. */
-  forkProbe(input: ForkProbeInput): Promise<ForkProbeRaw>;
   /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */
   readPageCategories(pid: number, address: bigint, pages: number): ArrayBuffer;
   ProcTree: new (spec: ProcTreeSpec) => NativeProcTree;
@@ -233,7 +215,11 @@ export interface NativeAddon {
   reapChild(pid: number): number | null;
   /** Starts `path` by fork+exec (0), vfork+exec (1) or posix_spawn (2); times the call in the
    *  parent and the whole life until reaped (native/spawnprobe.cc). */
-  spawnProbe(input: { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }): Promise<{ callNs: number; totalNs: number }>;
+  spawnProbe(
+    input:
+      | { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }
+      | { kind: 3; addresses: BigUint64Array; value: bigint; deadlineMs: number },
+  ): Promise<{ callNs: number; totalNs: number }>;
   /** memcpy of `bytes` from `source` into a destination mapped for it, timed (native/eagercopy.cc). */
   copyMemory(input: { source: bigint; bytes: number; fresh: boolean }): { ns: number };
   /** SIGKILLs every live child the addon forked or spawned; returns how many (native/children.cc). */

@@ -29,6 +29,8 @@ export interface StepJson {
   op: StepObservation['op'];
   proc: string;
   timeNs: number | null;
+  /** Steps with timing 'each': every access's latency, ns (StepObservation.accessNs). */
+  accessNs?: number[];
   events: Record<string, StepEvents>;
   frames: Record<string, number | null>;
   processes: Record<string, Record<string, RegionJson>>;
@@ -140,7 +142,9 @@ export function stepToJson(s: StepObservation, opts: { pages?: boolean } = {}): 
     for (const [id, r] of Object.entries(regions)) out[id] = regionJson(r, opts.pages === true);
     processes[proc] = out;
   }
-  return { step: s.step, op: s.op, proc: s.proc, timeNs: s.timeNs, events: s.events, frames: s.frames, processes };
+  const out: StepJson = { step: s.step, op: s.op, proc: s.proc, timeNs: s.timeNs, events: s.events, frames: s.frames, processes };
+  if (s.accessNs !== undefined) out.accessNs = Array.from(s.accessNs);
+  return out;
 }
 
 /** The whole run as one JSON-able document (page lists only with `pages: true`). */
@@ -175,7 +179,9 @@ export function observationsFromJson(doc: TraceObservationsJson): TraceObservati
       }
       processes[proc] = out;
     }
-    return { step: s.step, op: s.op, proc: s.proc, processes, events: s.events, frames: s.frames, timeNs: s.timeNs };
+    const obs: StepObservation = { step: s.step, op: s.op, proc: s.proc, processes, events: s.events, frames: s.frames, timeNs: s.timeNs };
+    if (s.accessNs !== undefined) obs.accessNs = Float64Array.from(s.accessNs);
+    return obs;
   });
   return { engine: doc.engine, trace: doc.trace, steps, unavailable: doc.unavailable, ...(doc.placement ? { placement: doc.placement } : {}) };
 }

@@ -47,6 +47,12 @@ export interface StepObservation {
   /** Duration of the operation, ns: measured (kernel, region) or predicted (sim). For
    *  write/read: the sum of the individually timed accesses; for fork: the fork() call. */
   timeNs: number | null;
+  /**
+   * Write/read steps with timing 'each': the latency of every access, ns, in the step's page
+   * order (measured, or predicted from the simulator's cost model). A figure, not COW state:
+   * validate never compares it.
+   */
+  accessNs?: Float64Array;
 }
 
 export interface TraceObservations {

@@ -2,13 +2,21 @@
  * forkWrite: fork this process over a populated region, have the child and/or the parent
  * store to pages, and report per-page fault latency, fault counts and what the page tables
  * say happened (copies, reuses), with a content check of both sides.
+ *
+ * A thin layer over the one pipeline: each run is a trace (./trace.ts: p0 is the Node process
+ * itself) run on the kernel engine, and every figure comes from its observations (per-store
+ * latencies from the steps' timing 'each', copies and sharing from their pagemap reads), so
+ * the simulator predicts the same run (forkWritePrediction).
  */
+import { KernelEngine, kernelWriteValue, type KernelRunDetailed, type KernelStepDetail } from '../engines/kernel/engine.js';
+import type { Engine, TraceObservations } from '../engines/types.js';
 import { CowlabError } from '../errors.js';
-import { Mapping, pageSize } from '../memory/mapping.js';
+import { pageSize } from '../memory/mapping.js';
 import { smapsFor } from '../memory/smaps.js';
-import type { ForkProbeRaw, ForkProbeSideRaw } from '../native.js';
 import { pfnAccess } from '../pagemap/access.js';
-import { KPF, PagemapEntries, readKpageFlags, readPagemap } from '../pagemap/pagemap.js';
+import { KPF, readKpageFlags, readPagemap } from '../pagemap/pagemap.js';
+import { parseTrace } from '../trace/parse.js';
+import type { Trace } from '../trace/types.js';
 import { band, summarize, type Band, type LatencySummary } from '../stats/summary.js';
 import { cowDelta, parseVmstat, type CowCounters } from '../vmstat/vmstat.js';
 import {
@@ -18,8 +26,8 @@ import {
   type ResolvedForkWriteOptions,
 } from './options.js';
 import { pageOrder } from './pattern.js';
-import { forkProbe, watchChild } from './probe.js';
-import { pfnKept, sharedAfterFork, unwrittenShared, verifySide, type RunSnapshots, type Verification } from './verify.js';
+import { CHILD, forkWriteTrace, PARENT, REGION, type ForkWriteSteps } from './trace.js';
+import { pfnKept, sharedAfterFork, unwrittenShared, verifySide, viewAt, type Verification } from './verify.js';
 
 export interface SideRun {
   /** Pages this process stored to. */
@@ -37,7 +45,8 @@ export interface SideRun {
   /** Written pages whose PFN changed (copies); null without PFNs. */
   pfnChanged: number | null;
   exclusiveAfter: number;
-  /** Stored values that did not read back (child) or bytes that differ from the model (parent). */
+  /** Stores that did not read back (child), or pages of the region that do not hold what was
+   *  last written to them (parent: every page is read at the end). */
   contentMismatches: number;
 }
 
@@ -51,6 +60,9 @@ export interface ForkWriteRun {
   childPid: number;
   child: SideRun | null;
   parent: SideRun | null;
+  /** Pages of the parent's region that did not hold what was last written to them at the end
+   *  of the run (0: checked; the run is refused otherwise). */
+  parentContentMismatches: number;
   verify: Verification;
   /** Pages whose frame had mapcount 2 right after the fork (root only, else null). */
   kpagecountTwoAfterFork: number | null;
@@ -87,175 +99,118 @@ export interface ForkWriteResult {
   thp: ThpBacking;
   runs: ForkWriteRun[];
   summary: ForkWriteSummary;
+  /** The trace every run ran (the simulator predicts it: forkWritePrediction). */
+  trace: Trace;
 }
 
-/** Page content: every 32-bit word of page p holds fillWord(p) until a store overwrites the
- *  first 8 bytes with `tag + p` (tags have zero low 32 bits: word 0 = p, word 1 = tag >> 32). */
-function fillWord(p: number): number {
-  return (Math.imul(p, 0x9e3779b1) ^ 0x5a5a5a5a) >>> 0;
-}
-
-/** Tags for run r: distinct per run and per side, never equal to a fill word pattern. */
-function tagHigh(run: number, side: 'child' | 'parent'): number {
-  return (((side === 'child' ? 0xc0 : 0xa0) << 24) | (run & 0xffffff)) >>> 0;
-}
-
-class ContentModel {
-  readonly words: Uint32Array;
-  /** Expected words 0 and 1 of each page. */
-  readonly word0: Uint32Array;
-  readonly word1: Uint32Array;
-  private readonly wordsPerPage: number;
-
-  constructor(private readonly mapping: Mapping) {
-    this.words = new Uint32Array(mapping.buffer);
-    this.wordsPerPage = pageSize() / 4;
-    this.word0 = new Uint32Array(mapping.pages);
-    this.word1 = new Uint32Array(mapping.pages);
-  }
-
-  /** Writes every page (populating the region) with its fill pattern. */
-  fill(): void {
-    for (let p = 0; p < this.mapping.pages; p++) {
-      const w = fillWord(p);
-      this.words.fill(w, p * this.wordsPerPage, (p + 1) * this.wordsPerPage);
-      this.word0[p] = w;
-      this.word1[p] = w;
-    }
-  }
-
-  recordStores(order: Uint32Array, high: number): void {
-    for (const p of order) {
-      this.word0[p] = p;
-      this.word1[p] = high;
-    }
-  }
-
-  /** Pages whose bytes differ from the model. */
-  mismatches(): number {
-    let bad = 0;
-    const wpp = this.wordsPerPage;
-    for (let p = 0; p < this.mapping.pages; p++) {
-      const base = p * wpp;
-      const w = fillWord(p);
-      let ok = this.words[base] === this.word0[p] && this.words[base + 1] === this.word1[p];
-      for (let i = base + 2; ok && i < base + wpp; i++) ok = this.words[i] === w;
-      if (!ok) bad++;
-    }
-    return bad;
-  }
-}
-
-function readbackMismatches(raw: ArrayBuffer | undefined, order: Uint32Array, high: number): number {
-  if (!raw) return 0;
-  const w = new Uint32Array(raw);
+/** The first value that differs in each written page's read-back, counted. */
+function readbackMismatches(values: BigUint64Array | null, pages: Uint32Array, expected: (page: number) => bigint): number {
+  if (values === null) return pages.length;
   let bad = 0;
-  for (let i = 0; i < order.length; i++) if (w[2 * i] !== order[i] || w[2 * i + 1] !== high) bad++;
+  for (let i = 0; i < pages.length; i++) if (values[i] !== expected(pages[i]!)) bad++;
   return bad;
 }
 
-function snapshots(side: ForkProbeSideRaw): RunSnapshots {
-  return {
-    afterFork: new PagemapEntries(side.pagemap.afterFork),
-    afterChildWrites: new PagemapEntries(side.pagemap.afterChildWrites),
-    end: new PagemapEntries(side.pagemap.end),
-  };
+function vmstatOf(d: KernelStepDetail): CowCounters | null {
+  return d.vmstat === null ? null : cowDelta(parseVmstat(d.vmstat.before), parseVmstat(d.vmstat.after));
 }
 
-function vmstatOf(side: ForkProbeSideRaw): CowCounters | null {
-  if (side.written === 0 || side.vmstatBefore === null || side.vmstatAfter === null) return null;
-  return cowDelta(parseVmstat(side.vmstatBefore), parseVmstat(side.vmstatAfter));
-}
-
-function thpBacking(mapping: Mapping, requested: boolean, pfnVisible: boolean, kpageflags: boolean): ThpBacking {
-  const hugeBytes = smapsFor('self', mapping.address, mapping.address + BigInt(mapping.bytes)).anonHugePagesBytes;
+/** The region's huge pages after the setup, read while it is mapped (in this process: p0). */
+function thpBacking(address: bigint, pages: number, requested: boolean, access: ReturnType<typeof pfnAccess>): ThpBacking {
+  const hugeBytes = smapsFor('self', address, address + BigInt(pages * pageSize())).anonHugePagesBytes;
   let thpPages: number | null = null;
-  if (pfnVisible && kpageflags) {
-    const pm = readPagemap(0, mapping.address, mapping.pages);
-    thpPages = readKpageFlags(pm.pfn).count(KPF.THP);
-  }
+  if (access.pfnVisible && access.kpageflags) thpPages = readKpageFlags(readPagemap(0, address, pages).pfn).count(KPF.THP);
   return { requested, hugeBytes, thpPages };
 }
 
+/** One run's figures from its trace's observations (steps[k] and details[k]: k = step + 1). */
 function analyzeRun(
-  raw: ForkProbeRaw,
+  kr: KernelRunDetailed,
+  at: ForkWriteSteps,
   index: number,
   warmup: boolean,
-  orders: { child: Uint32Array; parent: Uint32Array },
+  order: Uint32Array,
   o: ResolvedForkWriteOptions,
-  model: ContentModel,
   pfnVisible: boolean,
 ): ForkWriteRun {
-  const C = snapshots(raw.child);
-  const P = snapshots(raw.parent);
-  const childWrites = orders.child.length > 0;
-  const parentWrites = orders.parent.length > 0;
+  const steps = kr.observations.steps;
+  const details = kr.details;
+  const k = (step: number) => step + 1;
+  const view = (step: number, proc: string) => viewAt(steps, details, k(step), proc)!;
+  const childWrites = at.childWrite >= 0;
+  const parentWrites = at.parentWrite >= 0;
+  const fork = details[k(at.fork)]!;
 
-  // The child's stores happen between its afterFork and afterChildWrites snapshots; the
-  // parent's between its afterChildWrites and end snapshots.
-  const childSide = childWrites ? verifySide(C.afterFork, C.afterChildWrites, orders.child, pfnVisible) : null;
-  const parentSide = parentWrites ? verifySide(P.afterChildWrites, P.end, orders.parent, pfnVisible) : null;
+  const sideOf = (step: number, proc: string) => ({ before: view(step - 1, proc), after: view(step, proc) });
+  const childSide = childWrites ? sideOf(at.childWrite, CHILD) : null;
+  const parentSide = parentWrites ? sideOf(at.parentWrite, PARENT) : null;
+  const childV = childSide && verifySide(childSide.before, childSide.after, order, pfnVisible);
+  const parentV = parentSide && verifySide(parentSide.before, parentSide.after, order, pfnVisible);
 
   let pfnKeptInOther: number | null = null;
-  if (pfnVisible && childWrites) pfnKeptInOther = pfnKept(P.afterFork, P.afterChildWrites, orders.child);
+  if (pfnVisible && childWrites) pfnKeptInOther = pfnKept(view(at.fork, PARENT), view(at.childWrite, PARENT), order);
   else if (pfnVisible && parentWrites && o.parentWhen === 'child-alive') {
-    pfnKeptInOther = pfnKept(C.afterFork, C.end, orders.parent);
+    pfnKeptInOther = pfnKept(view(at.fork, CHILD), view(at.parentWrite, CHILD), order);
   }
-  const first = childSide ?? parentSide!;
-  const firstWriter = childWrites
-    ? { before: C.afterFork, after: C.afterChildWrites, order: orders.child }
-    : { before: P.afterChildWrites, after: P.end, order: orders.parent };
+  const first = (childSide ?? parentSide)!;
+  const firstV = (childV ?? parentV)!;
   const verify: Verification = {
     pfnVisible,
-    sharedAfterFork: sharedAfterFork(P.afterFork, C.afterFork, pfnVisible),
-    pfnChangedInWriter: first.pfnChanged,
+    sharedAfterFork: sharedAfterFork(view(at.fork, PARENT), view(at.fork, CHILD), pfnVisible),
+    pfnChangedInWriter: firstV.pfnChanged,
     pfnKeptInOther,
-    exclusiveAfterWrite: first.exclusiveAfter,
-    unwrittenShared: unwrittenShared(firstWriter.before, firstWriter.after, firstWriter.order, pfnVisible),
+    exclusiveAfterWrite: firstV.exclusiveAfter,
+    unwrittenShared: unwrittenShared(first.before, first.after, order, pfnVisible),
   };
 
-  if (parentWrites) model.recordStores(orders.parent, tagHigh(index, 'parent'));
-  const parentMismatches = model.mismatches();
-  const side = (
-    r: ForkProbeSideRaw,
-    v: { pfnChanged: number | null; exclusiveAfter: number } | null,
-    mismatches: number,
-  ): SideRun | null =>
-    v === null
-      ? null
-      : {
-          written: r.written,
-          faults: r.minorFaults,
-          majorFaults: r.majorFaults,
-          latencyNs: r.latencyNs,
-          startNs: r.startNs,
-          perPageNs: summarize(r.latencyNs),
-          vmstat: vmstatOf(r),
-          pfnChanged: v.pfnChanged,
-          exclusiveAfter: v.exclusiveAfter,
-          contentMismatches: mismatches,
-        };
-  const kpc = raw.kpagecountAfterFork;
+  // Content: the child reads back its stores; the parent reads every page at the end, each
+  // holding what its last writer stored there (the populate pass, or the parent's writes).
+  const childMismatches = childWrites
+    ? readbackMismatches(details[k(at.childReadback)]!.access[0]!.values, order, (p) => kernelWriteValue(at.childWrite, p))
+    : 0;
+  const parentWritten = new Uint8Array(o.pages);
+  if (parentWrites) for (const p of order) parentWritten[p] = 1;
+  const all = details[k(at.parentReadback)]!.access[0]!;
+  const parentMismatches = readbackMismatches(all.values, all.pages, (p) => kernelWriteValue(parentWritten[p] ? at.parentWrite : -1, p));
+
+  const side = (step: number, v: { pfnChanged: number | null; exclusiveAfter: number }, mismatches: number, paced: boolean): SideRun => {
+    const d = details[k(step)]!;
+    const latencyNs = steps[k(step)]!.accessNs!;
+    return {
+      written: latencyNs.length,
+      faults: d.opFaults ?? 0,
+      majorFaults: d.opMajorFaults ?? 0,
+      latencyNs,
+      startNs: paced ? d.access[0]!.startNs : null,
+      perPageNs: summarize(latencyNs),
+      vmstat: vmstatOf(d),
+      pfnChanged: v.pfnChanged,
+      exclusiveAfter: v.exclusiveAfter,
+      contentMismatches: mismatches,
+    };
+  };
+  const kpc = fork.kpagecount?.[PARENT]?.[REGION] ?? null;
   return {
     index,
     warmup,
-    forkNs: raw.forkNs,
-    forkedAtNs: raw.forkedAtNs,
-    childPid: raw.childPid,
-    child: side(raw.child, childSide, readbackMismatches(raw.child.readback, orders.child, tagHigh(index, 'child'))),
-    parent: side(raw.parent, parentSide, parentMismatches),
+    forkNs: fork.forkNs!,
+    forkedAtNs: fork.forkedAtNs!,
+    childPid: fork.pids[CHILD]!,
+    child: childV ? side(at.childWrite, childV, childMismatches, false) : null,
+    parent: parentV ? side(at.parentWrite, parentV, parentMismatches, o.parentPaceNs > 0) : null,
+    parentContentMismatches: parentMismatches,
     verify,
     kpagecountTwoAfterFork: kpc ? kpc.filter((c) => c === 2).length : null,
-    timerOverheadNs: raw.timerOverheadNs,
+    timerOverheadNs: fork.timerOverheadNs!,
   };
 }
 
 /** A content mismatch means the kernel or cowlab is broken: never report such a run as data. */
 function checkContent(run: ForkWriteRun): void {
-  if (run.parent && run.parent.contentMismatches > 0) {
+  if (run.parentContentMismatches > 0) {
     throw new CowlabError(
       'ERR_VERIFY',
-      `run ${run.index}: ${run.parent.contentMismatches} pages of the parent's region differ from what was written to them`,
+      `run ${run.index}: ${run.parentContentMismatches} pages of the parent's region differ from what was written to them`,
     );
   }
   if (run.child && run.child.contentMismatches > 0) {
@@ -291,57 +246,56 @@ function summarizeRuns(runs: ForkWriteRun[]): ForkWriteSummary {
 }
 
 /**
- * Maps and populates a private anonymous region of `pages` pages, then runs warmup +
- * repeats fork probes over it. Options are checked before anything is mapped.
+ * Runs warmup + repeats fork-write runs, each its own trace on the kernel engine: p0 (this
+ * process) maps and populates a private anonymous region of `pages` pages, forks, and the
+ * child and/or the parent store to it. Options are checked before anything is mapped.
  */
 export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteResult> {
   const o = resolveForkWriteOptions(options);
   const access = pfnAccess();
   const order = o.order ?? pageOrder(o.pattern, o.pages, o.count);
-  const orders = {
-    child: o.writer === 'parent' ? new Uint32Array(0) : order,
-    parent: o.writer === 'child' ? new Uint32Array(0) : order,
-  };
-  const mapping = Mapping.create({ pages: o.pages, thp: o.thp });
-  try {
-    const model = new ContentModel(mapping);
-    model.fill();
-    const thp = thpBacking(mapping, o.thp === 'always', access.pfnVisible, access.kpageflags);
-    const runs: ForkWriteRun[] = [];
-    const total = o.warmup + o.repeats;
-    for (let i = 0; i < total; i++) {
-      const watch = watchChild();
-      options.onRunStart?.({ index: i, address: mapping.address, bytes: mapping.bytes, childPid: watch.childPid });
-      const release = mapping.acquire('forkWrite');
-      let raw: ForkProbeRaw;
-      try {
-        raw = await forkProbe({
-          address: mapping.address,
-          pages: o.pages,
-          childOrder: orders.child,
-          parentOrder: orders.parent,
-          parentWhen: o.writer === 'child' ? 0 : o.parentWhen === 'child-alive' ? 1 : 2,
-          childTag: BigInt(tagHigh(i, 'child')) << 32n,
-          parentTag: BigInt(tagHigh(i, 'parent')) << 32n,
-          deadlineMs: o.deadlineMs,
-          holdMs: o.holdMs,
-          kpagecount: access.pfnVisible && access.kpagecount,
-          childAccess: o.childAccess === 'read' ? 1 : 0,
-          parentPaceNs: o.parentPaceNs,
-        });
-      } finally {
-        watch.end();
-        release();
-      }
-      const run = analyzeRun(raw, i, i < o.warmup, orders, o, model, access.pfnVisible);
-      checkContent(run);
-      runs.push(run);
-      options.onProgress?.({ done: i + 1, total, warmup: i < o.warmup });
-    }
-    return { options: o, pfnVisible: access.pfnVisible, thp, runs, summary: summarizeRuns(runs) };
-  } finally {
-    mapping.unmap();
+  const { trace, at } = forkWriteTrace(o, order);
+  const engine = new KernelEngine();
+  const reason = engine.supports(trace);
+  if (reason !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `fork-write: ${reason}`);
+  const checked = parseTrace(trace);
+  const runs: ForkWriteRun[] = [];
+  let thp: ThpBacking | null = null;
+  const total = o.warmup + o.repeats;
+  for (let i = 0; i < total; i++) {
+    let address = 0n;
+    let child: number | null = null;
+    let running = true;
+    const kr = await engine.runDetailed(checked, {
+      stepDeadlineMs: o.deadlineMs,
+      vmstat: true,
+      kpagecount: access.pfnVisible && access.kpagecount,
+      onLive: (live) => {
+        if (live.done === 0) {
+          address = live.addresses[REGION]!;
+          thp ??= thpBacking(address, o.pages, o.thp === 'always', access);
+          options.onRunStart?.({ index: i, address, bytes: o.pages * pageSize(), childPid: () => (running ? child : null) });
+        }
+        child = live.pids[CHILD] ?? null;
+      },
+    }).finally(() => {
+      running = false;
+    });
+    const run = analyzeRun(kr, at, i, i < o.warmup, order, o, access.pfnVisible);
+    checkContent(run);
+    runs.push(run);
+    options.onProgress?.({ done: i + 1, total, warmup: i < o.warmup });
   }
+  return { options: o, pfnVisible: access.pfnVisible, thp: thp!, runs, summary: summarizeRuns(runs), trace: checked };
+}
+
+/**
+ * The simulator's prediction of one run of `result` (its trace on the simulator, with the
+ * profile of the kernel given, or of the running kernel): every observation the kernel
+ * engine made, predicted, per-store times from the cost model included.
+ */
+export async function forkWritePrediction(result: ForkWriteResult, sim: Engine): Promise<TraceObservations> {
+  return sim.run(result.trace);
 }
 
 /** Plain JSON of a result (latency arrays only with `raw`). */

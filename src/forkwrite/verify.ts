@@ -1,17 +1,13 @@
 /**
- * What the page tables say happened in a fork-write run, computed from the pagemap
- * snapshots the probe took. With PFNs hidden (not root), the PFN-based counts are null and
- * only the present/exclusive bits are used.
+ * What the page tables say happened in a fork-write run, computed from the kernel engine's
+ * observations of its trace: the present and exclusive bits of every page of both processes
+ * after each step, and (as root) each page's frame from the same pagemap reads. With PFNs
+ * hidden (not root), the PFN-based counts are null and only the present/exclusive bits are used.
  */
+import type { KernelStepDetail } from '../engines/kernel/engine.js';
+import type { RegionObservation, StepObservation } from '../engines/types.js';
 import type { PagemapEntries } from '../pagemap/pagemap.js';
-
-/** Pagemap of one process at the three moments of a run. */
-export interface RunSnapshots {
-  afterFork: PagemapEntries;
-  afterChildWrites: PagemapEntries;
-  /** Parent: after its own writes. Child: just before it exited. */
-  end: PagemapEntries;
-}
+import { REGION } from './trace.js';
 
 export interface Verification {
   pfnVisible: boolean;
@@ -31,60 +27,68 @@ export interface Verification {
   unwrittenShared: number;
 }
 
-/** One side's own writes: what changed under the pages it wrote. */
-export interface SideVerification {
-  /** Written pages whose PFN changed (copies); null without PFNs. */
-  pfnChanged: number | null;
-  /** Written pages mapped exclusively after the writes. */
-  exclusiveAfter: number;
+/** One process's view of the region at one step of the run: its observation and its pagemap. */
+export interface ProcessView {
+  obs: RegionObservation;
+  /** The pagemap read the observation came from (frames: `pfn`, valid as root). */
+  pagemap: PagemapEntries;
 }
 
-export function sharedAfterFork(parent: PagemapEntries, child: PagemapEntries, pfnVisible: boolean): number {
+/** The region as process `proc` saw it after observation `k` (0: the setup). */
+export function viewAt(steps: StepObservation[], details: KernelStepDetail[], k: number, proc: string): ProcessView | null {
+  const obs = steps[k]?.processes[proc]?.[REGION];
+  const pagemap = details[k]?.pagemap[proc]?.[REGION];
+  return obs && pagemap ? { obs, pagemap } : null;
+}
+
+/** Pages shared by both processes right after the fork (Verification.sharedAfterFork). */
+export function sharedAfterFork(parent: ProcessView, child: ProcessView, pfnVisible: boolean): number {
+  const a = parent.obs;
+  const b = child.obs;
   let n = 0;
-  for (let i = 0; i < parent.length; i++) {
-    if (!parent.present[i] || !child.present[i] || parent.exclusive[i] || child.exclusive[i]) continue;
-    if (pfnVisible && parent.pfn[i] !== child.pfn[i]) continue;
+  for (let i = 0; i < a.present.length; i++) {
+    if (!a.present[i] || !b.present[i] || a.exclusive?.[i] || b.exclusive?.[i]) continue;
+    if (pfnVisible && parent.pagemap.pfn[i] !== child.pagemap.pfn[i]) continue;
     n++;
   }
   return n;
 }
 
+/** A side's own writes: written pages whose frame changed (null without PFNs), and written
+ *  pages it maps exclusively afterwards (each counted once per store, as written). */
 export function verifySide(
-  before: PagemapEntries,
-  after: PagemapEntries,
+  before: ProcessView,
+  after: ProcessView,
   written: Uint32Array,
   pfnVisible: boolean,
-): SideVerification {
+): { pfnChanged: number | null; exclusiveAfter: number } {
   let changed = 0;
   let exclusive = 0;
   for (const p of written) {
-    if (before.pfn[p] !== after.pfn[p]) changed++;
-    exclusive += after.exclusive[p]!;
+    if (before.pagemap.pfn[p] !== after.pagemap.pfn[p]) changed++;
+    exclusive += after.obs.exclusive?.[p] ?? 0;
   }
   return { pfnChanged: pfnVisible ? changed : null, exclusiveAfter: exclusive };
 }
 
-/** Pages not in `written` that are still shared (see Verification.unwrittenShared). */
-export function unwrittenShared(
-  before: PagemapEntries,
-  after: PagemapEntries,
-  written: Uint32Array,
-  pfnVisible: boolean,
-): number {
-  const touched = new Uint8Array(after.length);
+/** Pages not in `written` that are still shared after the writes (Verification.unwrittenShared). */
+export function unwrittenShared(before: ProcessView, after: ProcessView, written: Uint32Array, pfnVisible: boolean): number {
+  const touched = new Uint8Array(after.obs.present.length);
   for (const p of written) touched[p] = 1;
   let n = 0;
-  for (let i = 0; i < after.length; i++) {
-    if (touched[i] || !after.present[i] || after.exclusive[i]) continue;
-    if (pfnVisible && before.pfn[i] !== after.pfn[i]) continue;
+  for (let i = 0; i < touched.length; i++) {
+    if (touched[i] || !after.obs.present[i] || after.obs.exclusive?.[i]) continue;
+    if (pfnVisible && before.pagemap.pfn[i] !== after.pagemap.pfn[i]) continue;
     n++;
   }
   return n;
 }
 
-/** Pages of `written` whose PFN in `other` is the same at both moments. */
-export function pfnKept(otherBefore: PagemapEntries, otherAfter: PagemapEntries, written: Uint32Array): number {
+/** Pages of `written` whose frame in the other process is the same at both moments. */
+export function pfnKept(otherBefore: ProcessView, otherAfter: ProcessView, written: Uint32Array): number {
   let kept = 0;
-  for (const p of written) if (otherBefore.present[p] && otherBefore.pfn[p] === otherAfter.pfn[p]) kept++;
+  for (const p of written) {
+    if (otherBefore.obs.present[p] && otherBefore.pagemap.pfn[p] === otherAfter.pagemap.pfn[p]) kept++;
+  }
   return kept;
 }

@@ -92,3 +92,18 @@ function childEnd(status: number): string {
   const { exitCode } = decodeWaitStatus(status);
   return `${describeWaitStatus(status)}${exitCode === 127 ? ' (exec failed)' : ''}`;
 }
+
+/**
+ * Forks this process once; the child stores `value` (8 bytes) at each of `addresses` in its copy
+ * of this process's memory and exits. Resolves when it exited 0: a fork reaches that memory.
+ * Rejects with ERR_CHILD_FAILED saying how it ended otherwise (a mapping the fork does not copy,
+ * MADV_DONTFORK, is absent in the child: "was killed by signal 11 (SIGSEGV)"); the child is
+ * reaped on every path. The parent's memory is never written.
+ */
+export async function forkAndStore(addresses: readonly bigint[], value = 0xc0ffeen, deadlineMs = 10_000): Promise<void> {
+  try {
+    await native().spawnProbe({ kind: 3, addresses: BigUint64Array.from(addresses), value, deadlineMs });
+  } catch (err) {
+    throw wordNativeError(err, (facts, message) => (typeof facts.status === 'number' ? `the forked child ${describeWaitStatus(facts.status)}` : message));
+  }
+}

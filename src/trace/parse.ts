@@ -17,7 +17,17 @@ import { CowlabError } from '../errors.js';
 import { readBoundedText } from '../util/files.js';
 import { formatPath, issueText, MAX_KERNEL_PLACED_REGIONS, MAX_TRACE_FILE_BYTES, MAX_TRACE_PROCESSES, OPS, traceSchemas } from './schema.js';
 import { selectPages as selectedPages } from './select.js';
-import { ROOT_PROC, type PageSelector, type RegionSpec, type Step, type StepOp, type Trace } from './types.js';
+import {
+  ROOT_PROC,
+  type AccessOptions,
+  type PageSelector,
+  type RegionSpec,
+  type RootKind,
+  type Step,
+  type StepOp,
+  type Trace,
+  type WriteVia,
+} from './types.js';
 
 export interface ParseTraceOptions {
   /** Where the document came from (a file name), added to error messages. */
@@ -98,6 +108,7 @@ class TraceChecker {
 
   constructor(
     private readonly regions: RegionSpec[],
+    private readonly root: RootKind,
     private readonly source?: string,
   ) {
     regions.forEach((r, i) => this.regionIndex.set(r.id, i));
@@ -186,12 +197,27 @@ class TraceChecker {
     return { op: 'fork', proc: s.proc, child: s.child };
   }
 
-  private access(i: number, s: { op: 'write' | 'read'; proc: string; region: string; pages: unknown }): Step {
+  private access(
+    i: number,
+    s: { op: 'write' | 'read'; proc: string; region: string; pages: unknown; via?: WriteVia } & AccessOptions,
+  ): Step {
     const p = this.live(i, s.proc);
     const { region, prot } = this.mapped(i, p, s.region);
     const pages = parseSelector(s.pages, ['steps', i, 'pages'], region, this.source);
     if (s.op === 'write') this.checkWritable(i, p, region, prot, pages);
-    return { op: s.op, proc: s.proc, region: s.region, pages };
+    const extra: AccessOptions & { via?: WriteVia } = {};
+    if (s.timing !== undefined) extra.timing = s.timing;
+    if (s.paceNs !== undefined && s.paceNs > 0) extra.paceNs = s.paceNs;
+    if (s.op === 'write' && s.via === 'pread') extra.via = 'pread';
+    return s.op === 'write'
+      ? { op: 'write', proc: s.proc, region: s.region, pages, ...extra }
+      : { op: 'read', proc: s.proc, region: s.region, pages, ...extra };
+  }
+
+  /** With p0 'node', p0 is the Node process: cowlab cannot make it exit or exec. */
+  private notNode(i: number, p: ProcLife, what: string): void {
+    if (p.name !== ROOT_PROC || this.root !== 'node') return;
+    this.fail(`steps[${i}].proc`, `p0 is the Node process itself (trace p0: 'node'): it cannot ${what}`);
   }
 
   /** A store to a page its VMA does not allow would kill the process with SIGSEGV. */
@@ -227,13 +253,16 @@ class TraceChecker {
       : { op: 'mprotect', proc: s.proc, region: s.region, prot: s.prot, pages: sel };
   }
 
-  private exit(i: number, s: { proc: string }): Step {
-    this.live(i, s.proc).exitedAt = i;
-    return { op: 'exit', proc: s.proc };
+  private exit(i: number, s: { proc: string; afterMs?: number }): Step {
+    const p = this.live(i, s.proc);
+    this.notNode(i, p, 'exit');
+    p.exitedAt = i;
+    return s.afterMs ? { op: 'exit', proc: s.proc, afterMs: s.afterMs } : { op: 'exit', proc: s.proc };
   }
 
   private exec(i: number, s: { proc: string }): Step {
     const p = this.live(i, s.proc);
+    this.notNode(i, p, 'exec');
     this.notExecd(i, p, 'exec again');
     p.execdAt = i;
     return { op: 'exec', proc: s.proc };
@@ -284,10 +313,11 @@ export function parseTrace(input: unknown, opts: ParseTraceOptions = {}): Trace 
   const doc = parseWith(traceSchemas().trace, input, [], opts.source);
   const regions: RegionSpec[] = doc.regions.map((r) => ({ ...r, advice: [...r.advice] }));
   checkRegions(regions, opts.source);
-  const checker = new TraceChecker(regions, opts.source);
+  const checker = new TraceChecker(regions, doc.p0 ?? 'process', opts.source);
   const steps = doc.steps.map((raw, i) => checker.check(i, raw));
   const trace: Trace = { name: doc.name, regions, steps };
   if (doc.description !== undefined) trace.description = doc.description;
+  if (doc.p0 === 'node') trace.p0 = 'node';
   checked.add(trace);
   return trace;
 }

@@ -24,6 +24,9 @@ export const OPS: readonly StepOp[] = ['fork', 'write', 'read', 'exit', 'exec', 
 export const MAX_TRACE_PROCESSES = 256;
 /** Regions whose place is left to the kernel (placement 'kernel'): each multiplies the outcomes to predict. */
 export const MAX_KERNEL_PLACED_REGIONS = 2;
+/** The longest pause a paced access may take (60 s), and the longest hold before an exit (1 h). */
+export const MAX_PACE_NS = 60_000_000_000;
+export const MAX_HOLD_MS = 3_600_000;
 /** The largest trace file (or JSON text) cowlab reads: 64 MiB. */
 export const MAX_TRACE_FILE_BYTES = 64 * 1024 * 1024;
 
@@ -37,6 +40,10 @@ function buildSchemas() {
       .regex(NAME_RE, { error: `${what} must start with a letter and hold only letters, digits, '_' and '-'` });
   const page = z.int().min(0);
   const procName = name('a process name');
+  const accessOptions = {
+    timing: z.literal('each').optional(),
+    paceNs: z.int().min(0).max(MAX_PACE_NS).optional(),
+  };
   const regionRef = z.string().min(1);
 
   const region = z.strictObject({
@@ -55,6 +62,7 @@ function buildSchemas() {
     trace: z.strictObject({
       name: z.string().min(1).max(200),
       description: z.string().optional(),
+      p0: z.enum(['process', 'node']).optional(),
       regions: z.array(region).min(1),
       steps: z.array(z.unknown()),
     }),
@@ -63,9 +71,16 @@ function buildSchemas() {
     random: z.strictObject({ random: z.int().min(1), seed: z.int().min(0).max(0xffff_ffff) }),
     steps: {
       fork: z.strictObject({ op: z.literal('fork'), proc: procName, child: procName }),
-      write: z.strictObject({ op: z.literal('write'), proc: procName, region: regionRef, pages: z.unknown() }),
-      read: z.strictObject({ op: z.literal('read'), proc: procName, region: regionRef, pages: z.unknown() }),
-      exit: z.strictObject({ op: z.literal('exit'), proc: procName }),
+      write: z.strictObject({
+        op: z.literal('write'),
+        proc: procName,
+        region: regionRef,
+        pages: z.unknown(),
+        via: z.enum(['store', 'pread']).optional(),
+        ...accessOptions,
+      }),
+      read: z.strictObject({ op: z.literal('read'), proc: procName, region: regionRef, pages: z.unknown(), ...accessOptions }),
+      exit: z.strictObject({ op: z.literal('exit'), proc: procName, afterMs: z.int().min(0).max(MAX_HOLD_MS).optional() }),
       exec: z.strictObject({ op: z.literal('exec'), proc: procName }),
       mprotect: z.strictObject({
         op: z.literal('mprotect'),

@@ -36,19 +36,43 @@ export type PageSelector =
   | { pages: number[] }
   | { random: number; seed: number };
 
+/** How a write puts its 8 bytes at offset 0 of each page: a CPU store, or pread(2) from a file
+ *  (the kernel writes the page: a COW break inside its copy to user memory). */
+export type WriteVia = 'store' | 'pread';
+
+/** What a write or read step may ask of the engine besides the accesses themselves. */
+export interface AccessOptions {
+  /** 'each': the step's observation carries every access's latency (accessNs), kept out of
+   *  the comparison. */
+  timing?: 'each';
+  /** > 0: access i starts no earlier than the step's start plus i * paceNs (a writer at a set
+   *  rate; the kernel engine sleeps between accesses). */
+  paceNs?: number;
+}
+
 export type Step =
   | { op: 'fork'; proc: string; child: string }
-  | { op: 'write'; proc: string; region: string; pages: PageSelector }
-  | { op: 'read'; proc: string; region: string; pages: PageSelector }
-  | { op: 'exit'; proc: string }
+  | ({ op: 'write'; proc: string; region: string; pages: PageSelector; via?: WriteVia } & AccessOptions)
+  | ({ op: 'read'; proc: string; region: string; pages: PageSelector } & AccessOptions)
+  /** afterMs: the process keeps its memory this long after the previous step before it exits. */
+  | { op: 'exit'; proc: string; afterMs?: number }
   | { op: 'exec'; proc: string }
   | { op: 'mprotect'; proc: string; region: string; prot: 'r' | 'rw'; pages?: PageSelector };
 
 export type StepOp = Step['op'];
 
+/**
+ * Where p0 lives. 'process' (the default): a process of its own, forked from Node, holding
+ * nothing but the regions. 'node': the Node process itself, so a fork in the trace copies Node's
+ * whole address space (its heap, its libraries), as forking a real program does; p0 then
+ * cannot exit or exec.
+ */
+export type RootKind = 'process' | 'node';
+
 export interface Trace {
   name: string;
   description?: string;
+  p0?: RootKind;
   regions: RegionSpec[];
   steps: Step[];
 }

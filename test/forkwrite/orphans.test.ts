@@ -103,10 +103,9 @@ async function survivorsOfKilledNode(
   }
 }
 
-/** In its hold: sleeping in nanosleep (wchan), or, where wchan says nothing, asleep. */
+/** In its hold: asleep. The child waits on its command pipe between commands (wchan
+ *  pipe_read or the like), and holds its snapshot there until the hold ends. */
 function holding(pid: number): boolean {
-  const wchan = read(`/proc/${pid}/wchan`);
-  if (wchan !== null && wchan !== '0' && wchan !== '') return wchan.includes('nanosleep');
   return read(`/proc/${pid}/stat`)?.includes(') S ') ?? false;
 }
 

@@ -1,35 +1,50 @@
 /**
  * The native pieces the experiments add: the live-children registry, the spawn probe, the
- * eager copy, and the fork probe's copyout reads and paced writer. Real processes, real pages.
+ * eager copy, and the trace loop's copyout reads and paced writer (through forkWrite). Real
+ * processes, real pages.
  */
 import { describe, expect, it } from 'vitest';
 
-import { forkWrite, Mapping, pfnAccess } from '../../src/index.js';
+import { forkWrite, Mapping, pfnAccess, type ForkWriteRunStart } from '../../src/index.js';
 import { native, nativeFacts } from '../../src/native.js';
 import { descendants } from '../helpers/processes.js';
 
 const asRoot = pfnAccess().pfnVisible;
 
-describe('live-children registry', () => {
-  it('lists the child of a running probe, and killAllChildren makes the probe reject', async () => {
-    const p = forkWrite({ pages: 64, repeats: 1, warmup: 0, holdMs: 30_000 });
-    let kids: number[] = [];
-    for (let i = 0; i < 400 && kids.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 5));
-      kids = native().liveChildren();
-    }
-    expect(kids).toHaveLength(1);
-    expect(descendants().map((d) => d.pid)).toContain(kids[0]);
+/** The run's child once forkWrite has forked it (onRunStart's childPid). */
+async function liveChild(start: () => ForkWriteRunStart | null): Promise<number> {
+  for (;;) {
+    const pid = start()?.childPid() ?? null;
+    if (pid !== null) return pid;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('killAllChildren', () => {
+  it('kills the holding child of a run, and the run rejects saying how it died', async () => {
+    let start: ForkWriteRunStart | null = null;
+    const p = forkWrite({ pages: 64, repeats: 1, warmup: 0, holdMs: 30_000, onRunStart: (r) => (start = r) });
+    const pid = await liveChild(() => start);
+    expect(descendants().map((d) => d.pid)).toContain(pid);
     expect(native().killAllChildren()).toBe(1);
     await expect(p).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED' });
-    await expect(p).rejects.toThrow(/killed by signal 9/);
+    await expect(p).rejects.toThrow(new RegExp(`\\(pid ${pid}\\) was killed by signal 9`));
     expect(native().liveChildren()).toEqual([]);
     expect(descendants()).toEqual([]);
   });
 
   it('stops a paced writer early with ERR_INTERRUPTED', async () => {
-    const p = forkWrite({ pages: 64, writer: 'parent', order: new Uint32Array(1000), parentPaceNs: 10_000_000, repeats: 1, warmup: 0 });
-    while (native().liveChildren().length === 0) await new Promise((r) => setTimeout(r, 5));
+    let start: ForkWriteRunStart | null = null;
+    const p = forkWrite({
+      pages: 64,
+      writer: 'parent',
+      order: new Uint32Array(1000),
+      parentPaceNs: 10_000_000,
+      repeats: 1,
+      warmup: 0,
+      onRunStart: (r) => (start = r),
+    });
+    await liveChild(() => start);
     await new Promise((r) => setTimeout(r, 50));
     native().killAllChildren();
     await expect(p).rejects.toMatchObject({ code: 'ERR_INTERRUPTED' });
@@ -42,13 +57,15 @@ describe('live-children registry', () => {
   });
 });
 
-describe('forkProbe failures', () => {
-  it('a child that outlives the deadline is killed and reaped: ERR_CHILD_DEADLINE naming it and what the parent waited for', async () => {
+describe('fork-write deadlines', () => {
+  it('a child that outlives the deadline is killed and reaped: ERR_CHILD_DEADLINE naming it and what it was doing', async () => {
     // The child holds its snapshot far past the deadline (forkWrite() lets a caller ask for that).
     const p = forkWrite({ pages: 16, holdMs: 30_000, deadlineMs: 200, repeats: 1, warmup: 0 });
     await expect(p).rejects.toMatchObject({
       code: 'ERR_CHILD_DEADLINE',
-      message: expect.stringMatching(/^the forked child \(pid \d+\) did not finish within 200 ms and was killed \(parent was waiting for the child to exit\)$/),
+      message: expect.stringMatching(
+        /^steps\[3\] \(child: exit\): trace process 'child' \(pid \d+\) was to hold its memory 30000 ms before its exit, past the 200 ms step deadline; every trace process was killed and reaped$/,
+      ),
     });
     expect(descendants()).toEqual([]);
   });

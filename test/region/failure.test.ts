@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 import { Worker } from 'node:worker_threads';
 
-import { CowRegion, Mapping } from '../../src/index.js';
-import { forkProbe } from '../../src/forkwrite/probe.js';
+import { CowRegion, Mapping, pageSize } from '../../src/index.js';
+import { forkAndStore } from '../../src/probes/spawn.js';
 import { DIST_INDEX } from '../helpers/cli.js';
 import { runScript } from './helpers.js';
 
@@ -205,20 +205,7 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
     try {
       await new Promise((resolve) => worker.once('message', resolve));
       for (let i = 0; i < 8; i++) {
-        const probe = forkProbe({
-          address: readOnly.address,
-          pages: 4,
-          childOrder: Uint32Array.from([0]),
-          parentOrder: new Uint32Array(0),
-          parentWhen: 0,
-          childTag: 1n << 32n,
-          parentTag: 0n,
-          deadlineMs: 10_000,
-          holdMs: 0,
-          kpagecount: false,
-          childAccess: 0,
-          parentPaceNs: 0,
-        });
+        const probe = forkAndStore([readOnly.address]);
         await expect(probe).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
       }
     } finally {
@@ -235,20 +222,7 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
       const u = new Uint8Array(region.root.buffer);
       u.fill(0x33);
       const address = target === 'a view' ? region.root.address : region.stagingAddress();
-      const probe = forkProbe({
-        address,
-        pages: 8,
-        childOrder: Uint32Array.from([0, 1, 2, 3]),
-        parentOrder: new Uint32Array(0),
-        parentWhen: 0,
-        childTag: 0xdead_beefn << 32n,
-        parentTag: 0n,
-        deadlineMs: 20_000,
-        holdMs: 0,
-        kpagecount: false,
-        childAccess: 0,
-        parentPaceNs: 0,
-      });
+      const probe = forkAndStore([0n, 1n, 2n, 3n].map((i) => address + i * BigInt(pageSize())), 0xdead_beefn << 32n, 20_000);
       await expect(probe).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
       expect(u.every((b) => b === 0x33)).toBe(true);
       expect(region.stats().faults).toBe(0);

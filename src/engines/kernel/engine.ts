@@ -3,13 +3,15 @@
  * pagemap reads.
  *
  * p0 is forked from Node (so Node's own page faults and heap never appear in the figures) and
- * maps every region; each `fork` step forks the acting trace process; every trace process runs
- * the native command loop (native/proctree_loop.cc) on its own shared stack, so the fault
- * counts it reports belong to the operation alone. After the setup and after every step, Node
+ * maps every region; with the trace's `p0: 'node'`, p0 is the Node process itself (its
+ * commands run on a Node worker thread, and a fork copies Node's whole address space, as
+ * forking a real program does). Each `fork` step forks the acting trace process; every forked
+ * process runs the native command loop (native/proctree_loop.cc) on its own shared stack, so
+ * the fault counts it reports belong to the operation alone. After the setup and after every step, Node
  * reads the pagemap of every region in every live process and derives the observations
  * (./observe.ts). Whatever happens, every process is killed and reaped before run() settles.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CowlabError } from '../../errors.js';
@@ -53,6 +55,8 @@ import { ProcessTree } from './tree.js';
 export { MAX_TRACE_PROCESSES };
 export const DEFAULT_STEP_DEADLINE_MS = 60_000;
 const DESTROY_BUDGET_MS = 10_000;
+/** How often a holding process is checked for a death from outside. */
+const HOLD_POLL_MS = 20;
 /** How long a read that failed with ESRCH waits for its dying trace process to be a zombie. */
 const DEATH_WAIT_MS = 1_000;
 
@@ -83,6 +87,8 @@ export interface KernelAccessDetail {
   classes: Uint8Array;
   /** Read: the u64 at offset 0 of each page. */
   values: BigUint64Array | null;
+  /** CLOCK_MONOTONIC ns (process.hrtime's clock) at which each access started. */
+  startNs: Float64Array;
 }
 
 /** Everything measured at one step, beyond the observation shape (tests, calibration). */
@@ -103,6 +109,26 @@ export interface KernelStepDetail {
   opFaults: number | null;
   /** fork: the fork() call. */
   forkNs: number | null;
+  /** fork: CLOCK_MONOTONIC ns (process.hrtime's clock) when fork() returned in the parent. */
+  forkedAtNs: number | null;
+  /** Major faults of the acting process over the whole operation (write/read; else null). */
+  opMajorFaults: number | null;
+  /** The smallest back-to-back clock read of the acting process (setup: p0; fork: the child):
+   *  the timer's share of each latency. Null for other steps. */
+  timerOverheadNs: number | null;
+  /** With `vmstat: true`: /proc/vmstat just before and just after the step's operation
+   *  (system-wide counters; the setup's: around the populate passes). */
+  vmstat: { before: string; after: string } | null;
+}
+
+/** The live processes, as run() goes: given after the setup and after every step. */
+export interface KernelLive {
+  /** Steps done (0: the setup). */
+  done: number;
+  /** pid of every live trace process (p0 is process.pid with p0 'node'). */
+  pids: Record<string, number>;
+  /** Where each region starts in the processes that map it (the same address in every one). */
+  addresses: Record<string, bigint>;
 }
 
 export interface KernelDetailOptions extends EngineRunOptions {
@@ -110,6 +136,11 @@ export interface KernelDetailOptions extends EngineRunOptions {
   kpagecount?: boolean;
   /** Read /proc/<pid>/smaps of every live process after each step (no privilege needed). */
   smaps?: boolean;
+  /** Read /proc/vmstat around each step's operation. */
+  vmstat?: boolean;
+  /** Called after the setup and after every step, while the processes live (e.g. to sample
+   *  their smaps from a timer during the next step). */
+  onLive?: (live: KernelLive) => void;
 }
 
 /** smaps of one live trace process after a step. */
@@ -201,6 +232,7 @@ class KernelRun {
     readonly keepDetails: boolean,
     readonly kpagecount: boolean,
     readonly smaps: boolean,
+    readonly vmstat: boolean,
   ) {
     this.plan = planTrace(trace);
     const n = this.plan.procs.length;
@@ -221,6 +253,7 @@ class KernelRun {
       parents: this.plan.parents,
       capacity: this.plan.capacity,
       execPath: execPath() ?? EXEC_CANDIDATES[0]!,
+      p0InNode: trace.p0 === 'node',
     }, this.plan.procs);
   }
 
@@ -241,6 +274,7 @@ class KernelRun {
     const events = this.zeroEvents();
     const access: KernelAccessDetail[] = [];
     let timeNs = started.mapNs;
+    const vmBefore = this.readVmstat();
     let before = this.takeSnapshot();
     for (const [r, region] of this.trace.regions.entries()) {
       if (region.populate === 'none') continue;
@@ -256,7 +290,20 @@ class KernelRun {
     }
     this.snapshot = before;
     const obs = this.observation(-1, 'setup', 'p0', events, timeNs);
-    return { obs, detail: this.detail(-1, access, null, null) };
+    const vmstat = vmBefore === null ? null : { before: vmBefore, after: this.readVmstat()! };
+    return { obs, detail: this.detail(-1, access, { timerOverheadNs: started.timerOverheadNs, vmstat }) };
+  }
+
+  readVmstat(): string | null {
+    return this.vmstat ? readFileSync('/proc/vmstat', 'utf8') : null;
+  }
+
+  /** The live processes and where the regions are, for onLive. */
+  live(done: number): KernelLive {
+    const pids: Record<string, number> = {};
+    for (const slot of this.liveSlots()) pids[this.plan.procs[slot]!] = this.pids[slot]!;
+    const addresses = Object.fromEntries(this.trace.regions.map((r, i) => [r.id, this.geometry[i]!.address]));
+    return { done, pids, addresses };
   }
 
   async step(i: number, ps: PlannedStep): Promise<{ obs: StepObservation; detail: KernelStepDetail }> {
@@ -266,8 +313,11 @@ class KernelRun {
     const access: KernelAccessDetail[] = [];
     let timeNs: number;
     let opFaults: number | null = 0;
-    let forkNs: number | null = null;
+    const more: Partial<KernelStepDetail> = {};
+    let accessNs: Float64Array | undefined;
     let after: Map<number, RegionSnapshot[]>;
+    if (ps.op === 'exit' && ps.afterMs > 0) await this.hold(ps.slot, ps.afterMs);
+    const vmBefore = this.readVmstat();
     switch (ps.op) {
       case 'fork': {
         // fork write-protects the parent's PMDs of every region it copies (copy_huge_pmd);
@@ -278,7 +328,9 @@ class KernelRun {
         const r = await this.tree.fork(ps.slot, ps.childSlot, this.deadlineMs);
         this.pids[ps.childSlot] = r.pid;
         this.state[ps.childSlot] = 'running';
-        timeNs = forkNs = r.forkNs;
+        timeNs = more.forkNs = r.forkNs;
+        more.forkedAtNs = r.forkedAtNs;
+        more.timerOverheadNs = r.timerOverheadNs;
         opFaults = r.faults;
         after = this.takeSnapshot();
         break;
@@ -286,13 +338,18 @@ class KernelRun {
       case 'write':
       case 'read': {
         const write = ps.op === 'write';
-        const raw = await this.tree.access(ps.slot, write, ps.region, ps.pages, writeTag(i), this.deadlineMs);
+        const how = { paceNs: ps.paceNs, viaPread: ps.viaPread };
+        // A paced step takes as long as its schedule: the deadline counts from its last access.
+        const deadline = this.deadlineMs + Math.ceil((ps.paceNs * ps.pages.length) / 1e6);
+        const raw = await this.tree.access(ps.slot, write, ps.region, ps.pages, writeTag(i), deadline, how);
         after = this.takeSnapshot();
         const { ev, detail } = this.accessEvents(ps.slot, ps.region, write, ps.pages, raw, before, after);
         events[this.trace.regions[ps.region]!.id] = ev;
         access.push(detail);
         timeNs = sum(raw.latencyNs);
         opFaults = raw.opFaults;
+        more.opMajorFaults = raw.opMajorFaults;
+        if (ps.each) accessNs = raw.latencyNs;
         break;
       }
       case 'mprotect': {
@@ -329,8 +386,34 @@ class KernelRun {
         break;
       }
     }
+    if (vmBefore !== null) more.vmstat = { before: vmBefore, after: this.readVmstat()! };
     this.snapshot = after;
-    return { obs: this.observation(i, ps.op, proc, events, timeNs), detail: this.detail(i, access, opFaults, forkNs) };
+    const obs = this.observation(i, ps.op, proc, events, timeNs);
+    if (accessNs !== undefined) obs.accessNs = accessNs;
+    return { obs, detail: this.detail(i, access, { ...more, opFaults }) };
+  }
+
+  /**
+   * The process keeps its memory `ms` before its exit: Node waits, watching it, so a death
+   * meanwhile (a kill from outside) is reported at once. A hold the step deadline cannot
+   * contain ends at the deadline (the run's teardown then kills every process).
+   */
+  async hold(slot: number, ms: number): Promise<void> {
+    const pid = this.pids[slot]!;
+    const who = `trace process '${this.plan.procs[slot]}' (pid ${pid})`;
+    const start = Date.now();
+    const end = start + Math.min(ms, this.deadlineMs);
+    for (let now = start; now < end; now = Date.now()) {
+      await sleep(Math.min(HOLD_POLL_MS, end - now));
+      const how = describeEnded(pid);
+      if (how !== null) throw new CowlabError('ERR_CHILD_FAILED', `${who} ${how} while it held its memory before its exit`);
+    }
+    if (ms >= this.deadlineMs) {
+      throw new CowlabError(
+        'ERR_CHILD_DEADLINE',
+        `${who} was to hold its memory ${ms} ms before its exit, past the ${this.deadlineMs} ms step deadline; every trace process was killed and reaped`,
+      );
+    }
   }
 
   /** Reaps exited processes by their parent when it runs the loop, or by Node when Node
@@ -385,6 +468,7 @@ class KernelRun {
         faults: raw.faults,
         classes: c.classes,
         values: raw.values,
+        startNs: raw.startNs,
       },
     };
   }
@@ -412,7 +496,7 @@ class KernelRun {
     return { step, op, proc, processes, events, frames, timeNs };
   }
 
-  detail(step: number, access: KernelAccessDetail[], opFaults: number | null, forkNs: number | null): KernelStepDetail {
+  detail(step: number, access: KernelAccessDetail[], more: Partial<KernelStepDetail>): KernelStepDetail {
     const pids: Record<string, number> = {};
     const pagemap: Record<string, Record<string, PagemapEntries>> = {};
     for (const [slot, regions] of this.snapshot) {
@@ -429,8 +513,12 @@ class KernelRun {
       kpagecount: this.kpagecount ? this.readCounts() : null,
       smaps: this.smaps ? this.readSmaps() : null,
       access: this.keepDetails ? access : [],
-      opFaults,
-      forkNs,
+      opFaults: more.opFaults ?? null,
+      forkNs: more.forkNs ?? null,
+      forkedAtNs: more.forkedAtNs ?? null,
+      opMajorFaults: more.opMajorFaults ?? null,
+      timerOverheadNs: more.timerOverheadNs ?? null,
+      vmstat: more.vmstat ?? null,
     };
   }
 
@@ -477,7 +565,9 @@ class KernelRun {
    * zombie: after one, the engine waits up to a second for the zombie to show.
    */
   async blameDeath(err: unknown): Promise<unknown> {
-    if (!(err instanceof CowlabError) || err.code === 'ERR_CHILD_FAILED' || err.code === 'ERR_CHILD_DEADLINE') return err;
+    // An interrupted paced loop was stopped by killAllChildren, which killed the processes too.
+    const own = ['ERR_CHILD_FAILED', 'ERR_CHILD_DEADLINE', 'ERR_INTERRUPTED'];
+    if (!(err instanceof CowlabError) || own.includes(err.code)) return err;
     const end = Date.now() + (err.errno === 'ESRCH' ? DEATH_WAIT_MS : 0);
     for (;;) {
       for (const slot of this.liveSlots()) {
@@ -613,7 +703,7 @@ export class KernelEngine implements Engine {
     const checked = isCheckedTrace(trace) ? trace : parseTrace(trace);
     this.checkMemory(checked, { details: keepDetails });
     const deadlineMs = options.stepDeadlineMs ?? DEFAULT_STEP_DEADLINE_MS;
-    const run = new KernelRun(checked, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true);
+    const run = new KernelRun(checked, deadlineMs, keepDetails, options.kpagecount === true, options.smaps === true, options.vmstat === true);
     const steps: StepObservation[] = [];
     const details: KernelStepDetail[] = [];
     let failure: unknown = null;
@@ -623,11 +713,13 @@ export class KernelEngine implements Engine {
         const s = await run.setup();
         steps.push(s.obs);
         details.push(s.detail);
+        options.onLive?.(run.live(0));
         for (const [i, ps] of run.plan.steps.entries()) {
           where = describeStep(trace, i);
           const r = await run.step(i, ps);
           steps.push(r.obs);
           details.push(r.detail);
+          options.onLive?.(run.live(i + 1));
           options.onStep?.(i + 1, trace.steps.length);
         }
       } catch (err) {

@@ -11,10 +11,10 @@ import { ROOT_PROC, type Trace } from '../../trace/types.js';
 
 export type PlannedStep =
   | { op: 'fork'; slot: number; childSlot: number }
-  | { op: 'write' | 'read'; slot: number; region: number; pages: Uint32Array }
+  | { op: 'write' | 'read'; slot: number; region: number; pages: Uint32Array; paceNs: number; viaPread: boolean; each: boolean }
   | { op: 'mprotect'; slot: number; region: number; prot: 'r' | 'rw'; pages: Uint32Array }
   | { op: 'exec'; slot: number }
-  | { op: 'exit'; slot: number };
+  | { op: 'exit'; slot: number; afterMs: number };
 
 export interface KernelPlan {
   /** Process name of each slot. */
@@ -59,7 +59,15 @@ export function planTrace(input: Trace): KernelPlan {
         const r = regionIndex.get(step.region)!;
         const pages = pagesOf(r, step.pages);
         need(p, pages.length);
-        steps.push({ op: step.op, slot: p, region: r, pages });
+        steps.push({
+          op: step.op,
+          slot: p,
+          region: r,
+          pages,
+          paceNs: step.paceNs ?? 0,
+          viaPread: step.op === 'write' && step.via === 'pread',
+          each: step.timing === 'each',
+        });
         break;
       }
       case 'mprotect': {
@@ -70,8 +78,10 @@ export function planTrace(input: Trace): KernelPlan {
         break;
       }
       case 'exec':
+        steps.push({ op: 'exec', slot: p });
+        break;
       case 'exit':
-        steps.push({ op: step.op, slot: p });
+        steps.push({ op: 'exit', slot: p, afterMs: step.afterMs ?? 0 });
         break;
     }
   }

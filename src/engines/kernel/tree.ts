@@ -10,7 +10,9 @@ import {
   type NativeFacts,
   type NativeProcTree,
   type ProcTreeAccessRaw,
+  type ProcTreeForkRaw,
   type ProcTreeSpec,
+  type ProcTreeStartRaw,
 } from '../../native.js';
 import { decodeWaitStatus, describeEnd, parseProcStat } from '../../util/procStat.js';
 
@@ -56,20 +58,28 @@ export class ProcessTree {
     }
   }
 
-  async start(deadlineMs: number): Promise<{ pid: number; addresses: bigint[]; mapNs: number }> {
+  async start(deadlineMs: number): Promise<ProcTreeStartRaw> {
     const r = await this.#call(() => this.#tree.start(deadlineMs));
     this.#pids[0] = r.pid;
     return r;
   }
 
-  async fork(slot: number, childSlot: number, deadlineMs: number): Promise<{ pid: number; forkNs: number; faults: number }> {
+  async fork(slot: number, childSlot: number, deadlineMs: number): Promise<ProcTreeForkRaw> {
     const r = await this.#call(() => this.#tree.fork(slot, childSlot, deadlineMs));
     this.#pids[childSlot] = r.pid;
     return r;
   }
 
-  access(slot: number, write: boolean, region: number, pages: Uint32Array, tag: bigint, deadlineMs: number): Promise<ProcTreeAccessRaw> {
-    return this.#call(() => this.#tree.access(slot, write, region, pages, tag, deadlineMs));
+  access(
+    slot: number,
+    write: boolean,
+    region: number,
+    pages: Uint32Array,
+    tag: bigint,
+    deadlineMs: number,
+    how: { paceNs?: number; viaPread?: boolean } = {},
+  ): Promise<ProcTreeAccessRaw> {
+    return this.#call(() => this.#tree.access(slot, write, region, pages, tag, deadlineMs, how.paceNs ?? 0, how.viaPread === true));
   }
 
   protect(slot: number, region: number, prot: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }> {
@@ -124,6 +134,8 @@ export class ProcessTree {
       }
       case 'refused':
         return `${this.#who(f)} failed while ${doing}: ${nativeMessage}`;
+      case 'interrupted':
+        return `the paced ${doing} of ${this.#who(f)} was interrupted (killAllChildren) after ${f.done} of ${f.total} ${f.op === 'read' ? 'loads' : 'stores'}`;
       case 'protocol':
         return `${this.#who(f)} sent an unexpected reply byte ${f.reply}; ${KILLED_ALL}`;
       case 'reap-deadline':

@@ -117,6 +117,10 @@ interface TouchTotals {
   ns: number;
   /** Accesses that took no fault. */
   none: number;
+  /** Steps with timing 'each': the predicted ns of every access, in page order; else null. */
+  each: Float64Array | null;
+  /** Accesses of the step touched so far (the index into `each`). */
+  at: number;
 }
 
 /** One byte per page of present / exclusive / zero page: what pagemapRead fills, before packing. */
@@ -186,6 +190,8 @@ export class Simulator {
   private readonly byName = new Map<string, Mm>();
   private readonly files: (ShmemFile | null)[];
   private readonly cost: Float64Array;
+  /** The step being applied asked for every access's time (timing 'each'). */
+  private accessNs: Float64Array | null = null;
   private next = -1;
   /** pagemapRead's output arrays, sized for the largest region and reused for every read. */
   private scratch: PagemapScratch | null = null;
@@ -254,8 +260,11 @@ export class Simulator {
     const i = this.next++;
     const s = this.trace.steps[i]!;
     const tallies = this.tallies();
+    this.accessNs = null;
     const ns = this.apply(s, tallies);
-    return this.finish(i, s.op, s.proc, tallies, ns);
+    const obs = this.finish(i, s.op, s.proc, tallies, ns);
+    if (this.accessNs !== null) obs.accessNs = this.accessNs;
+    return obs;
   }
 
   private apply(s: Step, tallies: FaultCounts[]): number | null {
@@ -272,7 +281,9 @@ export class Simulator {
       case 'read': {
         const r = this.regionIndex(s.region);
         const vma = this.vma(mm, r);
-        return this.touch(mm, vma, selectedPages(s.pages, vma.pages), s.op === 'write', tallies[r]!);
+        const pages = selectedPages(s.pages, vma.pages);
+        if (s.timing === 'each') this.accessNs = new Float64Array('start' in pages ? pages.end - pages.start : pages.length);
+        return this.touch(mm, vma, pages, s.op === 'write', tallies[r]!, this.accessNs);
       }
       case 'mprotect': {
         const vma = this.vma(mm, this.regionIndex(s.region));
@@ -296,8 +307,15 @@ export class Simulator {
    * Counts the faults by kind; returns the predicted time (the faults' costs in page order,
    * then the accesses without a fault).
    */
-  private touch(mm: Mm, vma: Vma, pages: Uint32Array | PageRange, write: boolean, counts: FaultCounts): number {
-    const totals: TouchTotals = { ns: 0, none: 0 };
+  private touch(
+    mm: Mm,
+    vma: Vma,
+    pages: Uint32Array | PageRange,
+    write: boolean,
+    counts: FaultCounts,
+    each: Float64Array | null = null,
+  ): number {
+    const totals: TouchTotals = { ns: 0, none: 0, each, at: 0 };
     for (const list of pageChunks(pages)) this.touchList(mm, vma, list, write, counts, totals);
     return totals.ns + totals.none * this.cost[FAULT_NONE]!;
   }
@@ -312,6 +330,8 @@ export class Simulator {
     const need = write ? PTE_PRESENT | PTE_WRITE : PTE_PRESENT;
     const cost = this.cost;
     const n = pages.length;
+    const each = totals.each;
+    const at = totals.at;
     let ns = totals.ns;
     let none = totals.none;
     let k = 0;
@@ -319,6 +339,7 @@ export class Simulator {
       const i = pages[k]!;
       if ((flags[i]! & need) === need) {
         none++; // the access needs no fault
+        if (each !== null) each[at + k] = cost[FAULT_NONE]!;
         k++;
         continue;
       }
@@ -332,6 +353,7 @@ export class Simulator {
         if (end > k) {
           counts[kind] = counts[kind]! + (end - k);
           const c = cost[kind]!;
+          if (each !== null) each.fill(c, at + k, at + end);
           for (; k < end; k++) ns += c;
           continue;
         }
@@ -339,8 +361,10 @@ export class Simulator {
       const kind = handleMmFault(m, mm, vma, i, write);
       counts[kind] = counts[kind]! + 1;
       ns += cost[kind]!;
+      if (each !== null) each[at + k] = cost[kind]!;
       k++;
     }
+    totals.at = at + n;
     totals.ns = ns;
     totals.none = none;
   }
