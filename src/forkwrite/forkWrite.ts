@@ -9,7 +9,7 @@
  * the simulator predicts the same run (forkWritePrediction).
  */
 import { KernelEngine, kernelWriteValue, type KernelRunDetailed, type KernelStepDetail } from '../engines/kernel/engine.js';
-import type { Engine, TraceObservations } from '../engines/types.js';
+import type { TraceObservations } from '../engines/types.js';
 import { CowlabError } from '../errors.js';
 import { pageSize } from '../memory/mapping.js';
 import { smapsFor } from '../memory/smaps.js';
@@ -99,8 +99,10 @@ export interface ForkWriteResult {
   thp: ThpBacking;
   runs: ForkWriteRun[];
   summary: ForkWriteSummary;
-  /** The trace every run ran (the simulator predicts it: forkWritePrediction). */
+  /** The trace every run ran (the simulator predicts it: src/suite/predict.ts). */
   trace: Trace;
+  /** The kernel engine's observations of the last run. */
+  observations: TraceObservations;
 }
 
 /** The first value that differs in each written page's read-back, counted. */
@@ -261,6 +263,7 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
   const checked = parseTrace(trace);
   const runs: ForkWriteRun[] = [];
   let thp: ThpBacking | null = null;
+  let last: KernelRunDetailed | null = null;
   const total = o.warmup + o.repeats;
   for (let i = 0; i < total; i++) {
     let address = 0n;
@@ -281,21 +284,13 @@ export async function forkWrite(options: ForkWriteOptions): Promise<ForkWriteRes
     }).finally(() => {
       running = false;
     });
+    last = kr;
     const run = analyzeRun(kr, at, i, i < o.warmup, order, o, access.pfnVisible);
     checkContent(run);
     runs.push(run);
     options.onProgress?.({ done: i + 1, total, warmup: i < o.warmup });
   }
-  return { options: o, pfnVisible: access.pfnVisible, thp: thp!, runs, summary: summarizeRuns(runs), trace: checked };
-}
-
-/**
- * The simulator's prediction of one run of `result` (its trace on the simulator, with the
- * profile of the kernel given, or of the running kernel): every observation the kernel
- * engine made, predicted, per-store times from the cost model included.
- */
-export async function forkWritePrediction(result: ForkWriteResult, sim: Engine): Promise<TraceObservations> {
-  return sim.run(result.trace);
+  return { options: o, pfnVisible: access.pfnVisible, thp: thp!, runs, summary: summarizeRuns(runs), trace: checked, observations: last!.observations };
 }
 
 /** Plain JSON of a result (latency arrays only with `raw`). */

@@ -7,8 +7,11 @@
  */
 import { z } from 'zod';
 
+import { countRegion } from '../engines/observations.js';
 import { profileFor } from '../engines/sim/profiles.js';
-import type { TraceObservations } from '../engines/types.js';
+import type { StepObservation, TraceObservations } from '../engines/types.js';
+import type { ForkWriteResult } from '../forkwrite/forkWrite.js';
+import { REGION } from '../forkwrite/trace.js';
 import type { Environment } from '../env/environment.js';
 import { runningKernelFacts } from '../kernels/facts.js';
 import { formatCount } from '../report/format.js';
@@ -24,6 +27,9 @@ export const PredictedCountSchema = z.object({
   /** Null: not observable here (e.g. frames without root). */
   measured: z.number().nullable(),
   predicted: z.number().nullable(),
+  /** A time (ns) rather than a count: the simulator's is its cost model's estimate, shown
+   *  beside the measurement and never judged equal or not. */
+  time: z.boolean().optional(),
 });
 export type PredictedCount = z.infer<typeof PredictedCountSchema>;
 
@@ -45,9 +51,64 @@ export function profileName(env: Environment): string {
   return profileFor(runningKernelFacts(env)).name;
 }
 
-/** Counts where both sides are known and differ. */
+/** Counts where both sides are known and differ (times are estimates: never). */
 export function disagreements(p: Prediction | undefined): PredictedCount[] {
-  return (p?.counts ?? []).filter((c) => c.measured !== null && c.predicted !== null && c.measured !== c.predicted);
+  return (p?.counts ?? []).filter((c) => !c.time && c.measured !== null && c.predicted !== null && c.measured !== c.predicted);
+}
+
+/**
+ * The counts of one step, measured against predicted, for `region`: the acting process's
+ * copies, reuses, zero fills and faults, and after the step each live process's shared and
+ * exclusive pages. `key` prefixes the keys ("4k.fork"), `what` the wording ("after the fork").
+ */
+export function stepCounts(key: string, what: string, region: string, measured: StepObservation, predicted: StepObservation): PredictedCount[] {
+  const out: PredictedCount[] = [];
+  const events = (o: StepObservation) => o.events[region];
+  for (const k of ['copies', 'reuses', 'zeroFills', 'faults'] as const) {
+    out.push({ key: `${key}.${k}`, what: `${what}: ${EVENT_WORDS[k]} (${measured.proc})`, measured: events(measured)?.[k] ?? null, predicted: events(predicted)?.[k] ?? null });
+  }
+  for (const proc of Object.keys(measured.processes)) {
+    const m = measured.processes[proc]?.[region];
+    const p = predicted.processes[proc]?.[region];
+    if (!m) continue;
+    const mc = countRegion(m);
+    const pc = p ? countRegion(p) : null;
+    out.push({ key: `${key}.${proc}.shared`, what: `${what}: pages ${proc} shares`, measured: mc.shared, predicted: pc?.shared ?? null });
+    out.push({ key: `${key}.${proc}.exclusive`, what: `${what}: pages ${proc} maps exclusively`, measured: mc.exclusive, predicted: pc?.exclusive ?? null });
+  }
+  return out;
+}
+
+const EVENT_WORDS = { copies: 'copies', reuses: 'reuses', zeroFills: 'zero fills', faults: 'faults' } as const;
+
+/** The median of `a` (0 for none). */
+function median(a: Float64Array): number {
+  if (a.length === 0) return 0;
+  const s = Float64Array.from(a).sort();
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * A fork-write result's last run measured against the simulator's run of the same trace: the
+ * fork and every write step (stepCounts), and each write's median per-store time against the
+ * cost model's (a time: shown, not judged). Null when the suite has no simulator.
+ */
+export async function predictForkWrite(result: ForkWriteResult, key: string, label: string): Promise<PredictedCount[] | null> {
+  const sim = await simulate(result.trace);
+  if (sim === null) return null;
+  const measured = result.observations.steps;
+  const out: PredictedCount[] = [];
+  result.trace.steps.forEach((s, i) => {
+    if (s.op !== 'fork' && s.op !== 'write') return;
+    const what = s.op === 'fork' ? `${label}, after the fork` : `${label}, ${s.proc}'s writes`;
+    const k = `${key}.${i}`;
+    out.push(...stepCounts(k, what, REGION, measured[i + 1]!, sim.steps[i + 1]!));
+    const mt = measured[i + 1]!.accessNs;
+    const pt = sim.steps[i + 1]!.accessNs;
+    if (mt && pt) out.push({ key: `${k}.p50Ns`, what: `${what}: median ns per store`, measured: Math.round(median(mt)), predicted: Math.round(median(pt)), time: true });
+  });
+  return out;
 }
 
 /** " The simulator (profile 6.18) predicted otherwise: copies 0 measured, 5 predicted." or ''. */
@@ -60,7 +121,8 @@ export function describeDisagreements(p: Prediction | undefined): string {
 /** The table of a prediction: each count measured, predicted, and whether they agree. */
 export function predictionTable(p: Prediction, title = 'Measured against predicted'): TableSpec {
   const d = disagreements(p);
-  const agree = (c: PredictedCount) => (c.measured === null || c.predicted === null ? 'n/a' : c.measured === c.predicted ? 'yes' : 'DIFFERS');
+  const agree = (c: PredictedCount) =>
+    c.time ? 'n/a (time: cost model)' : c.measured === null || c.predicted === null ? 'n/a' : c.measured === c.predicted ? 'yes' : 'DIFFERS';
   return {
     title: `${title} (simulator, profile ${p.profile})${d.length ? `: ${d.length} of ${p.counts.length} counts differ` : ''}`,
     head: ['count', 'measured (kernel engine)', `predicted (simulator, profile ${p.profile})`, 'agree'],
