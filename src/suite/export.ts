@@ -13,8 +13,7 @@ export const RESULTS_CSV_HEAD = ['number', 'experiment', 'status', 'verdict', 'm
 
 const samplesCell = (b: Band) => (b.samples ? b.samples.join(' ') : null);
 
-/** One row per headline metric; an experiment without metrics has one row with them empty. */
-export function resultsCsv(doc: ResultsDocument): string {
+function resultRows(doc: ResultsDocument): Cell[][] {
   const rows: Cell[][] = [];
   for (const e of doc.experiments) {
     const head = [e.number, e.name, e.status, e.verdict.verdict];
@@ -24,17 +23,36 @@ export function resultsCsv(doc: ResultsDocument): string {
       rows.push([...head, m.key, m.label, m.unit, v.median, v.min, v.max, v.noisy, v.samples?.length ?? null, samplesCell(v)]);
     }
   }
-  return toCsv(RESULTS_CSV_HEAD, rows);
+  return rows;
+}
+
+/**
+ * One row per headline metric (samples: the raw values, space-separated); an experiment
+ * without metrics has one row with them empty. Several kernels (`run --kernel a,b`): a first
+ * column `kernel`.
+ */
+export function resultsCsv(runs: ResultsDocument | readonly { label: string; doc: ResultsDocument }[]): string {
+  if (!Array.isArray(runs)) return toCsv(RESULTS_CSV_HEAD, resultRows(runs as ResultsDocument));
+  const many = runs as readonly { label: string; doc: ResultsDocument }[];
+  return toCsv(['kernel', ...RESULTS_CSV_HEAD], many.flatMap((r) => resultRows(r.doc).map((row) => [r.label, ...row])));
 }
 
 const verdictWords = (v: string) => (v === 'not-measurable' ? 'not measurable' : v);
 
-/** The summary (one row per experiment), then every headline metric. */
-export function resultsMarkdown(doc: ResultsDocument): string {
+/** The summary (one row per experiment), then every headline metric; several kernels: a section each. */
+export function resultsMarkdown(runs: ResultsDocument | readonly { label: string; doc: ResultsDocument }[]): string {
+  if (Array.isArray(runs)) {
+    const many = runs as readonly { label: string; doc: ResultsDocument }[];
+    return many.map((r) => oneResultsMarkdown(r.doc, `cowlab results: ${r.label}`)).join('\n');
+  }
+  return oneResultsMarkdown(runs as ResultsDocument, 'cowlab results');
+}
+
+function oneResultsMarkdown(doc: ResultsDocument, title: string): string {
   const e = doc.environment;
   const counts = (k: string) => doc.experiments.filter((x) => x.verdict.verdict === k).length;
   const out = [
-    '# cowlab results',
+    `# ${title}`,
     '',
     `Kernel ${e.kernel} (${e.arch}), ${e.cpu.model} x${e.cpu.count}, ${doc.options.quick ? 'quick' : 'full'} suite, started ${doc.startedAt}, ${(doc.durationMs / 1000).toFixed(1)} s${doc.interrupted ? ' (interrupted)' : ''}. ` +
       `${counts('confirmed')} confirmed, ${counts('refuted')} refuted, ${counts('not-measurable')} not measurable here.`,
