@@ -105,6 +105,25 @@ describe('cowlab compare: the test', () => {
   });
 });
 
+describe('cowlab compare and report: results files written before samples were kept', () => {
+  it('read them, and judge their metrics "not enough samples" unless the bands are far apart', () => {
+    const strip = (name: string, from: string) => {
+      const d = JSON.parse(readFileSync(from, 'utf8')) as ResultsDocument;
+      for (const e of d.experiments) for (const m of e.verdict.metrics) delete m.value.samples;
+      return resultsFileRaw(name, JSON.stringify(d));
+    };
+    const oldA = strip('old-a.json', base);
+    const oldB = strip('old-b.json', same);
+    const m = metricsOf(runCli(['compare', oldA, oldB, '--json']).stdout).find((x) => x.key === 'store-p50')!;
+    expect(m.outcome).toBe('not-enough-samples');
+    expect(m.why).toMatch(/^samples not recorded \(an older results file\)/);
+    expect(runCli(['compare', oldA, oldB, '--fail-on-difference']).status).toBe(0);
+    const r = runCli(['report', oldA, '--out', join(dir, 'old.html')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`report: ${join(dir, 'old.html')}\n`);
+  });
+});
+
 describe('cowlab compare: --only-differences', () => {
   it('shows only the experiments and metrics that differ', () => {
     const r = runCli(['compare', base, doubled, '--only-differences']);
