@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 
-import { formatRatio } from '../../report/format.js';
+import { formatRatio, wrapText } from '../../report/format.js';
 import { formatBand, formatMetricValue } from '../../suite/present.js';
 import { anyDifference, compareResults, COMPARE_TEST, type Comparison, type MetricComparison } from '../../suite/compare.js';
 import { comparisonCsv, comparisonMarkdown, formatInterval, formatSampleCounts, OUTCOME_WORDS } from '../../suite/export.js';
@@ -89,7 +89,8 @@ Examples:
         const side = (name: string, f: string, s: typeof c.a) => `${name} = ${f}: kernel ${s.kernel}, ${s.quick ? 'quick' : 'full'} suite, ${s.startedAt}`;
         print(side('a', fileA, c.a));
         print(side('b', fileB, c.b));
-        print(`rule: ${c.rule}`);
+        const width = Math.max(60, Math.min(process.stdout.columns ?? 100, 120));
+        wrapText(`rule: ${c.rule}`, width - 2).forEach((l, i) => print(i === 0 ? l : `  ${l}`));
         print();
         if (c.environment.length === 0) print('environment: no differences');
         else print(table(['environment', 'a', 'b'], c.environment.map((d) => [d.field, d.a, d.b]), ['left', 'left', 'left']));
