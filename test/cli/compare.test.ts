@@ -69,7 +69,9 @@ describe('cowlab compare: the test', () => {
     expect(r.stdout).toMatch(/^store-p50 label .* 1\.0\dx +0\.9\dx-1\.\d\dx +20 \/ 20 +no difference/m);
     expect(r.stdout).toMatch(/^0 metrics different, 0 with not enough samples to judge; 0 verdicts changed$/m);
     expect(r.stdout).toMatch(/^rule: a metric differs when, over its raw samples \(at least 3 per host\), the 95 %/m);
-    const rule = r.stdout.split('\n').filter((l) => l.startsWith('rule: ') || l.startsWith('  '));
+    const lines = r.stdout.split('\n');
+    const from = lines.findIndex((l) => l.startsWith('rule: '));
+    const rule = lines.slice(from, lines.indexOf('', from));
     expect(rule.length).toBeGreaterThan(1); // wrapped, not one 600-character line
     for (const l of rule) expect(l.length).toBeLessThanOrEqual(120);
   });
