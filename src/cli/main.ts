@@ -19,6 +19,7 @@ import { registerRun } from './commands/run.js';
 import { registerRegionBench } from './commands/regionBench.js';
 import { registerObserve } from './commands/observe.js';
 import { registerKernels } from './commands/kernels.js';
+import { registerSchema } from './commands/schema.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 import { escapeControlsKeepingLines } from '../report/format.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerScenarios(program);
   registerKernels(program);
   registerObserve(program);
+  registerSchema(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

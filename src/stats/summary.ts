@@ -41,6 +41,9 @@ export interface Band {
   max: number;
   /** max/min > 2: the measuring rules call that noise, not a result. */
   noisy: boolean;
+  /** The values the band was made from, in the order measured (`compare` tests a difference
+   *  over them). Absent in results written before samples were kept. */
+  samples?: number[];
 }
 
 export function band(values: readonly number[]): Band | null {

@@ -28,6 +28,16 @@ export {
 } from './types.js';
 export { Steps, sized, STOP, type BySize, type SweepOptions } from './steps.js';
 export { registerEngine, unregisterEngine, engineAvailable } from './engines.js';
-export { compareResults, beyondNoise, COMPARE_RULE, type Comparison } from './compare.js';
+export {
+  compareResults,
+  judgeDifference,
+  anyDifference,
+  COMPARE_RULE,
+  COMPARE_TEST,
+  METRIC_OUTCOMES,
+  type Comparison,
+  type MetricComparison,
+  type MetricOutcome,
+} from './compare.js';
 export { renderReport } from '../report/html.js';
 export { renderChart, type ChartSpec, type Axis } from '../report/chart.js';

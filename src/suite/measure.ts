@@ -9,14 +9,18 @@ import type { ForkWriteResult, ForkWriteRun, SideRun } from '../forkwrite/forkWr
 import { band, type Band } from '../stats/summary.js';
 import { BandSchema } from './schema.js';
 
-/** A band that never fails to exist: an empty sample gives NaNs, which the schema rejects. */
+/**
+ * A band that never fails to exist: an empty sample gives NaNs, which the schema rejects. It
+ * keeps the values it was made from (`samples`): `compare` judges a difference over them.
+ */
 export function bandOf(values: readonly number[]): Band {
-  return band(values) ?? { median: Number.NaN, min: Number.NaN, max: Number.NaN, noisy: true };
+  const b = band(values);
+  return b ? { ...b, samples: [...values] } : { median: Number.NaN, min: Number.NaN, max: Number.NaN, noisy: true, samples: [] };
 }
 
-/** A single value as a band (no repeats behind it). */
+/** A single value as a band (no repeats behind it: one sample, too few for `compare` to test). */
 export function pointBand(v: number): Band {
-  return { median: v, min: v, max: v, noisy: false };
+  return { median: v, min: v, max: v, noisy: false, samples: [v] };
 }
 
 /** Two bands overlap (neither is wholly above the other). */

@@ -18,6 +18,8 @@ export const BandSchema = z.object({
   min: z.number(),
   max: z.number(),
   noisy: z.boolean(),
+  /** The values behind the band (absent in results files written before they were kept). */
+  samples: z.array(z.number()).optional(),
 });
 
 export const MetricSchema = z.object({

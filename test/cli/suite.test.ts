@@ -215,15 +215,15 @@ describe('cowlab list', () => {
 });
 
 describe('cowlab compare', () => {
-  it('finds no difference beyond noise between a run and itself', () => {
+  it('finds no difference between a run and itself', () => {
     const r = runCli(['compare', results, results]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('environment: no differences');
-    expect(r.stdout).toMatch(/^0 metrics differ beyond noise; 0 verdicts changed$/m);
-    expect(r.stdout).toMatch(/rule: a metric differs beyond noise when/);
+    expect(r.stdout).toMatch(/^0 metrics different, 0 with not enough samples to judge; 0 verdicts changed$/m);
+    expect(r.stdout).toMatch(/rule: a metric differs when, over its raw samples/);
   });
 
-  it('flags a metric whose bands no longer overlap, a changed verdict and a different kernel', () => {
+  it('flags a metric 3x away with bands apart, a changed verdict and a different kernel', () => {
     const other = write('other.json', JSON.stringify(edit((d) => {
       d.environment.kernel = '6.1.0-elsewhere';
       const e = d.experiments.find((x) => x.name === 'copyout')!;
@@ -233,11 +233,11 @@ describe('cowlab compare', () => {
     })));
     const r = runCli(['compare', results, other, '--json']);
     expect(r.status).toBe(0);
-    const c = JSON.parse(r.stdout) as { environment: { field: string }[]; flagged: number; experiments: { name: string; verdictChanged: boolean; metrics: { key: string; beyondNoise: boolean }[] }[] };
+    const c = JSON.parse(r.stdout) as { environment: { field: string }[]; flagged: number; experiments: { name: string; verdictChanged: boolean; metrics: { key: string; outcome: string }[] }[] };
     expect(c.environment.map((x) => x.field)).toContain('kernel');
     const copyout = c.experiments.find((x) => x.name === 'copyout')!;
     expect(copyout.verdictChanged).toBe(true);
-    expect(copyout.metrics.find((m) => m.key === 'read-p50')!.beyondNoise).toBe(true);
+    expect(copyout.metrics.find((m) => m.key === 'read-p50')!.outcome).toBe('different');
     expect(c.flagged).toBeGreaterThanOrEqual(1);
     const text = runCli(['compare', results, other]);
     expect(text.stdout).toMatch(/9\. copyout: a confirmed, b refuted {2}<- verdict changed/);

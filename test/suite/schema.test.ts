@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { environment } from '../../src/env/environment.js';
 import { runningKernelFacts } from '../../src/kernels/facts.js';
-import { compareResults, beyondNoise } from '../../src/suite/compare.js';
+import { compareResults } from '../../src/suite/compare.js';
 import { parseResults, RESULTS_VERSION, type ResultsDocument } from '../../src/suite/schema.js';
 import { packageRoot } from '../../src/util/package.js';
 
@@ -105,20 +105,7 @@ describe('parseResults: what a results file may hold', () => {
 });
 
 describe('compareResults', () => {
-  const band = (median: number, min: number, max: number) => ({ median, min, max, noisy: max / min > 2 });
-
-  it.each([
-    { a: band(10, 9, 11), b: band(20, 19, 21), beyond: true, why: /above/ },
-    { a: band(10, 9, 11), b: band(5, 4.5, 5.5), beyond: true, why: /below/ },
-    { a: band(10, 9, 11), b: band(11.5, 10.5, 12), beyond: false, why: /overlap/ },
-    { a: band(10, 4, 11), b: band(30, 29, 31), beyond: false, why: /noise/ },
-  ])('flags $a.median vs $b.median: $beyond', ({ a, b, beyond, why }) => {
-    const r = beyondNoise(a, b);
-    expect(r.beyond).toBe(beyond);
-    expect(r.why).toMatch(why);
-  });
-
-  it('puts two documents side by side: environment differences, verdicts, metrics beyond noise', () => {
+  it('puts two documents side by side: environment differences, verdicts, metrics judged different', () => {
     const a = doc();
     const b = doc();
     b.environment = { ...b.environment, kernel: '6.1.0-other' };
@@ -130,9 +117,11 @@ describe('compareResults', () => {
     const e = c.experiments[0]!;
     expect(e.verdictChanged).toBe(true);
     const read = e.metrics.find((x) => x.key === 'read-p50')!;
-    expect(read.beyondNoise).toBe(true);
+    // b's band carries no samples (as in an older file): 3x apart with no overlap still differs.
+    expect(read.outcome).toBe('different');
+    expect(read.why).toMatch(/samples not recorded.*3\.00x apart/);
     expect(read.ratio).toBeCloseTo(3, 6);
-    expect(e.metrics.find((x) => x.key === 'store-p50')!.beyondNoise).toBe(false);
+    expect(e.metrics.find((x) => x.key === 'store-p50')!.outcome).toBe('no-difference');
     expect(c.flagged).toBe(1);
   });
 });

@@ -1,53 +1,96 @@
-/** `cowlab compare`: two results files side by side, differences beyond noise flagged. */
+/**
+ * `cowlab compare`: two results files side by side, each headline metric judged over its raw
+ * samples (COMPARE_RULE), with --only-differences, --fail-on-difference and exports.
+ */
 import type { Command } from 'commander';
 
-import { formatBytes, formatNs, formatRatio } from '../../report/format.js';
-import { formatBand } from '../../suite/present.js';
-import { compareResults, type MetricComparison } from '../../suite/compare.js';
+import { formatRatio, wrapText } from '../../report/format.js';
+import { formatBand, formatMetricValue } from '../../suite/present.js';
+import { anyDifference, compareResults, COMPARE_TEST, type Comparison, type MetricComparison } from '../../suite/compare.js';
+import { comparisonCsv, comparisonMarkdown, formatInterval, formatSampleCounts, OUTCOME_WORDS } from '../../suite/export.js';
 import { describeExplanation } from '../../validate/disagreements.js';
 import type { Band } from '../../stats/summary.js';
-import { action } from '../run.js';
+import { EXIT_FAILED, EXIT_OK, action } from '../run.js';
+import { addExportFlags, checkExportFlags, writeExports, type ExportFlags } from '../exportFlags.js';
 import { print, printJson, table } from '../output.js';
 import { readResults } from './report.js';
 
-function formatValue(unit: string): (v: number) => string {
-  switch (unit) {
-    case 'ns':
-      return formatNs;
-    case 'bytes':
-      return formatBytes;
-    case 'percent':
-      return (v) => `${v.toFixed(1)} %`;
-    case 'ns/GiB':
-      return (v) => `${(v / 1e6).toFixed(2)} ms/GiB`;
-    default:
-      return (v) => String(Number(v.toPrecision(4)));
-  }
+interface Flags extends ExportFlags {
+  json?: boolean;
+  onlyDifferences?: boolean;
+  failOnDifference?: boolean;
 }
 
 function cell(b: Band | null, unit: string): string {
-  return b === null ? '-' : formatBand(b, formatValue(unit));
+  return b === null ? '-' : formatBand(b, formatMetricValue(unit));
 }
 
 function metricRow(m: MetricComparison): string[] {
-  return [m.label, cell(m.a, m.unit), cell(m.b, m.unit), formatRatio(m.ratio), m.beyondNoise ? 'DIFFERENT' : '', m.why];
+  return [m.label, cell(m.a, m.unit), cell(m.b, m.unit), formatRatio(m.ratio), formatInterval(m), formatSampleCounts(m), OUTCOME_WORDS[m.outcome]];
 }
 
+/** The comparison as --only-differences shows it: changed experiments, different metrics. */
+function onlyDifferences(c: Comparison): Comparison {
+  const experiments = c.experiments
+    .map((e) => ({ ...e, metrics: e.metrics.filter((m) => m.different) }))
+    .filter((e) => e.verdictChanged || e.metrics.length > 0);
+  return { ...c, experiments };
+}
+
+const pct = (f: number) => `${Math.round(f * 100)} %`;
+
 export function registerCompare(program: Command): void {
-  program
+  const cmd = program
     .command('compare')
-    .description('put two results files (two hosts or kernels) side by side and flag differences beyond the noise band')
-    .argument('<a>', 'results.json of host a')
-    .argument('<b>', 'results.json of host b')
-    .option('--json', 'print the comparison as JSON')
+    .description('put two results files (two hosts, kernels, or before/after a change) side by side; judge each metric over its raw samples')
+    .argument('<a>', 'results.json of run a (the baseline)')
+    .argument('<b>', 'results.json of run b (ratios are b / a)')
+    .option('--json', 'print the comparison as JSON (every metric with its interval, sample counts, outcome and why)')
+    .option('--only-differences', 'show only experiments whose verdict changed and metrics judged different (also in --json and the exports)')
+    .option('--fail-on-difference', 'exit 1 when anything differs: a metric judged different, a verdict changed, or a kernel observation (for CI)');
+  addExportFlags(cmd, 'the comparison (one row per metric)')
+    .addHelpText(
+      'after',
+      `
+How a difference is judged:
+  Each headline metric carries its raw samples (per-repeat figures). With at least
+  ${COMPARE_TEST.minSamples} samples per run, a percentile bootstrap (${COMPARE_TEST.resamples} resamples, seeded: the same
+  files always give the same answer) gives a ${pct(COMPARE_TEST.level)} confidence interval for the ratio of
+  medians b / a. The metric is DIFFERENT when the whole interval lies beyond a ${pct(COMPARE_TEST.minEffect)}
+  change (above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x), else "no difference".
+  With fewer samples (a single figure, or a results file written before samples were kept)
+  it is "not enough samples", unless the min-max bands do not overlap and the medians are
+  more than ${COMPARE_TEST.apartFactor}x apart. Times from an emulated CPU (a TCG guest) are "not comparable".
+
+Columns: a and b are median (min-max); b/a the ratio of medians; CI the interval; n the
+samples behind each side. Counts are exact (65,536). --json says why for every metric.
+
+Exit status: 0, or with --fail-on-difference 1 when anything differs; 2 on bad input (a file
+that is not a results file, an export path that cannot be written).
+
+Examples:
+  cowlab compare before/results.json after/results.json
+  cowlab compare a.json b.json --only-differences --fail-on-difference   # a CI gate
+  cowlab compare a.json b.json --export-markdown compare.md --export-csv compare.csv`,
+    )
     .action(
-      action((fileA: string, fileB: string, flags: { json?: boolean }) => {
-        const c = compareResults(readResults(fileA), readResults(fileB));
-        if (flags.json) return printJson(c);
+      action((fileA: string, fileB: string, flags: Flags) => {
+        checkExportFlags(flags, [fileA, fileB]);
+        const full = compareResults(readResults(fileA), readResults(fileB));
+        const differs = anyDifference(full);
+        const c = flags.onlyDifferences ? onlyDifferences(full) : full;
+        const keep = flags.onlyDifferences ? (m: MetricComparison) => m.different : () => true;
+        writeExports(flags, { csv: () => comparisonCsv(c, keep), markdown: () => comparisonMarkdown(c, { a: fileA, b: fileB }, keep) });
+        const exit = flags.failOnDifference && differs ? EXIT_FAILED : EXIT_OK;
+        if (flags.json) {
+          printJson(c);
+          return exit;
+        }
         const side = (name: string, f: string, s: typeof c.a) => `${name} = ${f}: kernel ${s.kernel}, ${s.quick ? 'quick' : 'full'} suite, ${s.startedAt}`;
         print(side('a', fileA, c.a));
         print(side('b', fileB, c.b));
-        print(`rule: ${c.rule}`);
+        const width = Math.max(60, Math.min(process.stdout.columns ?? 100, 120));
+        wrapText(`rule: ${c.rule}`, width - 2).forEach((l, i) => print(i === 0 ? l : `  ${l}`));
         print();
         if (c.environment.length === 0) print('environment: no differences');
         else print(table(['environment', 'a', 'b'], c.environment.map((d) => [d.field, d.a, d.b]), ['left', 'left', 'left']));
@@ -58,7 +101,7 @@ export function registerCompare(program: Command): void {
           if (e.a) print(`   a: ${e.a.figure}`);
           if (e.b) print(`   b: ${e.b.figure}`);
           if (e.metrics.length) {
-            print(table(['metric', 'a', 'b', 'b/a', 'beyond noise', 'why'], e.metrics.map(metricRow), ['left', 'right', 'right', 'right', 'left', 'left']));
+            print(table(['metric', 'a', 'b', 'b/a', `${pct(c.test.level)} CI`, 'n a / b', 'judged'], e.metrics.map(metricRow), ['left', 'right', 'right', 'right', 'right', 'right', 'left']));
           }
         }
         if (c.kernelDifferences.length) {
@@ -72,8 +115,16 @@ export function registerCompare(program: Command): void {
             ),
           );
         }
+        if (flags.onlyDifferences && c.experiments.length === 0) {
+          print();
+          print('no differences');
+        }
         print();
-        print(`${c.flagged} metric${c.flagged === 1 ? '' : 's'} differ beyond noise; ${c.experiments.filter((e) => e.verdictChanged).length} verdicts changed`);
+        print(
+          `${c.flagged} metric${c.flagged === 1 ? '' : 's'} different, ${c.notEnoughSamples} with not enough samples to judge; ` +
+            `${c.verdictsChanged} verdict${c.verdictsChanged === 1 ? '' : 's'} changed${flags.failOnDifference ? (differs ? ' (exit 1: --fail-on-difference)' : '') : ''}`,
+        );
+        return exit;
       }),
     );
 }

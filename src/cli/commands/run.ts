@@ -16,13 +16,15 @@ import { checkOutputDir, checkOutputFile, ensureOutputDir, isDirectory, writeFil
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';
 import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
 import { print, printJson, table } from '../output.js';
+import { addExportFlags, checkExportFlags, writeExports, type ExportFlags } from '../exportFlags.js';
+import { resultsCsv, resultsMarkdown } from '../../suite/export.js';
 import { progress } from '../progress.js';
 
 export const DEFAULT_OUT = 'cowlab-results';
 /** A whole suite in a TCG guest: a few minutes; the deadline leaves room for a slow host. */
 const GUEST_SUITE_DEADLINE_MS = 30 * 60_000;
 
-interface Flags {
+interface Flags extends ExportFlags {
   quick?: boolean;
   out: string;
   json?: boolean;
@@ -152,6 +154,7 @@ export function registerRun(program: Command): void {
     .option('--quick', 'the short suite: fewer sweep points and repeats (well under a minute)')
     .option('--out <dir>', 'directory for results.json and report.html', DEFAULT_OUT)
     .option('--json', 'print the results document on stdout instead of the summary');
+  addExportFlags(cmd, 'the verdicts and headline metrics (with several kernels, all of them)');
   addKernelFlags(cmd, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS })
     .addHelpText(
       'after',
@@ -177,12 +180,14 @@ Examples:
   cowlab run --quick --out /tmp/cow
   cowlab run fork-cost thp-cow
   cowlab run --quick --kernel host,debian:6.1,debian:6.12
-  cowlab run 1 4 --json > results.json`,
+  cowlab run 1 4 --json > results.json
+  cowlab run --quick zero-page --export-csv zero-page.csv --export-markdown zero-page.md`,
     )
     .action(
       action(async (names: string[], flags: Flags & KernelFlags) => {
         const selected = selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
         const dir = checkOutDir(flags.out, []); // --out is checked before anything runs; created only at the end
+        checkExportFlags(flags);
         chooseCostModel(); // a COWLAB_COST_MODEL naming no readable model exits 2 now, not inside an experiment
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS });
         const quick = flags.quick === true;
@@ -208,6 +213,10 @@ Examples:
             break;
           }
         }
+        writeExports(flags, {
+          csv: () => (several ? resultsCsv(runs) : resultsCsv(runs[0]!.doc)),
+          markdown: () => (several ? resultsMarkdown(runs) : resultsMarkdown(runs[0]!.doc)),
+        });
         if (!several) {
           const { doc, files } = runs[0]!;
           if (flags.json) printJson(doc);

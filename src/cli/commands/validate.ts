@@ -22,11 +22,14 @@ import { describeOutcomes, disagreementTable, LEGEND, matrixCell, matrixTable, s
 import { EXIT_FAILED, EXIT_OK, action } from '../run.js';
 import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
 import { print, printJson } from '../output.js';
+import { addExportFlags, checkExportFlags, writeExports, type ExportFlags } from '../exportFlags.js';
+import { validationCsv, validationMarkdown, validationTap, type KernelResults } from '../../validate/export.js';
 import { progress } from '../progress.js';
 import { addSimFlags, describeChosenCostModel, describeSimConfig, simConfigFor, simConfigJson, type SimConfig, type SimFlags } from '../simFlags.js';
 
-interface Flags extends SimFlags, KernelFlags {
+interface Flags extends SimFlags, KernelFlags, ExportFlags {
   all?: boolean;
+  tap?: boolean;
   report?: string;
   engines: string;
   json?: boolean;
@@ -93,7 +96,9 @@ export function registerValidate(program: Command): void {
     .option('--verbose', 'the step table of every trace, not only of those that mismatch')
     .option('--step-deadline-ms <ms>', 'a kernel step that takes longer fails the trace (every process is killed)', '60000')
     .option('--json', 'print one JSON document: environment, every kernel with its profile, every comparison with its diffs and observations')
+    .option('--tap', 'print TAP version 13 instead (one test per trace and kernel, `ok N - kernel/trace`; a mismatch is `not ok` with a YAML diagnostic block)')
     .option('--report <file>', 'also write an HTML report: the environments, the matrix and what the kernels disagree on');
+  addExportFlags(cmd, 'one row per trace, kernel and engine compared');
   addKernelFlags(cmd, { multiple: true });
   addSimFlags(cmd)
     .addHelpText(
@@ -115,6 +120,12 @@ Kernels:
   difference with the profile switch that explains it. Under TCG (no working KVM) times are
   not meaningful and are not compared; every page state and event still is.
 
+Output for other tools:
+  --tap prints TAP version 13 as the kernel selftests do: the plan (1..N), then
+  \`ok N - host/fork-exec\` per trace and kernel, \`ok N - ... # SKIP why\` for a trace the
+  kernel cannot run here, \`not ok N - ...\` with a YAML block (message, first mismatching
+  step) for a mismatch. --export-csv and --export-markdown write the results as a table.
+
 Exit status: 0 when every trace matched on every kernel (traces a kernel cannot run are listed
 as not measurable), 1 when any differed, 2 on bad input.
 
@@ -122,7 +133,8 @@ Examples:
   cowlab validate --all
   cowlab validate --all --kernel host,debian:6.1,debian:6.12
   cowlab validate my-trace.json --kernel debian:6.12 --json
-  cowlab validate fork-parent-writes-after-exit --reuse off     # a wrong model: fails, names the step`,
+  cowlab validate fork-parent-writes-after-exit --reuse off     # a wrong model: fails, names the step
+  cowlab validate --all --tap > validate.tap                       # for a TAP consumer (prove, CI)`,
     )
     .action(
       action(async (args: string[], flags: Flags) => {
@@ -132,7 +144,9 @@ Examples:
         simConfigFor(flags, hostFacts); // every model flag checked before anything boots
         const stepDeadlineMs = integerOption('--step-deadline-ms', flags.stepDeadlineMs, { min: 1 });
         const traces = tracesFrom(args, flags.all === true);
+        if (flags.tap && flags.json) throw invalidOption('--tap', 'give --tap or --json, not both: each is the whole of stdout');
         if (flags.report !== undefined) checkOutputFile(flags.report, '--report', { suggest: 'report.html' }); // before anything runs
+        checkExportFlags(flags, args);
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true });
         const configs = new Map<KernelFacts, SimConfig>();
         const bar = progress('validate');
@@ -164,6 +178,12 @@ Examples:
           kernels.map((k) => ({ label: k.target.label, sim: k.sim, observations: kernelObservations(k) })),
         );
         const first = configs.get(kernels[0]!.facts)!;
+        const exported: KernelResults[] = kernels.map((k) => ({ label: k.target.label, release: k.facts.release, results: k.results }));
+        writeExports(flags, { csv: () => validationCsv(exported), markdown: () => validationMarkdown(exported) });
+        if (flags.tap) {
+          process.stdout.write(validationTap(exported));
+          return failed ? EXIT_FAILED : EXIT_OK;
+        }
         if (flags.report !== undefined) {
           const byName = new Map(traces.map((t) => [t.name, t]));
           const matrix: KernelMatrix = {

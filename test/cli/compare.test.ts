@@ -1,0 +1,195 @@
+/**
+ * `cowlab compare` on results files built from a recorded run, with metrics whose samples we
+ * choose: same distribution, 2x apart, too few samples, exact counts; --fail-on-difference,
+ * --only-differences, the CSV and markdown exports, and bad input.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { environment } from '../../src/env/environment.js';
+import { bandOf } from '../../src/suite/measure.js';
+import { RESULTS_VERSION, type ResultsDocument } from '../../src/suite/schema.js';
+import type { Metric } from '../../src/suite/types.js';
+import { packageRoot } from '../../src/util/package.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cowlab-compare-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const copyout = EXPERIMENTS.find((e) => e.name === 'copyout')!;
+const raw = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'verdicts', 'copyout.confirmed.json'), 'utf8')) as unknown;
+
+function samplesAround(center: number, n: number, seed: number, spread = 0.05): number[] {
+  const r = mulberry32(seed);
+  return Array.from({ length: n }, () => center * (1 + spread * (2 * r() - 1)));
+}
+
+/** A results file whose copyout experiment has exactly these metrics. */
+function resultsFile(name: string, metrics: Metric[], startedAt = '2026-11-21T16:00:00.000Z'): string {
+  const doc: ResultsDocument = {
+    version: RESULTS_VERSION,
+    tool: 'cowlab',
+    startedAt,
+    finishedAt: startedAt,
+    durationMs: 5000,
+    options: { names: ['copyout'], quick: true },
+    interrupted: false,
+    environment: environment(),
+    experiments: [{
+      number: copyout.number, name: copyout.name, title: copyout.title, claim: copyout.claim, short: copyout.short, rule: copyout.rule,
+      status: 'completed', verdict: { ...copyout.verdict(raw), metrics }, notes: [], durationMs: 300, budgetMs: 3000, raw, error: null,
+    }],
+  };
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify(doc));
+  return path;
+}
+
+const ns = (key: string, values: number[]): Metric => ({ key, label: `${key} label`, unit: 'ns', value: bandOf(values) });
+const count = (key: string, values: number[]): Metric => ({ key, label: `${key} label`, unit: 'count', value: bandOf(values) });
+
+const base = resultsFile('base.json', [ns('store-p50', samplesAround(5000, 20, 1)), count('pages', [65536])]);
+const same = resultsFile('same.json', [ns('store-p50', samplesAround(5000, 20, 2)), count('pages', [65536])], '2026-11-21T16:05:00.000Z');
+const doubled = resultsFile('doubled.json', [ns('store-p50', samplesAround(10000, 20, 2)), count('pages', [65536])]);
+const fewA = resultsFile('few-a.json', [ns('store-p50', [822]), count('pages', [59392])]);
+const fewB = resultsFile('few-b.json', [ns('store-p50', [961]), count('pages', [59392])]);
+
+interface MetricJson { key: string; outcome: string; different: boolean; ratio: number; interval: { low: number; high: number; level: number } | null; samples: { a: number; b: number }; why: string }
+const metricsOf = (stdout: string) => (JSON.parse(stdout) as { experiments: { metrics: MetricJson[] }[] }).experiments[0]!.metrics;
+
+describe('cowlab compare: the test', () => {
+  it('reports no difference between two sample sets from the same distribution, and exits 0 with --fail-on-difference', () => {
+    const r = runCli(['compare', base, same, '--fail-on-difference']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^store-p50 label .* 1\.0\dx +0\.9\dx-1\.\d\dx +20 \/ 20 +no difference/m);
+    expect(r.stdout).toMatch(/^0 metrics different, 0 with not enough samples to judge; 0 verdicts changed$/m);
+    expect(r.stdout).toMatch(/^rule: a metric differs when, over its raw samples \(at least 3 per host\), the 95 %/m);
+    const lines = r.stdout.split('\n');
+    const from = lines.findIndex((l) => l.startsWith('rule: '));
+    const rule = lines.slice(from, lines.indexOf('', from));
+    expect(rule.length).toBeGreaterThan(1); // wrapped, not one 600-character line
+    for (const l of rule) expect(l.length).toBeLessThanOrEqual(120);
+  });
+
+  it('calls medians 2x apart with 20 samples different: exit 1 with --fail-on-difference, 0 without', () => {
+    const r = runCli(['compare', base, doubled, '--fail-on-difference']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^store-p50 label .* 2\.0\dx +1\.9\dx-2\.\d\dx +20 \/ 20 +DIFFERENT/m);
+    expect(r.stdout).toMatch(/^1 metric different, 0 with not enough samples to judge; 0 verdicts changed \(exit 1: --fail-on-difference\)$/m);
+    expect(runCli(['compare', base, doubled]).status).toBe(0);
+    const m = metricsOf(runCli(['compare', base, doubled, '--json']).stdout).find((x) => x.key === 'store-p50')!;
+    expect(m.outcome).toBe('different');
+    expect(m.interval!.level).toBe(0.95);
+    expect(m.interval!.low).toBeGreaterThan(1.1);
+    expect(m.samples).toEqual({ a: 20, b: 20 });
+  });
+
+  it('gives the same answer every time (the bootstrap is seeded)', () => {
+    expect(runCli(['compare', base, doubled, '--json']).stdout).toBe(runCli(['compare', base, doubled, '--json']).stdout);
+  });
+
+  it('says "not enough samples" for single figures (822 against 961 ns), never different, and exits 0 with --fail-on-difference', () => {
+    const r = runCli(['compare', fewA, fewB, '--fail-on-difference']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^store-p50 label +822 ns +961 ns +1\.17x +- +1 \/ 1 +not enough samples/m);
+    expect(r.stdout).not.toMatch(/DIFFERENT/);
+    expect(r.stdout).toMatch(/^0 metrics different, 1 with not enough samples to judge; 0 verdicts changed$/m);
+    const m = metricsOf(runCli(['compare', fewA, fewB, '--json']).stdout).find((x) => x.key === 'store-p50')!;
+    expect(m.why).toMatch(/^only 1 and 1 samples \(a test needs 3 per host\)/);
+  });
+
+  it('prints counts exactly: 65,536 and 59,392, not 65540 and 59390', () => {
+    const r = runCli(['compare', base, fewA]);
+    expect(r.stdout).toMatch(/^pages label +65,536 +59,392 +0\.91x/m);
+    expect(r.stdout).not.toMatch(/6554|5939[^2]/);
+  });
+});
+
+describe('cowlab compare and report: results files written before samples were kept', () => {
+  it('read them, and judge their metrics "not enough samples" unless the bands are far apart', () => {
+    const strip = (name: string, from: string) => {
+      const d = JSON.parse(readFileSync(from, 'utf8')) as ResultsDocument;
+      for (const e of d.experiments) for (const m of e.verdict.metrics) delete m.value.samples;
+      return resultsFileRaw(name, JSON.stringify(d));
+    };
+    const oldA = strip('old-a.json', base);
+    const oldB = strip('old-b.json', same);
+    const m = metricsOf(runCli(['compare', oldA, oldB, '--json']).stdout).find((x) => x.key === 'store-p50')!;
+    expect(m.outcome).toBe('not-enough-samples');
+    expect(m.why).toMatch(/^samples not recorded \(an older results file\)/);
+    expect(runCli(['compare', oldA, oldB, '--fail-on-difference']).status).toBe(0);
+    const r = runCli(['report', oldA, '--out', join(dir, 'old.html')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`report: ${join(dir, 'old.html')}\n`);
+  });
+});
+
+describe('cowlab compare: --only-differences', () => {
+  it('shows only the experiments and metrics that differ', () => {
+    const r = runCli(['compare', base, doubled, '--only-differences']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/store-p50 label/);
+    expect(r.stdout).not.toMatch(/pages label/);
+  });
+
+  it('says "no differences" when nothing differs', () => {
+    const r = runCli(['compare', base, same, '--only-differences']);
+    expect(r.stdout).not.toMatch(/copyout/);
+    expect(r.stdout).toMatch(/^no differences$/m);
+  });
+});
+
+describe('cowlab compare: exports', () => {
+  it('writes CSV with the header and one row per metric, numbers in full', () => {
+    const csv = join(dir, 'c.csv');
+    const r = runCli(['compare', fewA, fewB, '--export-csv', csv]);
+    expect(r.status).toBe(0);
+    const lines = readFileSync(csv, 'utf8').split('\r\n');
+    expect(lines[0]).toBe('number,experiment,metric,label,unit,a_median,a_min,a_max,a_n,b_median,b_min,b_max,b_n,ratio,ci_low,ci_high,ci_level,outcome,why');
+    expect(lines).toHaveLength(4); // header, 2 metrics, the final CRLF
+    expect(lines[1]).toMatch(/^9,copyout,store-p50,store-p50 label,ns,822,822,822,1,961,961,961,1,1\.169\d*,,,,not-enough-samples,"only 1 and 1 samples/);
+    expect(lines[2]).toBe('9,copyout,pages,pages label,count,59392,59392,59392,1,59392,59392,59392,1,1,,,,no-difference,the same figure on both hosts');
+  });
+
+  it('writes markdown with the two runs, the rule and a metrics table', () => {
+    const md = join(dir, 'c.md');
+    expect(runCli(['compare', base, doubled, '--export-markdown', md]).status).toBe(0);
+    const text = readFileSync(md, 'utf8');
+    expect(text).toMatch(/^# cowlab compare\n\n- \*\*a\*\* = `.*base\.json`: kernel /);
+    expect(text).toContain('| experiment | metric | a | b | b/a | 95 % CI of b/a | n a / b | judged |');
+    expect(text).toMatch(/^\| copyout \| store-p50 label \| .* \| 2\.0\dx \| 1\.9\dx-2\.\d\dx \| 20 \/ 20 \| DIFFERENT \|$/m);
+    expect(text).toMatch(/^\| copyout \| pages label \| 65,536 \| 65,536 \| 1\.00x \| - \| 1 \/ 1 \| no difference \|$/m);
+  });
+});
+
+describe('cowlab compare: bad input exits 2 with the field named', () => {
+  it.each([
+    { what: 'a file that is not a results file', args: () => ['compare', base, resultsFileRaw('empty.json', '{}')], error: /^cowlab: .*empty\.json: version: /m },
+    { what: 'an export over one of the results files', args: () => ['compare', base, same, '--export-csv', same], error: /^cowlab: --export-csv: .*same\.json is an input file of this command; give another file$/m },
+    { what: 'an export path that is a directory', args: () => ['compare', base, same, '--export-markdown', dir], error: /^cowlab: --export-markdown: .* is a directory; give a file name/m },
+    { what: 'an unknown option', args: () => ['compare', base, same, '--only-diff'], error: /unknown option '--only-diff'/ },
+  ])('$what', ({ args, error }) => {
+    const r = runCli(args());
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(error);
+  });
+
+  it('--help teaches the test and the exit status', () => {
+    const r = runCli(['compare', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/percentile bootstrap \(2000 resamples, seeded/);
+    expect(r.stdout).toMatch(/--fail-on-difference/);
+    expect(r.stdout).toMatch(/Exit status: 0, or with --fail-on-difference 1 when anything differs; 2 on bad input/);
+  });
+});
+
+function resultsFileRaw(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
