@@ -23,6 +23,7 @@ import { summarize } from '../src/stats/summary.js';
 import { bandOf, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { mulberry32 } from '../src/util/prng.js';
 
@@ -83,6 +84,8 @@ const RawSchema = z.object({
   region: z.array(RegionRunSchema).default([]),
   /** The ERR_COW_EFAULT message the first failed read got. */
   regionMessage: z.string().nullable().default(null),
+  /** The simulator's run of the kernel half's traces (absent in results written before). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 
@@ -209,7 +212,12 @@ async function run(ctx: RunContext): Promise<Raw> {
   const raw: Raw = { pages, pfnVisible: read.pfnVisible, read: runs(read), store: [], region: [], regionMessage: null };
   steps.keep(raw);
   steps.next('stores into COW pages');
-  raw.store = runs(await forkWrite({ pages, pattern: 'rand', ...counts }));
+  const store = await forkWrite({ pages, pattern: 'rand', ...counts });
+  raw.store = runs(store);
+  raw.predicted = await predictForkWrites(ctx.env, [
+    { result: read, key: 'read', label: 'read(2) into COW pages' },
+    { result: store, key: 'store', label: 'stores into COW pages' },
+  ]);
   steps.keep(raw);
   steps.next('read(2) into a COW region view');
   const region = regionRuns(pages, counts);
@@ -263,7 +271,8 @@ function verdict(raw: Raw) {
     figure: `kernel: read(2) into ${formatCount(last.written)} COW pages all succeeded, ${formatCount(copies)} copied in the reader, ${kept}; ${formatNs(readP50.median)} per read vs ${formatNs(storeP50.median)} per store${regionFigure}`,
     reason:
       `${problems.length === 0 ? `Held in all ${read.length} measured kernel runs${region.length ? ` and ${region.length} region runs` : ''}.` : `Not so here: ${[...new Set(problems)].join('; ')}.`}` +
-      (r ? ` Region: ${formatCount(r.copies)} copies, ${formatCount(r.handlerFaults)} SIGSEGVs (the kernel raised none for read(2)), snapshot kept ${formatCount(r.snapshotKept)} pages; prepareWrite ${formatNs(r.prepareP50Ns)}, read(2) after it ${formatNs(r.readP50Ns)} (p50, timed from JS). Error: ${raw.regionMessage ?? 'none'}` : ''),
+      (r ? ` Region: ${formatCount(r.copies)} copies, ${formatCount(r.handlerFaults)} SIGSEGVs (the kernel raised none for read(2)), snapshot kept ${formatCount(r.snapshotKept)} pages; prepareWrite ${formatNs(r.prepareP50Ns)}, read(2) after it ${formatNs(r.readP50Ns)} (p50, timed from JS). Error: ${raw.regionMessage ?? 'none'}` : '') +
+      describeDisagreements(raw.predicted),
     metrics,
   };
 }
@@ -345,6 +354,7 @@ function present(raw: Raw) {
         note: `A region of ${formatCount(raw.pages)} pages is written and forked (the snapshot); then, page by page in random order: fs.readSync of 8 bytes from a file into the page (fails: EFAULT), view.prepareWrite(page, page + 1), the same read again. Timed from JS with process.hrtime. The error cowlab gives for the EFAULT: ${raw.regionMessage ?? '(none recorded)'}`,
       },
       { title: 'Warm medians', head: ['how', 'p50 (min–max)'], rows: sides.map((s) => [s.name, formatBand(warm(s.runs, 'p50Ns'))]) },
+      ...(raw.predicted ? [predictionTable(raw.predicted, 'Kernel half, measured against predicted')] : []),
     ],
   };
 }

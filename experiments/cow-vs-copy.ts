@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-import { forkWrite } from '../src/forkwrite/forkWrite.js';
+import { forkWrite, type ForkWriteResult } from '../src/forkwrite/forkWrite.js';
 import { Mapping } from '../src/memory/mapping.js';
 import { timeEagerCopy } from '../src/probes/copy.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
@@ -13,6 +13,7 @@ import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, overlaps, pointBand, toMs } from '../src/suite/measure.js';
 import { formatBand, formatPercent } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const RULE =
@@ -41,6 +42,9 @@ const RawSchema = z.object({
   /** The same into a destination populated beforehand: the copy alone. */
   eagerWarmDest: z.object({ ns: BandSchema }),
   cow: z.array(CowPointSchema),
+  /** The simulator's run of the smallest and largest fractions' traces (absent in results
+   *  written before). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 
@@ -73,28 +77,37 @@ async function run(ctx: RunContext): Promise<Raw> {
   steps.next('eager copy');
   const raw: Raw = { pages, pageSize: ps, ...eagerCopy(ctx, pages, runs), cow: [] };
   steps.keep(raw);
+  const results: { result: ForkWriteResult; key: string; label: string }[] = [];
   await steps.sweep(fractions, raw, {
     detail: (fraction) => `COW, ${formatPercent(fraction, 1)} written`,
     measure: async (fraction) => {
-      raw.cow.push(await cowPoint(pages, fraction, runs));
+      const { point, result } = await cowPoint(pages, fraction, runs);
+      raw.cow.push(point);
+      results.push({ result, key: `cow@${formatPercent(point.fraction, 1)}`, label: `${formatPercent(point.fraction, 1)} written` });
     },
   });
+  raw.predicted = await predictForkWrites(ctx.env, results.length > 1 ? [results[0]!, results.at(-1)!] : results);
   return raw;
 }
 
 /** fork() + the timed writes of `fraction` of the pages (random), over the runs. */
-async function cowPoint(pages: number, fraction: number, runs: { warmup: number; repeats: number }): Promise<Raw['cow'][number]> {
+async function cowPoint(
+  pages: number,
+  fraction: number,
+  runs: { warmup: number; repeats: number },
+): Promise<{ point: Raw['cow'][number]; result: ForkWriteResult }> {
   const written = Math.max(1, Math.round(fraction * pages));
   const r = await forkWrite({ pages, pattern: 'rand', count: written, ...runs });
   const total = (run: (typeof r.runs)[number]) => run.forkNs + run.child!.latencyNs.reduce((a, b) => a + b, 0);
   const measured = r.runs.filter((x) => !x.warmup);
-  return {
+  const point = {
     fraction: written / pages,
     written,
     coldNs: total(r.runs[0]!),
     totalNs: bandOf(measured.map(total)),
     forkNs: bandOf(measured.map((x) => x.forkNs)),
   };
+  return { point, result: r };
 }
 
 /** The fraction where COW's total reaches the eager copy (linear between measured points);
@@ -138,7 +151,8 @@ function verdict(raw: Raw) {
     verdict: wins ? ('confirmed' as const) : ('refuted' as const),
     figure,
     reason: `Measured: COW ${formatBand(first.totalNs)} at ${formatPercent(first.fraction, 1)} against eager ${formatBand(eager)}; ${where}.` +
-      (wins ? '' : ' The eager copy was cheaper even for the smallest fraction.'),
+      (wins ? '' : ' The eager copy was cheaper even for the smallest fraction.') +
+      describeDisagreements(raw.predicted),
     metrics,
   };
 }
@@ -179,6 +193,7 @@ function present(raw: Raw) {
         ],
         note: 'The eager copy is one memcpy in native code, timed with clock_gettime; a fork without COW would also allocate every page, so the fresh destination is the fair comparison.',
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted, 'COW side (smallest and largest fraction), measured against predicted')] : []),
     ],
   };
 }

@@ -16,6 +16,7 @@ import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { SideSummarySchema, bandOf, pointBand, summarizeSide, toMs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const GiB = 2 ** 30;
@@ -58,6 +59,8 @@ const RawSchema = z.object({
   sizes: z.array(SizeSchema),
   /** The parent writes a region after its child exited: one (reuse) fault per page. */
   hidden: z.object({ pages: z.number().int(), side: SideSummarySchema }).nullable(),
+  /** The simulator's run of the hidden-cost trace (absent in results written before). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 type Size = z.infer<typeof SizeSchema>;
@@ -116,6 +119,7 @@ async function run(ctx: RunContext): Promise<Raw> {
   const pages = Math.min(h.pages, Math.floor(ctx.memoryLimitBytes / ps));
   const r = await forkWrite({ pages, writer: 'parent', parentWhen: 'child-exited', warmup: h.warmup, repeats: h.repeats });
   raw.hidden = { pages, side: summarizeSide(r, (x) => x.parent) };
+  raw.predicted = await predictForkWrites(ctx.env, [{ result: r, key: 'hidden', label: 'the parent writes after its child exited' }]);
   return raw;
 }
 
@@ -196,7 +200,7 @@ function verdict(raw: Raw) {
   return {
     verdict: ok ? ('confirmed' as const) : ('refuted' as const),
     figure,
-    reason: `${ok ? `Measured: fork() ${formatBand(f0)} -> ${formatBand(fTop)} from ${gib(zero.heldBytes)} to ${gib(top.heldBytes)}; the spawns stayed flat.` : `Not so here: ${why.join('; ')}.`}`,
+    reason: `${ok ? `Measured: fork() ${formatBand(f0)} -> ${formatBand(fTop)} from ${gib(zero.heldBytes)} to ${gib(top.heldBytes)}; the spawns stayed flat.` : `Not so here: ${why.join('; ')}.`}${describeDisagreements(raw.predicted)}`,
     metrics,
   };
 }
@@ -248,6 +252,7 @@ function present(raw: Raw) {
             note: 'Every page is still write-protected from the fork, so each first write faults; with the child gone the kernel reuses the page in place (no copy).',
           }]
         : []),
+      ...(raw.predicted ? [predictionTable(raw.predicted, "The parent's hidden cost, measured against predicted")] : []),
     ],
   };
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-import { forkWrite } from '../src/forkwrite/forkWrite.js';
+import { forkWrite, type ForkWriteResult } from '../src/forkwrite/forkWrite.js';
 import type { ForkWriteOptions } from '../src/forkwrite/options.js';
 import type { ChartSpec } from '../src/report/chart.js';
 import { formatCount, formatNs } from '../src/report/format.js';
@@ -21,6 +21,7 @@ import {
 } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const SWEEP = { full: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536], quick: [1, 16, 256, 4096, 16384] };
@@ -72,6 +73,9 @@ const RawSchema = z.object({
   sweep: z.array(PointSchema),
   variants: z.array(VariantSchema),
   histogram: HistogramSchema.nullable(),
+  /** The simulator's run of the sweep's largest point and of each variant (absent in results
+   *  written before). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 
@@ -95,11 +99,13 @@ async function run(ctx: RunContext): Promise<Raw> {
     return true;
   });
   const steps = new Steps(ctx, sweep.length + variants.length);
+  const predict: { result: ForkWriteResult; key: string; label: string }[] = [];
   await steps.sweep(sweep, raw, {
     detail: (pages) => `${formatCount(pages)} pages`,
     stopBefore: { what: 'sweep', item: (pages) => `${formatCount(pages)} pages` },
     measure: async (pages) => {
       const r = await measure(ctx, { pages, thp: 'never' });
+      predict[0] = { result: r, key: 'sweep', label: `${formatCount(pages)} pages` };
       raw.sweep.push({
         pages,
         side: summarizeSide(r, (x) => x.child),
@@ -114,10 +120,12 @@ async function run(ctx: RunContext): Promise<Raw> {
       const r = await measure(ctx, { pages: regionPages, pattern: v.pattern, thp: v.thp, writer: v.writer });
       const pick = v.writer === 'child' ? (x: (typeof r.runs)[number]) => x.child : (x: (typeof r.runs)[number]) => x.parent;
       raw.variants.push({ ...v, regionPages, side: summarizeSide(r, pick), hugeBytes: r.thp.hugeBytes });
+      predict.push({ result: r, key: v.label, label: v.label });
       if (v === VARIANTS[0]) raw.histogram = histogram(r, `${v.label}, ${formatCount(vWrites)} pages: first run (cold) and last run (warm)`);
     },
   });
   steps.finish();
+  raw.predicted = await predictForkWrites(ctx.env, predict);
   return raw;
 }
 
@@ -166,7 +174,8 @@ function verdict(raw: Raw) {
       `${formatNs(lo.side.warm.p50.median)}–${formatNs(hi.side.warm.p50.median)} across ${formatCount(first)}–${formatCount(last)} pages`,
     reason:
       `Measured: lowest ${formatNs(lo.side.warm.p50.median)} at ${formatCount(lo.pages)} pages, highest ${formatNs(hi.side.warm.p50.median)} at ${formatCount(hi.pages)} pages: ${ratio.toFixed(2)}x` +
-      (ratio > 2 ? ', so the per-page cost is not flat on this machine (see the cold/warm note: fresh frames can be cold at the host).' : '.'),
+      (ratio > 2 ? ', so the per-page cost is not flat on this machine (see the cold/warm note: fresh frames can be cold at the host).' : '.') +
+      describeDisagreements(raw.predicted),
     metrics,
   };
 }
@@ -227,6 +236,7 @@ function present(raw: Raw) {
         head: ['variant', 'region', 'written', 'cold p50', 'warm p50 (min–max)', 'warm p99', 'faults', 'THP backing'],
         rows: raw.variants.map((v) => [v.label, `${formatCount(v.regionPages)} pages`, formatCount(v.side.written), ...sideCells(v.side), v.thp === 'always' ? `${(v.hugeBytes / 2 ** 20).toFixed(0)} MiB huge` : '-']),
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted)] : []),
     ],
   };
 }

@@ -12,6 +12,7 @@ import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
+import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 
 const HUGE_PAGES = { full: 8, quick: 4 };
@@ -58,6 +59,8 @@ const RawSchema = z.object({
   seq: z.array(SeqRunSchema),
   /** The same sequential writes on 4 KiB pages (no THP), per run p50. */
   base4k: z.array(z.object({ warmup: z.boolean(), p50Ns: z.number() })),
+  /** The simulator's run of the same traces (absent in results written before). */
+  predicted: PredictionSchema.optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 
@@ -99,11 +102,17 @@ async function run(ctx: RunContext): Promise<Raw> {
   };
   steps.keep(raw);
   steps.next('every page, THP');
-  raw.seq = seqRuns(await forkWrite({ pages, thp: 'always', pattern: 'seq', ...runs }), perHuge);
+  const seq = await forkWrite({ pages, thp: 'always', pattern: 'seq', ...runs });
+  raw.seq = seqRuns(seq, perHuge);
   steps.keep(raw);
   steps.next('every page, 4 KiB');
   const base = await forkWrite({ pages, thp: 'never', pattern: 'seq', ...runs });
   raw.base4k = base.runs.map((x) => ({ warmup: x.warmup, p50Ns: x.child!.perPageNs!.p50 }));
+  raw.predicted = await predictForkWrites(ctx.env, [
+    { result: split, key: 'split', label: 'one write per huge page' },
+    { result: seq, key: 'seq', label: 'every page, THP' },
+    { result: base, key: '4k', label: 'every page, 4 KiB' },
+  ]);
   return raw;
 }
 
@@ -145,7 +154,7 @@ function verdict(raw: Raw) {
   return {
     verdict: problems.length === 0 ? ('confirmed' as const) : ('refuted' as const),
     figure,
-    reason: `${problems.length === 0 ? `Held in all ${measured.length} measured runs${raw.pfnVisible ? ' (checked by PFN)' : ' (without root: by the exclusive bit)'}.` : `Not so here: ${[...new Set(problems)].join('; ')}.`}`,
+    reason: `${problems.length === 0 ? `Held in all ${measured.length} measured runs${raw.pfnVisible ? ' (checked by PFN)' : ' (without root: by the exclusive bit)'}.` : `Not so here: ${[...new Set(problems)].join('; ')}.`}${describeDisagreements(raw.predicted)}`,
     metrics,
   };
 }
@@ -191,6 +200,7 @@ function present(raw: Raw) {
         head: ['', 'cold p50', 'warm p50 (min–max)'],
         rows: cats.map((c, i) => [c, formatNs(cold[i] ?? Number.NaN), formatBand(bands[i]!)]),
       },
+      ...(raw.predicted ? [predictionTable(raw.predicted)] : []),
     ],
   };
 }

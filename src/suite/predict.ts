@@ -11,7 +11,7 @@ import { countRegion } from '../engines/observations.js';
 import { profileFor } from '../engines/sim/profiles.js';
 import type { StepObservation, TraceObservations } from '../engines/types.js';
 import type { ForkWriteResult } from '../forkwrite/forkWrite.js';
-import { REGION } from '../forkwrite/trace.js';
+import { PARENT, REGION } from '../forkwrite/trace.js';
 import type { Environment } from '../env/environment.js';
 import { runningKernelFacts } from '../kernels/facts.js';
 import { formatCount } from '../report/format.js';
@@ -90,27 +90,29 @@ function median(a: Float64Array): number {
 }
 
 /**
- * A fork-write result's last run measured against the simulator's run of the same trace: the
- * fork and every write step (stepCounts), and each write's median per-store time against the
- * cost model's (a time: shown, not judged). Null when the suite has no simulator.
+ * A fork-write result's last run measured against the simulator's run of the same trace: after
+ * the fork, the pages each process shares; for each write step, the writer's copies, reuses,
+ * zero fills and faults and the pages it then maps exclusively, and its median per-store time
+ * against the cost model's (a time: shown, not judged). Null when the suite has no simulator.
  */
 export async function predictForkWrite(result: ForkWriteResult, key: string, label: string): Promise<PredictedCount[] | null> {
   const sim = await simulate(result.trace);
   if (sim === null) return null;
-  const measured = result.observations.steps;
   const out: PredictedCount[] = [];
   result.trace.steps.forEach((s, i) => {
     if (s.op !== 'fork' && s.op !== 'write') return;
-    const what = s.op === 'fork' ? `${label}, after the fork` : `${label}, ${s.proc}'s writes`;
-    const k = `${key}.${i}`;
-    out.push(...stepCounts(k, what, REGION, measured[i + 1]!, sim.steps[i + 1]!));
-    const mt = measured[i + 1]!.accessNs;
-    const pt = sim.steps[i + 1]!.accessNs;
-    if (mt && pt) out.push({ key: `${k}.p50Ns`, what: `${what}: median ns per store`, measured: Math.round(median(mt)), predicted: Math.round(median(pt)), time: true });
+    const measured = result.observations.steps[i + 1]!;
+    const predicted = sim.steps[i + 1]!;
+    const what = s.op === 'fork' ? `${label}, after the fork` : `${label}, ${s.proc === PARENT ? 'the parent' : 'the child'}'s writes`;
+    const counts = stepCounts(`${key}.${i}`, what, REGION, measured, predicted);
+    const keep = s.op === 'fork' ? (c: PredictedCount) => c.key.endsWith('.shared') : (c: PredictedCount) => !c.key.endsWith('.shared') && (!c.key.endsWith('.exclusive') || c.key.includes(`.${s.proc}.`));
+    out.push(...counts.filter(keep));
+    const mt = measured.accessNs;
+    const pt = predicted.accessNs;
+    if (mt && pt) out.push({ key: `${key}.${i}.p50Ns`, what: `${what}: median ns per store`, measured: Math.round(median(mt)), predicted: Math.round(median(pt)), time: true });
   });
   return out;
 }
-
 /** " The simulator (profile 6.18) predicted otherwise: copies 0 measured, 5 predicted." or ''. */
 export function describeDisagreements(p: Prediction | undefined): string {
   const d = disagreements(p);
@@ -131,4 +133,18 @@ export function predictionTable(p: Prediction, title = 'Measured against predict
       ? `Measured and predicted differ on ${d.map((c) => c.what).join('; ')}: the simulator's model of this kernel is wrong here, or the kernel did something the trace does not control.`
       : 'The simulator ran the same trace with the profile of the kernel that ran; every count it could compare agrees.',
   };
+}
+
+/** Several fork-write cases measured against predicted, as one Prediction (undefined: no simulator). */
+export async function predictForkWrites(
+  env: Environment,
+  cases: readonly { result: ForkWriteResult; key: string; label: string }[],
+): Promise<Prediction | undefined> {
+  const counts: PredictedCount[] = [];
+  for (const c of cases) {
+    const p = await predictForkWrite(c.result, c.key, c.label);
+    if (p === null) return undefined;
+    counts.push(...p);
+  }
+  return { profile: profileName(env), counts };
 }
