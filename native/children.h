@@ -1,4 +1,4 @@
-// The registry of live child processes. Every mechanism that forks (the fork probe, the spawn
+// The registry of live child processes. Every mechanism that forks (the spawn
 // probe, the kernel engine) registers a child right after fork() in the parent and unregisters
 // it just before reaping it, so `killAllChildren()` (Ctrl-C in `cowlab run`) can SIGKILL
 // every child the addon has alive without ever signalling a pid that was already reaped (and

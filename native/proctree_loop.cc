@@ -489,8 +489,14 @@ bool DoFork(Slot* s) {
   if (pid < 0) return Fail(s, kStageClone, err);
   cs->pid = pid;
   s->childPid = pid;
-  // Node (p0InNode) closes its copies of the child's channel ends itself (Tree::Fork).
-  if (h->p0InNode != 0 && s->index == 0) return true;
+  if (h->p0InNode != 0 && s->index == 0) {
+    // This is Node's worker thread: its stack is private memory, COW-shared with the child
+    // from now on. Break that on the part the next commands use, so no stack write of its own
+    // faults inside a timed access. Node closes its copies of the child's channel ends itself
+    // (Tree::Fork).
+    child::PretouchStack(kStackTouch);
+    return true;
+  }
   // The child's subtree talks through the child from now on.
   for (uint32_t i = 0; i < h->slots; i++) {
     if (!InSubtree(h, static_cast<int32_t>(i), static_cast<int32_t>(c))) continue;

@@ -1,5 +1,5 @@
-// Waiting with a deadline, for the parent side of every mechanism that forks (the fork probe,
-// the spawn probe, the process tree): every wait on a child has a deadline. One routine polls a
+// Waiting with a deadline, for the parent side of every mechanism that forks (the spawn probe,
+// the process tree): every wait on a child has a deadline. One routine polls a
 // descriptor until it is readable or the deadline passes; the waits for a reply byte and for a
 // process to exit are built on it. Worker threads only, never a forked child (they use only
 // syscalls, so the parent may call them after a fork).

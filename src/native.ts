@@ -205,7 +205,6 @@ export interface NativeAddon {
   /** Maps, writes and unmaps one page of its own, and returns its raw pagemap entry (8 bytes, as readPagemap). */
   probeOwnPfn(): ArrayBuffer;
   readKpage(file: 'count' | 'flags', pfns: Float64Array): ArrayBuffer;
-  /** Failures carry facts (native/forkprobe.cc): src/forkwrite/probe.ts words them; use it, not this. */
   /** PAGEMAP_SCAN categories (PAGE_IS_* bits 2-6), one byte per page; Linux >= 6.7. */
   readPageCategories(pid: number, address: bigint, pages: number): ArrayBuffer;
   ProcTree: new (spec: ProcTreeSpec) => NativeProcTree;

@@ -1,6 +1,6 @@
-// bench/fidelity: does Node around the measurement change it? cowlab's fork probe against a
-// plain C program (ref.c) doing the same fork-then-write measurement, interleaved over
-// repeats. Metric: the child's per-page COW fault p50. Target: ratio <= 1.05.
+// bench/fidelity: does Node around the measurement change it? cowlab's forkWrite (a trace on
+// the kernel engine, p0 the Node process itself) against a plain C program (ref.c) doing the
+// same fork-then-write measurement, interleaved over repeats. Metric: the child's per-page COW fault p50. Target: ratio <= 1.05.
 //
 // usage: node bench/fidelity/run.mjs [--pages 4096] [--pattern seq|rand] [--repeats 15]
 import { arg, compileC, cowlab, interleave, report, runJson } from '../lib.mjs';

@@ -24,13 +24,6 @@ export interface PagemapEntry {
   guard: boolean;
 }
 
-/**
- * Where the frame of an entry is, for native code that must follow it before TypeScript sees
- * the entries (the fork probe reads /proc/kpagecount between the fork and the child's writes):
- * the PFN is bits 0-54, valid when bit 63 (present) is set. The same layout as below.
- */
-export const PAGEMAP_FRAME = { pfnMask: (1n << 55n) - 1n, presentMask: 1n << 63n } as const;
-
 /** A range of decoded entries, one typed array per field (index = page in the range). */
 export class PagemapEntries {
   readonly length: number;

@@ -117,6 +117,16 @@ describe('every rejection is ERR_TRACE_INVALID naming step and field', () => {
     { name: 'THP on a memfd', input: doc({ regions: [{ id: 'heap', pages: 512, backing: 'memfd', thp: true }], steps: [] }), field: 'regions[0].thp', message: /private anonymous regions only/ },
     { name: 'a region over 64 GiB (2^24 pages)', input: doc({ regions: [{ id: 'heap', pages: (1 << 24) + 1 }], steps: [] }), field: 'regions[0].pages', message: /must be at most 16777216, got 16777217/ },
     { name: 'a document that is not an object', input: 42, field: 'trace', message: /must be an object, got 42/ },
+    { name: "p0 exiting when p0 is the Node process", input: { ...withSteps({ op: 'exit', proc: 'p0' }), p0: 'node' }, field: 'steps[0].proc', message: /p0 is the Node process itself \(trace p0: 'node'\): it cannot exit/ },
+    { name: "p0 exec'ing when p0 is the Node process", input: { ...withSteps(fork('p0', 'c1'), { op: 'exec', proc: 'p0' }), p0: 'node' }, field: 'steps[1].proc', message: /it cannot exec/ },
+    { name: 'a p0 that lives nowhere known', input: { ...withSteps(), p0: 'thread' }, field: 'p0', message: /must be one of process, node, got 'thread'/ },
+    { name: 'a read by pread(2) (only writes have a via)', input: withSteps({ ...read('p0'), via: 'pread' }), field: 'steps[0].via', message: /unknown field/ },
+    { name: 'a write via something else', input: withSteps({ ...write('p0'), via: 'dma' }), field: 'steps[0].via', message: /must be one of store, pread, got 'dma'/ },
+    { name: 'a timing other than each', input: withSteps({ ...write('p0'), timing: 'sum' }), field: 'steps[0].timing', message: /must be each, got 'sum'/ },
+    { name: 'a negative pace', input: withSteps({ ...write('p0'), paceNs: -1 }), field: 'steps[0].paceNs', message: /must be a non-negative integer, got -1/ },
+    { name: 'a pace over a minute', input: withSteps({ ...read('p0'), paceNs: 60_000_000_001 }), field: 'steps[0].paceNs', message: /must be at most 60000000000/ },
+    { name: 'a hold on a fork', input: withSteps({ ...fork('p0', 'c1'), afterMs: 5 }), field: 'steps[0].afterMs', message: /unknown field/ },
+    { name: 'a hold over an hour', input: withSteps(fork('p0', 'c1'), { op: 'exit', proc: 'c1', afterMs: 3_600_001 }), field: 'steps[1].afterMs', message: /must be at most 3600000/ },
   ];
 
   it.each(cases)('$name -> $field', ({ input, field, message }) => {
@@ -144,6 +154,32 @@ describe('what is allowed', () => {
     { name: 'no steps', steps: [] },
   ])('$name', ({ steps }) => {
     expect(() => parseTrace(withSteps(...steps))).not.toThrow();
+  });
+
+  it('keeps what an access step asks of the engine, and p0 node, as written', () => {
+    const t = parseTrace({
+      ...withSteps(
+        fork('p0', 'c1'),
+        { ...write('c1'), via: 'pread', timing: 'each' },
+        { ...write('p0'), paceNs: 1000 },
+        { ...read('c1'), timing: 'each' },
+        { op: 'exit', proc: 'c1', afterMs: 20 },
+      ),
+      p0: 'node',
+    });
+    expect(t.p0).toBe('node');
+    expect(t.steps[1]).toMatchObject({ op: 'write', via: 'pread', timing: 'each' });
+    expect(t.steps[2]).toMatchObject({ op: 'write', paceNs: 1000 });
+    expect(t.steps[2]).not.toHaveProperty('timing');
+    expect(t.steps[3]).toMatchObject({ op: 'read', timing: 'each' });
+    expect(t.steps[4]).toEqual({ op: 'exit', proc: 'c1', afterMs: 20 });
+  });
+
+  it('leaves the defaults out: a store, back to back, no per-access times, p0 a process of its own', () => {
+    const t = parseTrace(withSteps(fork('p0', 'c1'), { ...write('c1'), via: 'store', paceNs: 0 }, { op: 'exit', proc: 'c1', afterMs: 0 }));
+    expect(t).not.toHaveProperty('p0');
+    expect(Object.keys(t.steps[1]!).sort()).toEqual(['op', 'pages', 'proc', 'region']);
+    expect(t.steps[2]).toEqual({ op: 'exit', proc: 'c1' });
   });
 
   it('a 64 GiB region, forked and written: the parser checks the trace, not the machine', () => {

@@ -106,6 +106,19 @@ function unsupportedSplit(trace: Trace): string | null {
   return null;
 }
 
+/** Why the manager cannot make an access the trace asks for, or null. */
+function unsupportedAccess(trace: Trace): string | null {
+  for (const [i, s] of trace.steps.entries()) {
+    if (s.op === 'write' && s.via === 'pread') {
+      return `steps[${i}]: a write by pread(2) is the kernel writing into the page, which a userspace write tracker never sees (the read fails with EFAULT: the copyout experiment shows it)`;
+    }
+    if ((s.op === 'write' || s.op === 'read') && s.paceNs !== undefined && s.paceNs > 0) {
+      return `steps[${i}]: paced accesses (paceNs) are the kernel engine's (the manager's accesses run back to back)`;
+    }
+  }
+  return null;
+}
+
 /** Whether a page selector names every page of a region (an mprotect that splits nothing). */
 function coversAll(sel: NonNullable<Extract<Step, { op: 'mprotect' }>['pages']>, pages: number): boolean {
   return new Set(selectPages(sel, pages)).size === pages;
@@ -120,6 +133,8 @@ interface Process {
 export class RegionEngine implements Engine {
   readonly name = 'region' as const;
   readonly #policy: CowPolicyInput;
+  /** The latencies of the step #apply just ran, when it asked for timing 'each'. */
+  #accessNs: Float64Array | undefined;
 
   /** @param options.policy copy policy of every region (default lazy). */
   constructor(options: RegionEngineOptions = {}) {
@@ -140,6 +155,8 @@ export class RegionEngine implements Engine {
     }
     const split = unsupportedSplit(trace);
     if (split !== null) return split;
+    const how = unsupportedAccess(trace);
+    if (how !== null) return how;
     // Per page of every live view: the observation's three bytes, each step; the page table
     // read for it (state, present, exclusive, zero page) and the model's 8 bytes, at once.
     return traceMemoryProblem(trace, { recordBytes: (b) => b.observedEntries * 3 + b.maxObservedEntries * 12 });
@@ -172,7 +189,7 @@ export class RegionEngine implements Engine {
           for (const spec of trace.regions) {
             if (spec.populate === 'none') continue;
             const all = selectPages({ start: 0, end: spec.pages }, spec.pages);
-            ns += access(root, spec.id, all, spec.populate === 'write', 0);
+            ns += access(root, spec.id, all, spec.populate === 'write', 0).ns;
           }
           return ns;
         }),
@@ -215,7 +232,9 @@ export class RegionEngine implements Engine {
         if (spec === undefined || !proc.views.has(step.region)) {
           throw stepError(i, `process '${step.proc}' has no region '${step.region}'`);
         }
-        return access(proc, step.region, selectPages(step.pages, spec.pages), step.op === 'write', i + 1);
+        const r = access(proc, step.region, selectPages(step.pages, spec.pages), step.op === 'write', i + 1);
+        if (step.timing === 'each') this.#accessNs = r.latencyNs;
+        return r.ns;
       }
       case 'exit':
       case 'exec':
@@ -251,7 +270,9 @@ export class RegionEngine implements Engine {
     run: () => number | null,
   ): StepObservation {
     const before = new Map([...regions].map(([id, r]) => [id, r.stats()]));
+    this.#accessNs = undefined;
     const timeNs = run();
+    const accessNs = this.#accessNs;
     const events: Record<string, StepEvents> = {};
     const frames: Record<string, number | null> = {};
     for (const [id, region] of regions) {
@@ -278,7 +299,9 @@ export class RegionEngine implements Engine {
       }
       processes[name] = out;
     }
-    return { step, op, proc, processes, events, frames, timeNs };
+    const obs: StepObservation = { step, op, proc, processes, events, frames, timeNs };
+    if (accessNs !== undefined) obs.accessNs = accessNs;
+    return obs;
   }
 
   /** The policy as text, for reports. */
@@ -292,7 +315,8 @@ function stepError(i: number, message: string): CowlabError {
 }
 
 /** Stores `tag + page` (u64) at offset 0 of each page, or loads it; returns the summed ns. */
-function access(proc: Process, regionId: string, pages: Uint32Array, write: boolean, stepTag: number): number {
+/** The timed accesses, each page's first word recorded in the model; their latencies and sum. */
+function access(proc: Process, regionId: string, pages: Uint32Array, write: boolean, stepTag: number): { ns: number; latencyNs: Float64Array } {
   const view = proc.views.get(regionId)!;
   const tag = BigInt(stepTag) << 32n;
   const lat = native().regionTimedAccess(view.handle, pages, write, tag);
@@ -302,7 +326,7 @@ function access(proc: Process, regionId: string, pages: Uint32Array, write: bool
   }
   let ns = 0;
   for (let i = 0; i < lat.length; i++) ns += lat[i]!;
-  return ns;
+  return { ns, latencyNs: Float64Array.from(lat) };
 }
 
 /** Every present page's first word equals the model (untouched pages are not read: a load
