@@ -4,13 +4,12 @@
  * file twice, or an input file); the files are written at the end, atomically, and named on
  * stderr so that stdout stays the command's own output.
  */
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
 import { invalidOption } from '../errors.js';
-import { checkOutputFile, writeFileAtomic } from '../util/files.js';
+import { checkOutputFile, sameFile, writeFileAtomic } from '../util/files.js';
 
 export interface ExportFlags {
   exportCsv?: string;
@@ -21,17 +20,6 @@ export function addExportFlags(cmd: Command, what: string): Command {
   return cmd
     .option('--export-csv <file>', `also write ${what} as CSV (RFC 4180, a header row, numbers in full)`)
     .option('--export-markdown <file>', `also write ${what} as markdown tables (for an issue or a pull request)`);
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
-  try {
-    const x = statSync(a);
-    const y = statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
 }
 
 /** Checks both paths now; `inputs` are files the command reads, which an export must not replace. */

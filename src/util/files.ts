@@ -353,3 +353,16 @@ export function readBoundedText(path: string, maxBytes: number, field: string): 
     closeSync(fd);
   }
 }
+
+/** The same file: one path, or one inode (a hard link, another spelling of the path). False
+ *  when either does not exist. */
+export function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}

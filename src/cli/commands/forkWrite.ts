@@ -137,11 +137,13 @@ export function registerForkWrite(program: Command): void {
       'after',
       `
 What it measures:
-  The region is private anonymous memory, written page by page before the fork so every
-  page is present. After fork() each page is shared read-only; the first store to a page in
-  either process copies it (a COW fault). Each store is timed alone with clock_gettime in
-  native code; faults come from getrusage, and pagemap snapshots verify what happened
-  (shared after fork, PFN changed in the writer, PFN kept in the other process).
+  The region is private anonymous memory in this Node process, written page by page before
+  the fork so every page is present. After fork() (of Node itself) each page is shared
+  read-only; the first store to a page in either process copies it (a COW fault). Each run
+  is a trace on the kernel engine (cowlab run-trace runs the same kind): each store is timed
+  alone with clock_gettime in native code, faults come from getrusage, and the pagemap of
+  both processes after every step verifies what happened (shared after fork, PFN changed in
+  the writer, PFN kept in the other process); the values are read back at the end.
 
   --writer parent --parent-when child-exited measures reuse: the child is gone, the page is
   no longer shared, so the kernel makes it writable in place (a fault, but no copy).

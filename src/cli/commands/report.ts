@@ -1,5 +1,4 @@
 /** `cowlab report`: rebuild report.html from a results file. */
-import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import type { Command } from 'commander';
@@ -7,7 +6,7 @@ import type { Command } from 'commander';
 import { invalidOption } from '../../errors.js';
 import { renderReport } from '../../report/html.js';
 import { EXPERIMENTS, parseResults, type ResultsDocument } from '../../suite/index.js';
-import { checkOutputFile, MAX_RESULTS_BYTES, readBoundedText, writeFileAtomic } from '../../util/files.js';
+import { checkOutputFile, MAX_RESULTS_BYTES, readBoundedText, sameFile, writeFileAtomic } from '../../util/files.js';
 import { action } from '../run.js';
 import { print } from '../output.js';
 
@@ -18,17 +17,6 @@ import { print } from '../output.js';
  */
 export function readResults(path: string): ResultsDocument {
   return parseResults(readBoundedText(path, MAX_RESULTS_BYTES, path), path, EXPERIMENTS);
-}
-
-/** The same file (one inode), so that --out never overwrites the results it was built from. */
-function sameFile(a: string, b: string): boolean {
-  try {
-    const x = statSync(a);
-    const y = statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
 }
 
 export function registerReport(program: Command): void {
