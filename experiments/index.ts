@@ -11,6 +11,7 @@ import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
+import pins from './pins.js';
 import refcounts from './refcounts.js';
 import sharedVsPrivate from './shared-vs-private.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
@@ -30,4 +31,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
+  pins,
 ];

@@ -16,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSubreaper(env, exports);
   InitChildren(env, exports);
   InitSpawnProbe(env, exports);
+  InitPinProbe(env, exports);
   InitEagerCopy(env, exports);
   InitRegion(env, exports);
   return exports;

@@ -18,6 +18,7 @@ void InitProcTree(Napi::Env env, Napi::Object exports);
 void InitSubreaper(Napi::Env env, Napi::Object exports);
 void InitChildren(Napi::Env env, Napi::Object exports);
 void InitSpawnProbe(Napi::Env env, Napi::Object exports);
+void InitPinProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
 

@@ -219,6 +219,9 @@ export interface NativeAddon {
       | { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }
       | { kind: 3; addresses: BigUint64Array; value: bigint; deadlineMs: number },
   ): Promise<{ callNs: number; totalNs: number }>;
+  /** A vmsplice(2) pin case of the kernel's cow.c selftests on memory of its own, forking Node once
+   *  (native/pins.cc): the bytes read back through the pipe. src/probes/pins.ts decides. */
+  pinProbe(input: { case: 0 | 1 | 2; backing: 0 | 1 | 2 | 3; deadlineMs: number }): Promise<{ bytes: ArrayBuffer; size: number; lastPageEntry: bigint; childPid: number }>;
   /** memcpy of `bytes` from `source` into a destination mapped for it, timed (native/eagercopy.cc). */
   copyMemory(input: { source: bigint; bytes: number; fresh: boolean }): { ns: number };
   /** SIGKILLs every live child the addon forked or spawned; returns how many (native/children.cc). */
