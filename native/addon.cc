@@ -18,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSpawnProbe(env, exports);
   InitEagerCopy(env, exports);
   InitRegion(env, exports);
+  InitFiemap(env, exports);
   return exports;
 }
 

@@ -20,5 +20,6 @@ void InitChildren(Napi::Env env, Napi::Object exports);
 void InitSpawnProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
+void InitFiemap(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab
