@@ -13,6 +13,7 @@ import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
 import refcounts from './refcounts.js';
 import sharedVsPrivate from './shared-vs-private.js';
+import snapshotInstant from './snapshot-instant.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import zeroPage from './zero-page.js';
@@ -30,4 +31,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
+  // Storage copy-on-write (issue 14): real file systems on loop devices.
+  snapshotInstant,
 ];
