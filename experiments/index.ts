@@ -7,11 +7,13 @@ import './engines.js'; // makes the sim, kernel and region engines available to 
 import copyout from './copyout.js';
 import cowVsCopy from './cow-vs-copy.js';
 import eagerStack from './eager-stack.js';
+import firstWriteCost from './first-write-cost.js';
 import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
 import refcounts from './refcounts.js';
+import secondWrite from './second-write.js';
 import sharedVsPrivate from './shared-vs-private.js';
 import snapshotInstant from './snapshot-instant.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
@@ -33,4 +35,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   modelValidation,
   // Storage copy-on-write (issue 14): real file systems on loop devices.
   snapshotInstant,
+  firstWriteCost,
+  secondWrite,
 ];
