@@ -12,6 +12,7 @@ import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
+import overlayCopyUp from './overlay-copy-up.js';
 import refcounts from './refcounts.js';
 import secondWrite from './second-write.js';
 import sharedVsPrivate from './shared-vs-private.js';
@@ -37,4 +38,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotInstant,
   firstWriteCost,
   secondWrite,
+  overlayCopyUp,
 ];
