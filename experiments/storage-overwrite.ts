@@ -38,6 +38,7 @@ export const PointSchema = z.object({
   blocks: z.number().int(),
   written: z.number().int(),
   plain: ObservationSchema,
+  plainSecond: ObservationSchema,
   first: ObservationSchema,
   second: ObservationSchema,
   cloneSharedAfterFirst: z.number(),
@@ -103,7 +104,7 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
         steps.next(`${kind}, ${formatPercent(fraction, 1)} of ${formatBytes(fileBytes)} overwritten`);
         const count = Math.max(1, Math.round(fraction * (fileBytes / BLOCK_BYTES)));
         const m = measureOverwrite(s, fs, fileBytes, count, 1000 + i);
-        row.points.push({ fraction: m.written / m.blocks, fileBytes: m.fileBytes, blocks: m.blocks, written: m.written, plain: m.plain, first: m.first, second: m.second, cloneSharedAfterFirst: m.cloneSharedAfterFirst });
+        row.points.push({ fraction: m.written / m.blocks, fileBytes: m.fileBytes, blocks: m.blocks, written: m.written, plain: m.plain, plainSecond: m.plainSecond, first: m.first, second: m.second, cloneSharedAfterFirst: m.cloneSharedAfterFirst });
         steps.keep(raw);
         await checkpointTurn(ctx.signal);
       }

@@ -2,7 +2,7 @@
  * Overwriting blocks of a file after a reflink clone: the storage form of a write fault after
  * fork. One measurement writes a file, clones it (FICLONE), overwrites a set of its blocks
  * (the first write after the clone), then the same blocks again (the second write), and, as
- * the reference, the same blocks of a file that was never cloned (a plain overwrite). Each
+ * the reference, the same blocks of a file that was never cloned (a plain overwrite, twice). Each
  * write is made durable (fsync) and accounted on the device (syncfs, /sys/block/loopN/stat);
  * FIEMAP after each says which blocks are shared and where they live; every block of the
  * live file and the clone is read back and compared.
@@ -37,6 +37,9 @@ export interface OverwriteMeasurement {
   written: number;
   /** Overwrite of a file that was never cloned (nothing to unshare). */
   plain: OverwriteObservation;
+  /** The same blocks of that file overwritten again: what the second write after a clone
+   *  compares with (on Btrfs it frees the first write's extents, as the second write does). */
+  plainSecond: OverwriteObservation;
   /** First overwrite after the clone. */
   first: OverwriteObservation;
   /** Second overwrite of the same blocks. */
@@ -98,7 +101,8 @@ export function measureOverwrite(s: Scratch, fs: ScratchFs, fileBytes: number, c
   try {
     writePatternFile(plainPath, fileBytes, 1);
     const plainBefore = physicalOfBlocks(readFiemap(plainPath), blocks);
-    const plain = observe(s, fs, plainPath, null, written, blocks, 2, plainBefore, () => overwriteBlocks(plainPath, order, 2)).obs;
+    const plain = observe(s, fs, plainPath, null, written, blocks, 2, plainBefore, () => overwriteBlocks(plainPath, order, 2));
+    const plainSecond = observe(s, fs, plainPath, null, written, blocks, 3, plain.physical, () => overwriteBlocks(plainPath, order, 3)).obs;
     removeFiles(plainPath);
 
     writePatternFile(live, fileBytes, 1);
@@ -107,7 +111,7 @@ export function measureOverwrite(s: Scratch, fs: ScratchFs, fileBytes: number, c
     const first = observe(s, fs, live, clone, written, blocks, 2, cloned, () => overwriteBlocks(live, order, 2));
     const cloneShared = readFiemap(clone).filter((e) => e.flags.shared).reduce((a, e) => a + Math.min(e.length, fileBytes - e.logical), 0);
     const second = observe(s, fs, live, clone, written, blocks, 3, first.physical, () => overwriteBlocks(live, order, 3)).obs;
-    return { fileBytes, blocks, written: order.length, plain, first: first.obs, second, cloneSharedAfterFirst: cloneShared / fileBytes };
+    return { fileBytes, blocks, written: order.length, plain: plain.obs, plainSecond, first: first.obs, second, cloneSharedAfterFirst: cloneShared / fileBytes };
   } finally {
     removeFiles(plainPath, live, clone);
   }
