@@ -7,13 +7,17 @@ import './engines.js'; // makes the sim, kernel and region engines available to 
 import copyout from './copyout.js';
 import cowVsCopy from './cow-vs-copy.js';
 import eagerStack from './eager-stack.js';
+import firstWriteCost from './first-write-cost.js';
 import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
+import overlayCopyUp from './overlay-copy-up.js';
 import pins from './pins.js';
 import refcounts from './refcounts.js';
+import secondWrite from './second-write.js';
 import sharedVsPrivate from './shared-vs-private.js';
+import snapshotInstant from './snapshot-instant.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import zeroPage from './zero-page.js';
@@ -31,5 +35,11 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
+  // Storage copy-on-write (issue 14): real file systems on loop devices.
+  snapshotInstant,
+  firstWriteCost,
+  secondWrite,
+  overlayCopyUp,
+  // COW inside the memory manager (issue 12).
   pins,
 ];

@@ -19,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPinProbe(env, exports);
   InitEagerCopy(env, exports);
   InitRegion(env, exports);
+  InitFiemap(env, exports);
   return exports;
 }
 

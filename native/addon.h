@@ -21,5 +21,6 @@ void InitSpawnProbe(Napi::Env env, Napi::Object exports);
 void InitPinProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
+void InitFiemap(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab

@@ -245,6 +245,12 @@ export interface NativeAddon {
   /** One timed 8-byte store (`tag + page` at offset 0) or load per listed page, ns each. */
   regionTimedAccess(view: number, order: Uint32Array, write: boolean, tag: bigint): Float64Array;
   regionHandlerInfo(): { installed: boolean; previous: 'none' | 'siginfo' | 'handler' | 'default' | 'ignore' };
+  /** ioctl(FS_IOC_FIEMAP) of `path` over [start, start + length) (length 0: to the end), in
+   *  batches of `capacity` extents: four raw u64 per extent (logical, physical, length, flags),
+   *  in file order (native/fiemap.cc). src/storage/fiemap.ts decodes them: use it, not this. */
+  readFiemap(path: string, start: number, length: number, capacity: number, flags: number): ArrayBuffer;
+  /** FIEMAP_FLAG_* and FIEMAP_EXTENT_* from <linux/fiemap.h>. */
+  fiemapConstants: Readonly<Record<'FIEMAP_FLAG_SYNC' | 'FIEMAP_EXTENT_LAST' | 'FIEMAP_EXTENT_UNKNOWN' | 'FIEMAP_EXTENT_DELALLOC' | 'FIEMAP_EXTENT_ENCODED' | 'FIEMAP_EXTENT_NOT_ALIGNED' | 'FIEMAP_EXTENT_DATA_INLINE' | 'FIEMAP_EXTENT_UNWRITTEN' | 'FIEMAP_EXTENT_MERGED' | 'FIEMAP_EXTENT_SHARED', number>>;
 }
 
 /**

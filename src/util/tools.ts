@@ -20,6 +20,15 @@ export const TOOL_PACKAGES = {
   ldd: 'libc-bin',
   xz: 'xz-utils',
   zstd: 'zstd',
+  // The storage experiments' scratch file systems (src/storage/).
+  losetup: 'mount',
+  mount: 'mount',
+  umount: 'mount',
+  'mkfs.btrfs': 'btrfs-progs',
+  btrfs: 'btrfs-progs',
+  'mkfs.xfs': 'xfsprogs',
+  dmsetup: 'dmsetup',
+  sync: 'coreutils',
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;
@@ -33,9 +42,9 @@ function executable(path: string): boolean {
   }
 }
 
-/** The tool's path on PATH, or null. */
-export function findTool(name: ToolName): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+/** The tool's path on PATH (or on `searchPath`, a PATH-like list), or null. */
+export function findTool(name: ToolName, searchPath?: string): string | null {
+  for (const dir of (searchPath ?? process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
     if (dir === '') continue;
     const p = join(dir, name);
     if (executable(p)) return p;

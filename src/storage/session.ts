@@ -1,0 +1,83 @@
+/**
+ * What every storage experiment does around its measurements: a scratch space that is always
+ * torn down, sizes clamped to free disk space, a turn of the event loop between measurements
+ * (so Ctrl-C, delivered as a signal event, is seen), and the durable, fully accounted form of
+ * an operation: run it, syncfs, and read the loop device's counters around both.
+ */
+import { rmSync, statfsSync } from 'node:fs';
+
+import { formatBytes } from '../util/units.js';
+import { counterDelta, type BlockCounters } from './blockdev.js';
+import { Scratch, type ScratchFs, type ScratchOptions } from './scratch.js';
+
+/** What the experiments' run context gives a storage session (a subset of RunContext). */
+export interface SessionContext {
+  signal: AbortSignal;
+  note(text: string): void;
+}
+
+/** Lets pending events run (a SIGINT's handler aborts the signal), then stops if aborted. */
+export async function checkpointTurn(signal: AbortSignal): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  signal.throwIfAborted();
+}
+
+/**
+ * Runs `body` with a fresh scratch space, closing it on every path (success, failure, abort).
+ * A teardown that left something behind is noted.
+ */
+export async function withStorage<T>(ctx: SessionContext, body: (s: Scratch) => Promise<T>, opts: ScratchOptions = {}): Promise<T> {
+  const s = Scratch.open(opts);
+  try {
+    return await body(s);
+  } finally {
+    const r = s.close();
+    if (r.left.length > 0) ctx.note(`teardown could not undo: ${r.left.join('; ')} (the next run sweeps it)`);
+  }
+}
+
+/** Bytes free on the file system holding `path` (statfs f_bavail). */
+export function freeBytesAt(path: string): number {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+}
+
+/** `bytes`, clamped to `share` of the disk space free under the scratch directory, with a note. */
+export function clampToDisk(ctx: SessionContext, s: Scratch, bytes: number, share: number, what: string): number {
+  const limit = Math.floor((s.freeBytes() * share) / (1 << 20)) * (1 << 20);
+  if (bytes <= limit) return bytes;
+  ctx.note(`${what}: clamped from ${formatBytes(bytes)} to ${formatBytes(limit)} (free disk space under ${s.dir})`);
+  return limit;
+}
+
+/** Device I/O of an operation made durable: until it returned (its own fsync), and in all once
+ *  the whole file system was synced (journal, transaction commit, metadata written back). */
+export interface DurableIo {
+  /** Sectors read and written while the operation ran (including its fsync). */
+  untilReturn: BlockCounters;
+  /** ... and until syncfs of the file system returned. */
+  total: BlockCounters;
+  /** Free bytes of the file system (statfs) after minus before, after the syncfs. */
+  freeDeltaBytes: number;
+}
+
+/**
+ * Runs `op` on `fs` between a syncfs before (so earlier work is not counted) and one after,
+ * reading the device counters and free space around it.
+ */
+export function durable<T>(s: Scratch, fs: ScratchFs, op: () => T): { result: T; io: DurableIo } {
+  s.syncfs(fs.mountpoint);
+  const free0 = freeBytesAt(fs.mountpoint);
+  const c0 = s.counters(fs);
+  const result = op();
+  const c1 = s.counters(fs);
+  s.syncfs(fs.mountpoint);
+  const c2 = s.counters(fs);
+  const free1 = freeBytesAt(fs.mountpoint);
+  return { result, io: { untilReturn: counterDelta(c0, c1), total: counterDelta(c0, c2), freeDeltaBytes: free1 - free0 } };
+}
+
+/** Deletes files made by a measurement (to free the space for the next point). */
+export function removeFiles(...paths: string[]): void {
+  for (const p of paths) rmSync(p, { force: true, recursive: true });
+}
