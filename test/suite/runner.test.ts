@@ -128,7 +128,7 @@ describe('runSuite', () => {
 describe('selectExperiments', () => {
   it('selects by name or number, in suite order', () => {
     expect(selectExperiments(EXPERIMENTS, ['copyout', '1', 'thp-cow']).map((e) => e.number)).toEqual([1, 8, 9]);
-    expect(selectExperiments(EXPERIMENTS, []).length).toBe(16);
+    expect(selectExperiments(EXPERIMENTS, []).map((e) => e.name)).toEqual(EXPERIMENTS.map((e) => e.name));
   });
 
   it('rejects an unknown name with the list of names', () => {
@@ -137,9 +137,10 @@ describe('selectExperiments', () => {
 });
 
 describe('the suite', () => {
-  it('numbers its 16 experiments 1 to 16 with unique kebab-case names (13-16: storage, issue 14)', () => {
-    expect(EXPERIMENTS.map((e) => e.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
-    expect(new Set(EXPERIMENTS.map((e) => e.name)).size).toBe(16);
+  it('numbers its experiments 1 to N in suite order, with unique kebab-case names', () => {
+    expect(EXPERIMENTS.length).toBeGreaterThanOrEqual(12);
+    expect(EXPERIMENTS.map((e) => e.number)).toEqual(EXPERIMENTS.map((_, i) => i + 1));
+    expect(new Set(EXPERIMENTS.map((e) => e.name)).size).toBe(EXPERIMENTS.length);
     for (const e of EXPERIMENTS) expect(e.name).toMatch(/^[a-z0-9]+(-[a-z0-9]+)*$/);
   });
 
