@@ -7,6 +7,7 @@ import './engines.js'; // makes the sim, kernel and region engines available to 
 import copyout from './copyout.js';
 import cowVsCopy from './cow-vs-copy.js';
 import eagerStack from './eager-stack.js';
+import fdSharing from './fd-sharing.js';
 import firstWriteCost from './first-write-cost.js';
 import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
@@ -42,4 +43,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   overlayCopyUp,
   // COW inside the memory manager (issue 12).
   pins,
+  fdSharing,
 ];

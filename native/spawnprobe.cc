@@ -6,9 +6,12 @@
 //   kind 1  vfork()+exec: the parent is suspended until the child has exec'd. Timed: vfork
 //                         until it returns in the parent (includes the exec).
 //   kind 2  posix_spawn:  glibc's clone(CLONE_VM|CLONE_VFORK) + exec. Timed: the call.
-//   kind 3  fork, store:  _Fork(); the child stores one 8-byte value at each listed address
-//                         of its copy of Node's memory and exits 0 (no exec): whether a fork
-//                         reaches a mapping (a MADV_DONTFORK one is absent: SIGSEGV).
+//   kind 3  fork, store:  _Fork(); the child first reads `readBytes` bytes from `readFd` (an
+//                         fd it inherited: the read moves the offset of the open file
+//                         description it shares with the parent), then stores one 8-byte
+//                         value at each listed address of its copy of Node's memory and exits
+//                         0 (no exec): whether a fork reaches a mapping (a MADV_DONTFORK one is
+//                         absent: SIGSEGV), and what it shares (memory copied, files not).
 //
 // Every kind also reports the time until the child was reaped. The child is registered in
 // the live-children registry (children.h) while it lives, waited for with a deadline, and
@@ -63,6 +66,9 @@ class SpawnProbe : public PromiseWorker {
       const uint64_t* v = reinterpret_cast<const uint64_t*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
       stores_.assign(v, v + t.ElementLength());
       tag_ = PropAddress(env, opts, fn, "value");
+      Napi::Value fd = opts.Get("readFd");
+      readFd_ = fd.IsUndefined() ? -1 : static_cast<int>(PropCount(env, opts, fn, "readFd", 1 << 20));
+      readBytes_ = readFd_ < 0 ? 0 : PropCount(env, opts, fn, "readBytes", sizeof readBuf_);
       path_ = "(no program: it stores and exits)";
       return;
     }
@@ -95,6 +101,12 @@ class SpawnProbe : public PromiseWorker {
       pid = _Fork();
       if (pid == 0) {
         child::DieWithParent(self);
+        for (size_t got = 0; got < readBytes_;) {
+          ssize_t r = read(readFd_, readBuf_ + got, readBytes_ - got);
+          if (r < 0 && errno == EINTR) continue;
+          if (r <= 0) _exit(3);
+          got += static_cast<size_t>(r);
+        }
         for (uint64_t a : stores_) *reinterpret_cast<volatile uint64_t*>(a) = tag_;
         _exit(0);
       }
@@ -179,6 +191,9 @@ class SpawnProbe : public PromiseWorker {
   std::vector<char*> argv_;
   std::vector<uint64_t> stores_;  // fork-store: the addresses the child stores to
   uint64_t tag_ = 0;              // fork-store: the value it stores
+  int readFd_ = -1;               // fork-store: the fd it reads from first (-1: none)
+  uint64_t readBytes_ = 0;
+  char readBuf_[4096] = {};       // part of the probe: the child's reads land in its own copy
   uint64_t callNs_ = 0, totalNs_ = 0;
   PendingError error_;
 };

@@ -217,7 +217,7 @@ export interface NativeAddon {
   spawnProbe(
     input:
       | { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }
-      | { kind: 3; addresses: BigUint64Array; value: bigint; deadlineMs: number },
+      | { kind: 3; addresses: BigUint64Array; value: bigint; deadlineMs: number; readFd?: number; readBytes?: number },
   ): Promise<{ callNs: number; totalNs: number }>;
   /** A vmsplice(2) pin case of the kernel's cow.c selftests on memory of its own, forking Node once
    *  (native/pins.cc): the bytes read back through the pipe. src/probes/pins.ts decides. */

@@ -93,16 +93,29 @@ function childEnd(status: number): string {
   return `${describeWaitStatus(status)}${exitCode === 127 ? ' (exec failed)' : ''}`;
 }
 
+/** What the child of forkAndStore reads first: `bytes` (at most 4096) from the inherited `fd`. */
+export interface ForkReadFirst {
+  fd: number;
+  bytes: number;
+}
+
 /**
- * Forks this process once; the child stores `value` (8 bytes) at each of `addresses` in its copy
- * of this process's memory and exits. Resolves when it exited 0: a fork reaches that memory.
- * Rejects with ERR_CHILD_FAILED saying how it ended otherwise (a mapping the fork does not copy,
- * MADV_DONTFORK, is absent in the child: "was killed by signal 11 (SIGSEGV)"); the child is
- * reaped on every path. The parent's memory is never written.
+ * Forks this process once; the child (with `read`, after reading that many bytes from the fd it
+ * inherited, which moves the offset of the open file description it shares with this process)
+ * stores `value` (8 bytes) at each of `addresses` in its copy of this process's memory and exits.
+ * Resolves when it exited 0: a fork reaches that memory. Rejects with ERR_CHILD_FAILED saying
+ * how it ended otherwise (a mapping the fork does not copy, MADV_DONTFORK, is absent in the
+ * child: "was killed by signal 11 (SIGSEGV)"; a short read: "exited with status 3"); the child is
+ * reaped on every path. This process's private memory is never written.
  */
-export async function forkAndStore(addresses: readonly bigint[], value = 0xc0ffeen, deadlineMs = 10_000): Promise<void> {
+export async function forkAndStore(addresses: readonly bigint[], value = 0xc0ffeen, deadlineMs = 10_000, read?: ForkReadFirst): Promise<void> {
+  if (read !== undefined) {
+    integerOption('read.fd', read.fd, { min: 0, max: 1 << 20 });
+    integerOption('read.bytes', read.bytes, { min: 1, max: 4096 });
+  }
   try {
-    await native().spawnProbe({ kind: 3, addresses: BigUint64Array.from(addresses), value, deadlineMs });
+    const first = read === undefined ? {} : { readFd: read.fd, readBytes: read.bytes };
+    await native().spawnProbe({ kind: 3, addresses: BigUint64Array.from(addresses), value, deadlineMs, ...first });
   } catch (err) {
     throw wordNativeError(err, (facts, message) => (typeof facts.status === 'number' ? `the forked child ${describeWaitStatus(facts.status)}` : message));
   }

@@ -2,13 +2,14 @@
  * timeSpawn against real processes: each kind really runs the program (it leaves a file
  * behind naming its pid), waits for its exit, reaps it, and reports a failing exit as one.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { CowlabError, SPAWN_KINDS, timeSpawn } from '../../src/index.js';
+import { CowlabError, Mapping, SPAWN_KINDS, timeSpawn } from '../../src/index.js';
+import { forkAndStore } from '../../src/probes/spawn.js';
 import { descendants } from '../helpers/processes.js';
 
 const SH = '/bin/sh';
@@ -69,5 +70,55 @@ describe('timeSpawn option checks (nothing is started)', () => {
     await expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
     await expect(p).rejects.toThrow(message);
     expect(descendants()).toEqual([]);
+  });
+});
+
+describe('forkAndStore', () => {
+  it("stores into the child's copy only: private memory keeps the parent's word, MAP_SHARED shows the child's", async () => {
+    const priv = Mapping.create({ pages: 1, backing: 'anon-private' });
+    const shared = Mapping.create({ pages: 1, backing: 'anon-shared' });
+    try {
+      new BigUint64Array(priv.buffer)[0] = 1n;
+      new BigUint64Array(shared.buffer)[0] = 1n;
+      await forkAndStore([priv.address, shared.address], 42n);
+      expect(new BigUint64Array(priv.buffer)[0]).toBe(1n);
+      expect(new BigUint64Array(shared.buffer)[0]).toBe(42n);
+      expect(descendants()).toEqual([]);
+    } finally {
+      priv.unmap();
+      shared.unmap();
+    }
+  });
+
+  it("moves the offset of the descriptor the child inherited: the parent's next read starts where the child stopped", async () => {
+    const path = join(dir, 'offsets');
+    writeFileSync(path, Buffer.from('0123456789abcdef'));
+    const fd = openSync(path, 'r');
+    try {
+      await forkAndStore([], 0n, 10_000, { fd, bytes: 10 });
+      const next = Buffer.alloc(6);
+      expect(readSync(fd, next, 0, 6, null)).toBe(6);
+      expect(next.toString()).toBe('abcdef');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('reports a child that could not read as how it ended, and a store into MADV_DONTFORK memory as SIGSEGV', async () => {
+    const path = join(dir, 'short');
+    writeFileSync(path, Buffer.from('abc'));
+    const fd = openSync(path, 'r');
+    try {
+      await expect(forkAndStore([], 0n, 10_000, { fd, bytes: 100 })).rejects.toThrow(/^the forked child exited with status 3$/);
+    } finally {
+      closeSync(fd);
+    }
+    const m = Mapping.create({ pages: 1 });
+    try {
+      m.advise('dontfork');
+      await expect(forkAndStore([m.address])).rejects.toMatchObject({ code: 'ERR_CHILD_FAILED', message: expect.stringMatching(/killed by signal 11/) });
+    } finally {
+      m.unmap();
+    }
   });
 });
