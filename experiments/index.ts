@@ -13,6 +13,7 @@ import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
 import modelValidation from './model-validation.js';
+import overcommit from './overcommit.js';
 import overlayCopyUp from './overlay-copy-up.js';
 import pins from './pins.js';
 import refcounts from './refcounts.js';
@@ -44,4 +45,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   // COW inside the memory manager (issue 12).
   pins,
   fdSharing,
+  overcommit,
 ];

@@ -53,6 +53,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
+# cgroup v2 with the memory controller for the children of the root cgroup: experiments make
+# memory cgroups of their own (src/memory/cgroup.ts). The guest is the run's own machine.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null && echo +memory > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 while read -r m; do
   [ -n "$m" ] && { insmod "/cowlab-guest/modules/$m" 2>/dev/null || echo "${MARK} warning insmod $m failed"; }
 done < /cowlab-guest/modules.list
