@@ -95,6 +95,17 @@ describe(`${SPEC} in a QEMU guest`, () => {
     expect(copies).toBe(profileFor(k.facts).options.thpPteReuse === 'per-page' ? 0 : 4);
   }, GUEST_TIMEOUT);
 
+  it('changes a global knob only there: overcommit measures fork under vm.overcommit_memory=2 in the guest, which the host leaves alone', async () => {
+    const r = await runToEnd(['run', '--quick', 'overcommit', '--kernel', SPEC, '--json', '--out', join(scratch, 'overcommit')]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { experiments: { name: string; verdict: { verdict: string }; raw: { strict: { fork: string | null; vfork: string | null; posixSpawn: string | null } | null; skipped: unknown[] } }[] };
+    const e = doc.experiments.find((x) => x.name === 'overcommit')!;
+    expect(e.raw.strict, JSON.stringify(e.raw.skipped)).not.toBeNull();
+    expect(e.raw.strict!.fork).toMatch(/ENOMEM/);
+    expect([e.raw.strict!.vfork, e.raw.strict!.posixSpawn]).toEqual([null, null]);
+    expect(e.verdict.verdict).toBe('confirmed');
+  }, GUEST_TIMEOUT);
+
   it('kills a guest that is not up by its boot deadline, and names the phase', async () => {
     const r = await runToEnd(['env', '--kernel', SPEC, '--boot-deadline-ms', '1000']);
     expect(r.code).toBe(1);
