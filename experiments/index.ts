@@ -12,6 +12,7 @@ import firstWriteCost from './first-write-cost.js';
 import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
+import ksm from './ksm.js';
 import modelValidation from './model-validation.js';
 import overcommit from './overcommit.js';
 import overlayCopyUp from './overlay-copy-up.js';
@@ -46,4 +47,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   pins,
   fdSharing,
   overcommit,
+  ksm,
 ];

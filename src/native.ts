@@ -23,6 +23,8 @@ export interface NativeConstants {
   MADV_DOFORK: number;
   MADV_WIPEONFORK: number;
   MADV_KEEPONFORK: number;
+  MADV_MERGEABLE: number;
+  MADV_UNMERGEABLE: number;
   MADV_POPULATE_READ: number;
   MADV_POPULATE_WRITE: number;
   BACKING_ANON_PRIVATE: number;

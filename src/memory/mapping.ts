@@ -8,7 +8,7 @@ import { native } from '../native.js';
 
 export type Backing = 'anon-private' | 'anon-shared' | 'memfd-private' | 'memfd-shared';
 export type ThpMode = 'always' | 'never' | 'default';
-export type Advice = 'hugepage' | 'nohugepage' | 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed';
+export type Advice = 'hugepage' | 'nohugepage' | 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'unmergeable';
 
 /** Huge page size on x86-64 and arm64 (4 KiB base pages); regions for THP align to it. */
 export const HUGE_PAGE_BYTES = 2 * 1024 * 1024;
@@ -44,6 +44,8 @@ function adviceCode(a: Advice): number {
     case 'wipeonfork': return c.MADV_WIPEONFORK;
     case 'keeponfork': return c.MADV_KEEPONFORK;
     case 'dontneed': return c.MADV_DONTNEED;
+    case 'mergeable': return c.MADV_MERGEABLE;
+    case 'unmergeable': return c.MADV_UNMERGEABLE;
   }
 }
 

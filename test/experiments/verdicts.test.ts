@@ -44,6 +44,7 @@ const CASES = [
   { name: 'model-validation', refuted: 'the simulator copied where the kernel reused', notMeasurable: 'the kernel engine could run no scenario', nothingMeasured: true },
   { name: 'fd-sharing', refuted: "the parent's offset did not move with the child's read", notMeasurable: 'no fork was measured', nothingMeasured: true },
   { name: 'overcommit', refuted: 'fork() succeeded under vm.overcommit_memory=2 past CommitLimit', notMeasurable: 'no case could run (no kernel engine, no guest, no memory cgroup)', nothingMeasured: true },
+  { name: 'ksm', refuted: 'the write moved other pages off the KSM frame too', notMeasurable: 'KSM cannot be set here (a host)', nothingMeasured: true },
   { name: 'pins', refuted: "a 4 KiB page showed the parent's later write through the child's pin", notMeasurable: 'only the shared control was measured' },
 ];
 
