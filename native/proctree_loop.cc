@@ -5,11 +5,14 @@
 // glibc wrappers, vDSO clock reads, memory prepared before the fork (the shared control and
 // stack mappings), no malloc, no stdio, no V8, no libuv, no exceptions, `_exit` at the end.
 // No function here writes private memory other than the trace regions: state lives in the
-// process's slot block and on its own (MAP_SHARED) stack.
+// process's slot block and on its own (MAP_SHARED) stack. With p0InNode, p0's commands run
+// here too, on Node's worker thread (ExecuteInNode, called by Tree::Command): the same rules
+// hold there after a fork, since that thread's private memory is then COW-shared.
 //
 // Life of a process:
-//   start    (p0 only: own process group, default signal dispositions with SIGPIPE ignored,
-//            stdin/stdout/stderr on /dev/null, pinned to one CPU), close every fd except the channels of its own
+//   start    (p0, or with p0InNode a child of Node: own process group, default signal
+//            dispositions with SIGPIPE ignored, no rseq, stdin/stdout/stderr on /dev/null,
+//            pinned to one CPU), close every fd except the channels of its own
 //            slot and of the slots its future descendants will use, pre-touch its stack and
 //            slot, prefault the code it runs (text is not copied at fork), run every timed
 //            path once, then say 'R' on its reply pipe.
