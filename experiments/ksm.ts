@@ -123,6 +123,8 @@ async function run(ctx: RunContext): Promise<Raw> {
     }
     steps.keep(raw);
   }
+  // Neither case could run: the experiment as a whole is not measurable here (a host).
+  if (raw.cases.length === 0) throw new CowlabError('ERR_NOT_MEASURABLE', raw.skipped.map((s) => `${s.case}: ${s.reason}`).join('; '));
   return raw;
 }
 

@@ -220,6 +220,7 @@ async function run(ctx: RunContext): Promise<Raw> {
     counts.push(...o.predicted);
   });
   if (counts.length) raw.predicted = { profile: profileName(ctx.env), counts };
+  if (!raw.commit && !raw.strict && !raw.oom) throw new CowlabError('ERR_NOT_MEASURABLE', raw.skipped.map((x) => `${x.case}: ${x.reason}`).join('; '));
   return raw;
 }
 
