@@ -18,6 +18,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSpawnProbe(env, exports);
   InitEagerCopy(env, exports);
   InitRegion(env, exports);
+  InitTrackSignal(env, exports);
+  InitTrackUffd(env, exports);
+  InitTrackSoftDirty(env, exports);
   return exports;
 }
 

@@ -20,5 +20,8 @@ void InitChildren(Napi::Env env, Napi::Object exports);
 void InitSpawnProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
+void InitTrackSignal(Napi::Env env, Napi::Object exports);
+void InitTrackUffd(Napi::Env env, Napi::Object exports);
+void InitTrackSoftDirty(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab

@@ -25,7 +25,7 @@ import { native } from '../native.js';
 import { integerOption } from '../options.js';
 import { band, summarize, type Band } from '../stats/summary.js';
 import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
-import { CowRegion, maxRegionPages, type CowView } from './region.js';
+import { CowRegion, maxRegionPages, PAGE_STATE, type CowView } from './region.js';
 
 export interface RegionBenchOptions {
   pages: number;
@@ -84,6 +84,10 @@ export interface RegionWriteRun {
   snapshotNs: number;
   faults: number;
   copies: number;
+  /** With `collect`: ns of reading the fork's page table (which pages it wrote), and the pages
+   *  it reports writable (1 per page); otherwise null. */
+  collectNs: number | null;
+  reported: Uint8Array | null;
 }
 
 export function resolveRegionBenchOptions(
@@ -147,12 +151,20 @@ export function createBenchRegion(pages: number, policy: CowPolicyInput): CowReg
  * Runs one region repeat on a region made by createBenchRegion.
  * Throws ERR_VERIFY when a byte of either view is not what was written to it.
  */
-export function regionWriteRun(region: CowRegion, order: Uint32Array, run: number): RegionWriteRun {
+export function regionWriteRun(region: CowRegion, order: Uint32Array, run: number, collect = false): RegionWriteRun {
   const tagHigh = (0xd0_00_00_00 | (run & 0xff_ffff)) >>> 0;
   const child = region.root.fork();
   try {
     const before = region.stats().views.find((v) => v.handle === child.handle)!;
     const latencyNs = native().regionTimedAccess(child.handle, order, true, BigInt(tagHigh) << 32n);
+    let collectNs: number | null = null;
+    let reported: Uint8Array | null = null;
+    if (collect) {
+      const t0 = process.hrtime.bigint();
+      const table = child.pageTable();
+      collectNs = Number(process.hrtime.bigint() - t0);
+      reported = table.state.map((s) => (s === PAGE_STATE.writable ? 1 : 0));
+    }
     const after = region.stats().views.find((v) => v.handle === child.handle)!;
     const written = new Uint8Array(region.pages);
     for (const p of order) written[p] = 1;
@@ -170,6 +182,8 @@ export function regionWriteRun(region: CowRegion, order: Uint32Array, run: numbe
       faults: after.faults - before.faults,
       // Eager copies inside fork(), which made the view: its whole count is this run's.
       copies: region.policy.kind === 'eager' ? after.copies : after.copies - before.copies,
+      collectNs,
+      reported,
     };
   } finally {
     child.release();
