@@ -7,6 +7,7 @@
 //             read-only; the handler copies the page (and up to `around` following unwritten
 //             pages) into fresh frames of the memfd and maps them over it with one
 //             mmap(MAP_FIXED|MAP_SHARED|MAP_POPULATE); the old frames stay the snapshot.
+//             Armed like the region's view.fork(): a new read-only view of the frames.
 //             `dontfork` adds the region's madvise(MADV_DONTFORK) of the new mapping.
 // The handler is installed for the run only, owns only SEGV_ACCERR faults inside the tracked
 // range while a run is active, hands everything else to the handler that was installed
@@ -72,7 +73,9 @@ void Resolve(size_t p) {
     if (mprotect(page, r.ps, PROT_READ | PROT_WRITE) != 0) Fail("mprotect", errno);
     return;
   }
-  memcpy(r.staging + r.nextFrame * r.ps, page, n * r.ps);
+  // Frame to frame through the staging mapping, as the region copies: reading the view's page
+  // instead would fault it in, only for the mmap below to tear that entry down again.
+  memcpy(r.staging + r.nextFrame * r.ps, r.staging + p * r.ps, n * r.ps);
   void* m = mmap(page, n * r.ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, r.memfd,
                  static_cast<off_t>(r.nextFrame * r.ps));
   if (m == MAP_FAILED) {
@@ -143,14 +146,27 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
     mem.staging = static_cast<uint8_t*>(s);
     tracking::FillPages(mem.staging, in);
     for (size_t i = bytes; i < mem.stagingBytes; i += ps) mem.staging[i] = 1;  // copies never pay a first touch
-    void* v = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, mem.memfd, 0);
-    if (v == MAP_FAILED) throw MakeSyscallError(env, "mmap", errno, "mapping the remap tracker's view");
-    mem.view = static_cast<uint8_t*>(v);
-    if (dontfork) madvise(mem.view, bytes, MADV_DONTFORK);
   }
   double setupNs = static_cast<double>(child::NowNs() - setup0);
   tracking::Buffers buf(in);
   std::vector<uint8_t> written(in.pages, 0);
+
+  tracking::WarmLoop();
+  // Arming. mprotect: the populated pages become read-only. remap: as the region's
+  // view.fork(), a new read-only view maps the frames (not populated: its first store faults
+  // straight into SIGSEGV, and the mmap over it has no page table entry to tear down).
+  uint64_t a0 = child::NowNs();
+  int armErr = 0;
+  if (mode == 0) {
+    armErr = mprotect(mem.view, bytes, PROT_READ) == 0 ? 0 : errno;
+  } else {
+    void* v = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, mem.memfd, 0);
+    if (v == MAP_FAILED) armErr = errno;
+    else mem.view = static_cast<uint8_t*>(v);
+    if (armErr == 0 && dontfork && madvise(mem.view, bytes, MADV_DONTFORK) != 0) armErr = errno;
+  }
+  uint64_t a1 = child::NowNs();
+  if (armErr != 0) throw MakeSyscallError(env, mode == 0 ? "mprotect" : "mmap", armErr, "arming the tracker (read-only pages)");
 
   g_run = SignalRun();
   g_run.base = reinterpret_cast<uintptr_t>(mem.view);
@@ -173,19 +189,13 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGSEGV, &sa, &g_prev) != 0) throw MakeSyscallError(env, "sigaction", errno, "installing the tracker's SIGSEGV handler");
   g_active.store(true, std::memory_order_release);
-  tracking::WarmLoop();
-
-  uint64_t a0 = child::NowNs();
-  int armErr = mprotect(mem.view, bytes, PROT_READ) == 0 ? 0 : errno;
-  uint64_t a1 = child::NowNs();
-  if (armErr == 0) child::TimedStores(mem.view, ps, in.order.data(), in.order.size(), in.tag, buf.latNs.data());
+  child::TimedStores(mem.view, ps, in.order.data(), in.order.size(), in.tag, buf.latNs.data());
   uint64_t c0 = child::NowNs();
   for (size_t p = 0; p < in.pages; p++) buf.reported[p] = written[p];
   uint64_t c1 = child::NowNs();
 
   g_active.store(false, std::memory_order_release);
   sigaction(SIGSEGV, &g_prev, nullptr);
-  if (armErr != 0) throw MakeSyscallError(env, "mprotect", armErr, "arming the tracker (read-only pages)");
   Napi::Object out = tracking::MakeResult(env, in, buf, setupNs, static_cast<double>(a1 - a0), static_cast<double>(c1 - c0),
                                           mem.view, mode == 1 ? mem.staging : nullptr);
   out.Set("faults", static_cast<double>(g_run.faults));
