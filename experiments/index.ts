@@ -15,6 +15,7 @@ import refcounts from './refcounts.js';
 import sharedVsPrivate from './shared-vs-private.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
+import writeTracking from './write-tracking.js';
 import zeroPage from './zero-page.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -30,4 +31,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
+  writeTracking,
 ];
