@@ -273,6 +273,8 @@ export interface MechanismSummary {
   coldStoreP50Ns: number | null;
   checkedPages: number;
   snapshotPagesChecked: number;
+  /** The measured repeats' figures behind the bands. */
+  samples: { storeP50Ns: number[]; armNs: number[]; collectNs: number[] };
 }
 
 export interface TrackingComparison {
@@ -295,6 +297,7 @@ export interface CompareOptions extends WriteTrackerOptions {
 /** Summarizes the runs of one mechanism (the first `warmup` reported as cold only). */
 export function summarizeRuns(m: Mechanism, runs: TrackingRun[], warmup: number): MechanismSummary {
   const measured = runs.slice(warmup);
+  const p50s = measured.map((r) => summarize(r.latencyNs)?.p50 ?? 0);
   const all = measured.flatMap((r) => Array.from(r.latencyNs));
   const whole = summarize(all);
   const collect = measured.map((r) => r.collectNs).filter((x): x is number => x !== null);
@@ -304,7 +307,7 @@ export function summarizeRuns(m: Mechanism, runs: TrackingRun[], warmup: number)
     label: MECHANISM_INFO[m].label,
     available: true,
     reason: null,
-    storeP50Ns: band(measured.map((r) => summarize(r.latencyNs)?.p50 ?? 0)),
+    storeP50Ns: band(p50s),
     storeP90Ns: whole?.p90 ?? null,
     storeP99Ns: whole?.p99 ?? null,
     armNs: band(measured.map((r) => r.armNs)),
@@ -313,6 +316,7 @@ export function summarizeRuns(m: Mechanism, runs: TrackingRun[], warmup: number)
     coldStoreP50Ns: runs[0] ? (summarize(runs[0].latencyNs)?.p50 ?? null) : null,
     checkedPages: runs.reduce((n, r) => n + r.checked.pages, 0),
     snapshotPagesChecked: runs.reduce((n, r) => n + r.checked.snapshotPages, 0),
+    samples: { storeP50Ns: p50s, armNs: measured.map((r) => r.armNs), collectNs: collect },
   };
 }
 
@@ -350,7 +354,8 @@ export async function compareTracking(o: CompareOptions): Promise<TrackingCompar
       const a = mechanismAvailability(m);
       if (!a.available) {
         return { mechanism: m, label: MECHANISM_INFO[m].label, available: false, reason: a.reason, storeP50Ns: null, storeP90Ns: null,
-          storeP99Ns: null, armNs: null, collectNs: null, faults: null, coldStoreP50Ns: null, checkedPages: 0, snapshotPagesChecked: 0 };
+          storeP99Ns: null, armNs: null, collectNs: null, faults: null, coldStoreP50Ns: null, checkedPages: 0, snapshotPagesChecked: 0,
+          samples: { storeP50Ns: [], armNs: [], collectNs: [] } };
       }
       return summarizeRuns(m, runs.get(m)!, warmup);
     }),
