@@ -42,6 +42,7 @@ const CASES = [
   { name: 'snapshot-load', refuted: "the child's Private_Dirty grew with every write, not with distinct pages", notMeasurable: 'the writer kept a quarter of its rate' },
   { name: 'eager-stack', refuted: 'the copies at fork cost 10x what the region measured', notMeasurable: "the region's lazy totals are noise (band wider than 2x)" },
   { name: 'model-validation', refuted: 'the simulator copied where the kernel reused', notMeasurable: 'the kernel engine could run no scenario', nothingMeasured: true },
+  { name: 'write-tracking', refuted: 'the async userfaultfd-wp fault cost 40x its recorded figure (above every SIGSEGV tracker)', notMeasurable: 'userfaultfd is refused (EPERM: vm.unprivileged_userfaultfd off, not privileged)' },
 ];
 
 describe.each(CASES)('$name', ({ name, refuted, notMeasurable, nothingMeasured }) => {
