@@ -23,6 +23,7 @@ import sharedVsPrivate from './shared-vs-private.js';
 import snapshotInstant from './snapshot-instant.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
+import writeTracking from './write-tracking.js';
 import zeroPage from './zero-page.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -48,4 +49,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   fdSharing,
   overcommit,
   ksm,
+  // Userspace write tracking compared (issue 15).
+  writeTracking,
 ];

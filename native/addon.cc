@@ -20,6 +20,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEagerCopy(env, exports);
   InitRegion(env, exports);
   InitFiemap(env, exports);
+  InitTrackSignal(env, exports);
+  InitTrackUffd(env, exports);
+  InitTrackSoftDirty(env, exports);
   return exports;
 }
 

@@ -22,5 +22,8 @@ void InitPinProbe(Napi::Env env, Napi::Object exports);
 void InitEagerCopy(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
 void InitFiemap(Napi::Env env, Napi::Object exports);
+void InitTrackSignal(Napi::Env env, Napi::Object exports);
+void InitTrackUffd(Napi::Env env, Napi::Object exports);
+void InitTrackSoftDirty(Napi::Env env, Napi::Object exports);
 
 }  // namespace cowlab

@@ -176,3 +176,28 @@ export {
   type PerPage,
 } from './region/bench.js';
 export { RegionEngine, type RegionEngineOptions } from './engines/region/engine.js';
+export {
+  MECHANISMS,
+  MECHANISM_INFO,
+  mechanismAvailability,
+  decideAvailability,
+  type Mechanism,
+  type MechanismInfo,
+  type Availability,
+} from './tracking/mechanisms.js';
+export {
+  WriteTracker,
+  compareTracking,
+  cheapest,
+  checkTrackRaw,
+  fillWord,
+  storeTag,
+  summarizeRuns,
+  type WriteTrackerOptions,
+  type TrackingRun,
+  type RunOptions,
+  type MechanismSummary,
+  type TrackingComparison,
+  type CompareOptions,
+  type ContentProblems,
+} from './tracking/tracker.js';

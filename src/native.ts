@@ -194,7 +194,7 @@ export interface RegionStatsRaw {
   }[];
 }
 
-export interface NativeAddon {
+export interface NativeAddon extends NativeTracking {
   setErrorClass(cls: typeof CowlabError): void;
   constants: NativeConstants;
   mapMemory(bytes: number, backing: number, align: number): { address: bigint; buffer: ArrayBuffer };
@@ -344,4 +344,49 @@ export function native(): NativeAddon {
 export function nativePath(): string {
   loaded ??= loadNative();
   return loaded.path;
+}
+
+/** Input of every native write-tracking run (native/tracking.h). */
+export interface TrackInput {
+  pages: number;
+  /** Pages stored to, in order (each < pages); one timed 8-byte store of `tag + page` each. */
+  order: Uint32Array;
+  /** Every u32 of page p holds fill[p] before the stores. */
+  fill: Uint32Array;
+  tag: bigint;
+  /** Return copies of the live pages and (mechanisms that copy) of the snapshot. */
+  content: boolean;
+}
+
+/** What a native write-tracking run measured: raw numbers, checked and summarized in src/tracking/. */
+export interface TrackRaw {
+  /** Mapping, filling and registering the pages (not part of the three costs). */
+  setupNs: number;
+  /** Protecting the N pages (mprotect, UFFDIO_WRITEPROTECT, clear_refs). */
+  armNs: number;
+  /** ns of each store, in order. */
+  latencyNs: Float64Array;
+  /** Finding what was written (the handler's table, PAGEMAP_SCAN, pagemap). */
+  collectNs: number;
+  /** 1 per page the collection reports written. */
+  reported: Uint8Array;
+  live: ArrayBuffer | null;
+  snapshot: ArrayBuffer | null;
+  /** Faults a user handler resolved (signal, uffd sync). */
+  faults?: number;
+  /** A failure inside the handler (the stores still completed). */
+  handlerErrno?: string;
+  handlerCall?: string;
+}
+
+export interface NativeTracking {
+  /** SIGSEGV tracking (native/track_signal.cc): mode 0 mprotect, 1 remap (memfd copy + mmap MAP_FIXED). */
+  trackSignal(input: TrackInput & { mode: 0 | 1; around: number; dontfork: boolean }): TrackRaw;
+  /** userfaultfd errnos ('' when it worked) and UFFDIO_API's feature bits (native/track_uffd.cc). */
+  uffdProbe(): { openErrno: string; apiErrno: string; features: number };
+  /** userfaultfd write-protect tracking: sync (handler thread) or async (WP_ASYNC + PAGEMAP_SCAN). */
+  trackUffd(input: TrackInput & { async: boolean }): TrackRaw;
+  /** Raw pagemap entries of an own page after clear_refs 4 and after a store (native/track_softdirty.cc). */
+  softDirtyProbe(): { clearErrno: string; pagemapErrno: string; cleared: bigint; rewritten: bigint };
+  trackSoftDirty(input: TrackInput): TrackRaw;
 }

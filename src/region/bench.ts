@@ -25,7 +25,12 @@ import { native } from '../native.js';
 import { integerOption } from '../options.js';
 import { band, summarize, type Band } from '../stats/summary.js';
 import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
-import { CowRegion, maxRegionPages, type CowView } from './region.js';
+import { CowRegion, maxRegionPages, PAGE_STATE, type CowView } from './region.js';
+import { MECHANISM_INFO, mechanismAvailability, type Mechanism } from '../tracking/mechanisms.js';
+import { WriteTracker, type TrackingRun } from '../tracking/tracker.js';
+
+/** What region-bench measures beside the region and the kernel (which it measures itself). */
+const OTHER_MECHANISMS: readonly Mechanism[] = ['sigsegv-remap', 'sigsegv-mprotect', 'uffd-wp-sync', 'uffd-wp-async', 'soft-dirty'];
 
 export interface RegionBenchOptions {
   pages: number;
@@ -76,6 +81,30 @@ export interface RegionBenchResult {
   kernel: BenchSide;
   /** region p50 / kernel p50 of the per-page cost. */
   ratio: number;
+  /** The other write-tracking mechanisms over the same pages and order, interleaved with the
+   *  two sides above, per-page cost by the same definition; unavailable ones with the reason.
+   *  `floor` is the bare C of the region's own mechanism (SIGSEGV + copy + mmap, with the same
+   *  fault-around); null for eager (no faults). */
+  mechanisms: MechanismCost[];
+  floor: Mechanism | null;
+  /** region / bare C of the same mechanism, same run (goal <= 1.1); null for eager. */
+  ratioToFloor: number | null;
+  /** region / the cheapest per-page cost measured (kernel and every mechanism). */
+  ratioToCheapest: number;
+  cheapest: Mechanism;
+  /** region / kernel COW (the same as `ratio`). */
+  ratioToKernel: number;
+}
+
+export interface MechanismCost {
+  mechanism: Mechanism;
+  label: string;
+  available: boolean;
+  reason: string | null;
+  perPageNs: PerPage | null;
+  /** Arming (protecting the pages) and collecting (finding what was written), median over repeats. */
+  armNs: number | null;
+  collectNs: number | null;
 }
 
 /** One region repeat: fork the root, time a store per page into the fork, check content. */
@@ -84,6 +113,10 @@ export interface RegionWriteRun {
   snapshotNs: number;
   faults: number;
   copies: number;
+  /** With `collect`: ns of reading the fork's page table (which pages it wrote), and the pages
+   *  it reports writable (1 per page); otherwise null. */
+  collectNs: number | null;
+  reported: Uint8Array | null;
 }
 
 export function resolveRegionBenchOptions(
@@ -147,12 +180,20 @@ export function createBenchRegion(pages: number, policy: CowPolicyInput): CowReg
  * Runs one region repeat on a region made by createBenchRegion.
  * Throws ERR_VERIFY when a byte of either view is not what was written to it.
  */
-export function regionWriteRun(region: CowRegion, order: Uint32Array, run: number): RegionWriteRun {
+export function regionWriteRun(region: CowRegion, order: Uint32Array, run: number, collect = false): RegionWriteRun {
   const tagHigh = (0xd0_00_00_00 | (run & 0xff_ffff)) >>> 0;
   const child = region.root.fork();
   try {
     const before = region.stats().views.find((v) => v.handle === child.handle)!;
     const latencyNs = native().regionTimedAccess(child.handle, order, true, BigInt(tagHigh) << 32n);
+    let collectNs: number | null = null;
+    let reported: Uint8Array | null = null;
+    if (collect) {
+      const t0 = process.hrtime.bigint();
+      const table = child.pageTable();
+      collectNs = Number(process.hrtime.bigint() - t0);
+      reported = table.state.map((s) => (s === PAGE_STATE.writable ? 1 : 0));
+    }
     const after = region.stats().views.find((v) => v.handle === child.handle)!;
     const written = new Uint8Array(region.pages);
     for (const p of order) written[p] = 1;
@@ -170,6 +211,8 @@ export function regionWriteRun(region: CowRegion, order: Uint32Array, run: numbe
       faults: after.faults - before.faults,
       // Eager copies inside fork(), which made the view: its whole count is this run's.
       copies: region.policy.kind === 'eager' ? after.copies : after.copies - before.copies,
+      collectNs,
+      reported,
     };
   } finally {
     child.release();
@@ -210,6 +253,11 @@ export async function regionBench(options: RegionBenchOptions): Promise<RegionBe
   const order = pageOrder(o.pattern, o.pages);
   const mode: 'store' | 'amortized' = o.policy.kind === 'lazy' ? 'store' : 'amortized';
   const region = createBenchRegion(o.pages, o.policy);
+  const tracker = WriteTracker.create({ pages: o.pages, pattern: formatPattern(o.pattern), seed: seedOf(o.pattern) });
+  const around = o.policy.kind === 'faultAround' ? o.policy.pages : 0;
+  const floor: Mechanism | null = o.policy.kind === 'eager' ? null : 'sigsegv-remap';
+  const others = OTHER_MECHANISMS.filter((m) => mechanismAvailability(m).available);
+  const otherRuns = new Map<Mechanism, TrackingRun[]>(others.map((m) => [m, []]));
   const regionRuns: RegionWriteRun[] = [];
   const kernelRuns: { latencyNs: Float64Array; forkNs: number; faults: number }[] = [];
   try {
@@ -218,14 +266,18 @@ export async function regionBench(options: RegionBenchOptions): Promise<RegionBe
       const r = regionWriteRun(region, order, i);
       const k = await forkWrite({ pages: o.pages, pattern: formatPattern(o.pattern), seed: seedOf(o.pattern), repeats: 1, warmup: 0 });
       const child = k.runs[0]!.child!;
+      const mine: TrackingRun[] = [];
+      for (const m of others) mine.push(await tracker.run(m, m === 'sigsegv-remap' ? { around, dontfork: false } : {}));
       if (i >= o.warmup) {
         regionRuns.push(r);
         kernelRuns.push({ latencyNs: child.latencyNs, forkNs: k.runs[0]!.forkNs, faults: child.faults });
+        others.forEach((m, j) => otherRuns.get(m)!.push(mine[j]!));
       }
       options.onProgress?.({ done: i + 1, total, warmup: i < o.warmup });
     }
   } finally {
     region.close();
+    tracker.close();
   }
   const n = order.length;
   const regionCost =
@@ -237,6 +289,31 @@ export async function regionBench(options: RegionBenchOptions): Promise<RegionBe
       ? perPage(concat(kernelRuns.map((r) => r.latencyNs)))
       : perPage(kernelRuns.map((r) => sum(r.latencyNs) / n));
   const mean = (runs: { latencyNs: Float64Array }[]) => sum(concat(runs.map((r) => r.latencyNs))) / (n * runs.length);
+  const mechanisms: MechanismCost[] = OTHER_MECHANISMS.map((m) => {
+    const a = mechanismAvailability(m);
+    const runs = otherRuns.get(m);
+    if (!a.available || !runs) return { mechanism: m, label: MECHANISM_INFO[m].label, available: false, reason: a.available ? 'not measured' : a.reason, perPageNs: null, armNs: null, collectNs: null };
+    const collect = runs.map((r) => r.collectNs).filter((x): x is number => x !== null);
+    return {
+      mechanism: m,
+      label: MECHANISM_INFO[m].label,
+      available: true,
+      reason: null,
+      // The region's definition: each store (lazy) or amortized per repeat (faultAround, eager).
+      perPageNs: mode === 'store' ? perPage(concat(runs.map((r) => r.latencyNs))) : perPage(runs.map((r) => sum(r.latencyNs) / n)),
+      armNs: band(runs.map((r) => r.armNs))!.median,
+      collectNs: collect.length > 0 ? band(collect)!.median : null,
+    };
+  });
+  const floorCost = floor === null ? null : mechanisms.find((m) => m.mechanism === floor)?.perPageNs ?? null;
+  let cheapestName: Mechanism = 'kernel-cow';
+  let cheapestNs = kernelCost.p50;
+  for (const m of mechanisms) {
+    if (m.perPageNs && m.perPageNs.p50 < cheapestNs) {
+      cheapestName = m.mechanism;
+      cheapestNs = m.perPageNs.p50;
+    }
+  }
   return {
     options: o,
     perPage: mode,
@@ -255,6 +332,12 @@ export async function regionBench(options: RegionBenchOptions): Promise<RegionBe
       faults: band(kernelRuns.map((r) => r.faults))!,
     },
     ratio: regionCost.p50 / kernelCost.p50,
+    mechanisms,
+    floor,
+    ratioToFloor: floorCost ? regionCost.p50 / floorCost.p50 : null,
+    ratioToCheapest: regionCost.p50 / cheapestNs,
+    cheapest: cheapestName,
+    ratioToKernel: regionCost.p50 / kernelCost.p50,
   };
 }
 

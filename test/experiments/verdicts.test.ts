@@ -50,6 +50,7 @@ const CASES = [
   { name: 'overcommit', refuted: 'fork() succeeded under vm.overcommit_memory=2 past CommitLimit', notMeasurable: 'no case could run (no kernel engine, no guest, no memory cgroup)', nothingMeasured: true },
   { name: 'ksm', refuted: 'the write moved other pages off the KSM frame too', notMeasurable: 'KSM cannot be set here (a host)', nothingMeasured: true },
   { name: 'pins', refuted: "a 4 KiB page showed the parent's later write through the child's pin", notMeasurable: 'only the shared control was measured' },
+  { name: 'write-tracking', refuted: 'the async userfaultfd-wp fault cost 40x its recorded figure (above every SIGSEGV tracker)', notMeasurable: 'userfaultfd is refused (EPERM: vm.unprivileged_userfaultfd off, not privileged)' },
 ];
 
 describe.each(CASES)('$name', ({ name, refuted, notMeasurable, nothingMeasured }) => {

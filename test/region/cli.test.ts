@@ -57,3 +57,35 @@ describe('region-bench', () => {
     expect(r.stdout).toMatch(/^region .* 20\s*$/m); // 340 pages / 17 per fault
   });
 });
+
+describe('region-bench against the other write-tracking mechanisms', () => {
+  it('prints ratioToFloor, ratioToCheapest and ratioToKernel with --json, and the three ratios in text', () => {
+    const r = runCli(['region-bench', '--pages', '256', '--pattern', 'rand', '--repeats', '1', '--warmup', '0', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const doc = JSON.parse(r.stdout) as {
+      region: { perPageNs: { p50: number } };
+      kernel: { perPageNs: { p50: number } };
+      mechanisms: { mechanism: string; available: boolean; reason: string | null; perPageNs: { p50: number } | null }[];
+      floor: string;
+      cheapest: string;
+      ratioToFloor: number;
+      ratioToCheapest: number;
+      ratioToKernel: number;
+    };
+    expect(doc.floor).toBe('sigsegv-remap');
+    const floor = doc.mechanisms.find((m) => m.mechanism === 'sigsegv-remap')!;
+    expect(doc.ratioToFloor).toBeCloseTo(doc.region.perPageNs.p50 / floor.perPageNs!.p50, 10);
+    expect(doc.ratioToKernel).toBeCloseTo(doc.region.perPageNs.p50 / doc.kernel.perPageNs.p50, 10);
+    const costs = [doc.kernel.perPageNs.p50, ...doc.mechanisms.flatMap((m) => (m.perPageNs ? [m.perPageNs.p50] : []))];
+    expect(doc.ratioToCheapest).toBeCloseTo(doc.region.perPageNs.p50 / Math.min(...costs), 10);
+    for (const m of doc.mechanisms) if (!m.available) expect(m.reason!.length).toBeGreaterThan(20);
+
+    const text = runCli(['region-bench', '--pages', '128', '--repeats', '1', '--warmup', '0']);
+    expect(text.status).toBe(0);
+    const lines = text.stdout.trim().split('\n').slice(-3);
+    expect(lines[0]).toMatch(/^ratio region\/floor \(SIGSEGV \+ copy \+ mmap \(bare C\)\): \d+\.\d\d \(goal <= 1\.1\)$/);
+    expect(lines[1]).toMatch(/^ratio region\/cheapest \(.+\): \d+\.\d\d$/);
+    expect(lines[2]).toMatch(/^ratio region\/kernel \(p50 per-page cost\): \d+\.\d\d$/);
+  });
+});

@@ -62,7 +62,17 @@ function printResult(r: RegionBenchResult): void {
   print(table(['', 'p50', 'p90', 'p99', 'max', 'mean store', 'snapshot', 'faults/run'], [row('kernel', r.kernel), row('region', r.region)]));
   print();
   print(`region copies per run: ${formatCount(r.region.copies.median)}; kernel snapshot = fork() of the whole Node process`);
-  print(`ratio region/kernel (p50 per-page cost): ${r.ratio.toFixed(2)}`);
+  print();
+  print('other write-tracking mechanisms, same pages and order, interleaved (per-page cost as above):');
+  print(table(['mechanism', 'p50', 'p90', 'p99', 'arm', 'collect'], r.mechanisms.filter((m) => m.perPageNs).map((m) => [
+    m.label + (m.mechanism === r.floor ? ' (floor)' : ''), formatNs(m.perPageNs!.p50), formatNs(m.perPageNs!.p90), formatNs(m.perPageNs!.p99),
+    m.armNs !== null ? formatNs(m.armNs) : '-', m.collectNs !== null ? formatNs(m.collectNs) : '-'])));
+  for (const m of r.mechanisms.filter((x) => !x.perPageNs)) print(`${m.label}: not available here: ${m.reason ?? ''}`);
+  print();
+  const floor = r.mechanisms.find((m) => m.mechanism === r.floor);
+  print(`ratio region/floor (${floor?.label ?? 'none: eager takes no faults'}): ${r.ratioToFloor !== null ? r.ratioToFloor.toFixed(2) : '-'} (goal <= 1.1)`);
+  print(`ratio region/cheapest (${r.cheapest === 'kernel-cow' ? 'kernel COW' : (r.mechanisms.find((m) => m.mechanism === r.cheapest)?.label ?? r.cheapest)}): ${r.ratioToCheapest.toFixed(2)}`);
+  print(`ratio region/kernel (p50 per-page cost): ${r.ratioToKernel.toFixed(2)}`);
 }
 
 export function registerRegionBench(program: Command): void {
@@ -75,7 +85,7 @@ export function registerRegionBench(program: Command): void {
     .option('--policy <p>', 'region copy policy: lazy | eager | faultAround:K', 'lazy')
     .option('--repeats <n>', 'measured repeats per side (interleaved)', '5')
     .option('--warmup <n>', 'unrecorded repeats per side first', '1')
-    .option('--json', 'print one JSON document: { env, options, kernel, region, ratio }')
+    .option('--json', 'print one JSON document: { env, options, kernel, region, ratio, mechanisms, floor, cheapest, ratioToFloor, ratioToCheapest, ratioToKernel }')
     .addHelpText(
       'after',
       `
@@ -87,7 +97,11 @@ What it measures:
           in the same fault and mapped with the same mmap; eager copies everything at fork().
   kernel  fork-write: a populated private anonymous mapping, fork(), and the child stores the
           same pages in the same order (one kernel COW fault per page).
-  Repeats alternate region and kernel, after --warmup unrecorded ones. The region is created
+  others  the other write-tracking mechanisms (cowlab run write-tracking) over the same pages
+          and order: SIGSEGV + copy + mmap in bare C (the region's floor: same mechanism, same
+          fault-around), SIGSEGV + mprotect, userfaultfd-wp sync and async, soft-dirty; one not
+          available here is listed with the reason.
+  Repeats alternate region, kernel and the others, after --warmup unrecorded ones. The region is created
   once, so its frame pool is warm after the warm-up (frames of a released fork are reused).
 
 Per-page cost:
@@ -98,6 +112,9 @@ Per-page cost:
                       figure per repeat, percentiles over the repeats; the kernel side is its
                       store times / pages written (its fork() forks all of Node, not these
                       pages, so it is reported apart). Ratio = region p50 / kernel p50.
+
+Ratios (printed last): region / floor (goal <= 1.1: what the region's own code costs beyond
+its mechanism), region / the cheapest mechanism measured, region / kernel COW.
 
 Examples:
   cowlab region-bench --pages 16384 --pattern rand --json
@@ -122,6 +139,12 @@ Examples:
             kernel: result.kernel,
             region: result.region,
             ratio: result.ratio,
+            mechanisms: result.mechanisms,
+            floor: result.floor,
+            cheapest: result.cheapest,
+            ratioToFloor: result.ratioToFloor,
+            ratioToCheapest: result.ratioToCheapest,
+            ratioToKernel: result.ratioToKernel,
           });
         } else {
           printResult(result);
