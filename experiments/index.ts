@@ -12,6 +12,7 @@ import firstWriteCost from './first-write-cost.js';
 import forkCost from './fork-cost.js';
 import forkExec from './fork-exec.js';
 import forkWriteLatency from './fork-write-latency.js';
+import fragmentation from './fragmentation.js';
 import ksm from './ksm.js';
 import modelValidation from './model-validation.js';
 import overcommit from './overcommit.js';
@@ -51,4 +52,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   ksm,
   // Userspace write tracking compared (issue 15).
   writeTracking,
+  // COW inside the memory manager (issue 12), continued.
+  fragmentation,
 ];
