@@ -16,6 +16,7 @@ import sharedVsPrivate from './shared-vs-private.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import zeroPage from './zero-page.js';
+import redisBgsave from './redis-bgsave.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   forkWriteLatency,
@@ -30,4 +31,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   snapshotLoadExperiment(simulatorPredictor), // predicted by the simulator
   eagerStack,
   modelValidation,
+  redisBgsave,
 ];

@@ -20,6 +20,7 @@ export const TOOL_PACKAGES = {
   ldd: 'libc-bin',
   xz: 'xz-utils',
   zstd: 'zstd',
+  'redis-server': 'redis-server',
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;

@@ -61,6 +61,12 @@ export interface RecordOptions {
   method?: RecordMethod;
   /** fork method: how long to wait for the process to fork, s. Default 60. */
   waitForkS?: number;
+  /**
+   * fork method: the process already forked this child (watchFork saw it): record its snapshot
+   * at once, without waiting. With no picture from before the fork, a page already exclusive at
+   * the first read counts as resident at the fork and written in interval 0.
+   */
+  child?: number;
   onFork?: (child: number) => void;
   onInterval?: (i: number, pagesWritten: number) => void;
   signal?: AbortSignal;
@@ -255,7 +261,13 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     const existing = new Set(childrenOf(pid, viaFiles));
     const deadline = nowMs() + waitForkS * 1000;
     let pictureAt = -Infinity;
-    for (;;) {
+    if (options.child !== undefined) {
+      child = integerOption('child', options.child, { min: 1 });
+      if (!isLive(child)) throw new CowlabError('ERR_PROCESS_EXITED', `the child ${child} of pid ${pid} exited before recording began`);
+      // No picture before the fork: take every page present now as resident at the fork.
+      takeResident();
+    }
+    for (; child === null; ) {
       if (options.signal?.aborted) throw new CowlabError('ERR_INTERRUPTED', `stopped before pid ${pid} (${comm}) forked`);
       if (nowMs() - pictureAt > 500) {
         takeResident();
