@@ -181,11 +181,19 @@ export function predictSnapshot(options: PredictOptions): PredictResult {
   const forkIdx = steps.length;
   steps.push({ op: 'fork', proc: 'p0', child });
   const rnd = mulberry32(0x5eed);
-  const stepAt: number[] = []; // per scaled step after the fork: its output interval
+  // The simulator observes every region after every step: simulate at most `buckets` write
+  // phases (a bucket holds consecutive intervals; the order of p0's writes within one does not
+  // change the copies), so a 64 GiB process stays a matter of seconds.
+  const totalPages = specs.reduce((n, r) => n + r.pages, 0);
+  const buckets = Math.max(2, Math.min(outIntervals, 60, Math.floor(2 ** 26 / totalPages)));
+  if (buckets < outIntervals) notes.push(`simulated in ${buckets} phases of ${((outIntervals / buckets) * intervalMs / 1000).toFixed(2)} s (the curve has that resolution; the final COW does not depend on it)`);
+  const bucketEnd = (b: number) => Math.round(((b + 1) * outIntervals) / buckets);
+  const stepAt: number[] = []; // per scaled step after the fork: the output interval it ends
   let taken = 0;
   const distinct = trace.regions.map(() => new Set<number>());
-  for (let m = 0; m < outIntervals; m++) {
-    const upto = Math.round((m + 1) * rate);
+  for (let b = 0, m0 = 0; b < buckets; b++) {
+    const m1 = bucketEnd(b);
+    const upto = Math.round(m1 * rate);
     const byRegion = new Map<number, number[]>();
     for (; taken < upto; taken++) {
       for (const [r, pages] of recorded[taken % intervals]!) {
@@ -194,12 +202,14 @@ export function predictSnapshot(options: PredictOptions): PredictResult {
         byRegion.set(r, list);
       }
     }
-    for (const [r, pages] of [...byRegion].sort((a, b) => a[0] - b[0])) {
+    for (const [r, pages] of [...byRegion].sort((a, b2) => a[0] - b2[0])) {
       const before = steps.length;
       for (const p of pages) distinct[r]!.add(p);
       writes('p0', specs, partsOf[r]!, pages, steps);
-      for (let s = before; s < steps.length; s++) stepAt.push(m);
+      for (let st = before; st < steps.length; st++) stepAt.push(m1 - 1);
     }
+    m0 = m1;
+    void m0;
   }
   steps.push({ op: 'exit', proc: child });
   const scaled = parseTrace({ name: `${trace.name.slice(0, 180)}-predicted`, regions: specs, steps });
@@ -230,7 +240,8 @@ export function predictSnapshot(options: PredictOptions): PredictResult {
   const points: PredictPoint[] = [{ tS: 0, cowBytes: 0, newBytes: 0 }];
   let cow = 0;
   let fresh = 0;
-  for (let m = 0; m < outIntervals; m++) {
+  for (let b = 0; b < buckets; b++) {
+    const m = bucketEnd(b) - 1;
     cow += cowByInterval[m]!;
     fresh += newByInterval[m]!;
     points.push({ tS: ((m + 1) * intervalMs) / 1000, cowBytes: cow, newBytes: fresh });

@@ -317,7 +317,6 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
   }
 
   let unrecordedBytes = 0;
-  const startVmaEnds = new Set(vmas.map((v) => v.start.toString()));
   const n = Math.max(1, Math.round((seconds * 1000) / intervalMs));
   for (let k = 1; k <= n; k++) {
     const due = t0 + k * intervalMs;
@@ -367,14 +366,28 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
   }
   const elapsedS = Math.max(1e-3, (nowMs() - t0) / 1000);
   const minorFaultsPerS = (minorFaults(pid) - faults0) / elapsedS;
-  // Memory mapped since the start is not in the trace: say how much of it is written.
-  const later = (writableAnonVmas(pid) ?? []).filter((v) => !startVmaEnds.has(v.start.toString()));
-  for (const v of later) {
-    scanPagemap(pid, v.start, v.pages, (_i, hi) => {
-      if (hi & PRESENT && (method === 'soft-dirty' ? hi & SOFT_DIRTY : hi & EXCLUSIVE)) unrecordedBytes += PAGE_BYTES;
-    });
-  }
-  if (unrecordedBytes > 0) notes.push(`${(unrecordedBytes / 2 ** 20).toFixed(1)} MiB written in ${later.length} VMAs mapped after the start are not in the trace`);
+  // Memory mapped since the start is not in the trace: say how much of it is written. In a
+  // fork recording that is only known while the child lives (after, every page is exclusive).
+  if (method === 'soft-dirty' || (child !== null && isLive(child) && vsizeBytes(child) > 0)) {
+    const covered = parts.map((p) => [p.start, p.start + BigInt(p.pages) * BigInt(PAGE_BYTES)] as const).sort((x, y) => (x[0] < y[0] ? -1 : 1));
+    for (const v of writableAnonVmas(pid) ?? []) {
+      // The parts of v no recorded region covers.
+      let at = v.start;
+      const gaps: [bigint, bigint][] = [];
+      for (const [lo, hi] of covered) {
+        if (hi <= at || lo >= v.end) continue;
+        if (lo > at) gaps.push([at, lo]);
+        at = hi > at ? hi : at;
+      }
+      if (at < v.end) gaps.push([at, v.end]);
+      for (const [lo, hi] of gaps) {
+        scanPagemap(pid, lo, Number((hi - lo) / BigInt(PAGE_BYTES)), (_i, hi2) => {
+          if (hi2 & PRESENT && (method === 'soft-dirty' ? hi2 & SOFT_DIRTY : hi2 & EXCLUSIVE)) unrecordedBytes += PAGE_BYTES;
+        });
+      }
+    }
+    if (unrecordedBytes > 0) notes.push(`${(unrecordedBytes / 2 ** 20).toFixed(1)} MiB written in memory mapped after the start are not in the trace`);
+  } else notes.push('memory mapped after the start is not in the trace; how much of it was written is not known (the child had exited: every page reads exclusive)');
 
   // The trace.
   const regions: RegionSpec[] = parts.map((p) => ({ id: p.id, pages: p.pages, map: 'private', backing: 'anon', thp: false, advice: [], populate: 'none' }));

@@ -212,6 +212,4 @@ describe('errors', () => {
       sleeper.kill();
     }
   });
-
-});
 });
