@@ -244,7 +244,7 @@ export default defineExperiment<Raw>({
   },
   present(raw) {
     const r = raw.runs.at(-1);
-    if (!r) return { charts: [], tables: [] };
+    if (!r) return { charts: [], tables: [{ title: 'Nothing measured', head: ['why'], rows: [['no BGSAVE finished: the run stopped before one did']] }] };
     const end = r.watch.durationMs / 1000;
     return {
       charts: [

@@ -42,6 +42,7 @@ const CASES = [
   { name: 'snapshot-load', refuted: "the child's Private_Dirty grew with every write, not with distinct pages", notMeasurable: 'the writer kept a quarter of its rate' },
   { name: 'eager-stack', refuted: 'the copies at fork cost 10x what the region measured', notMeasurable: "the region's lazy totals are noise (band wider than 2x)" },
   { name: 'model-validation', refuted: 'the simulator copied where the kernel reused', notMeasurable: 'the kernel engine could run no scenario', nothingMeasured: true },
+  { name: 'redis-bgsave', refuted: "the simulator predicted half of Redis's rdb_last_cow_size", notMeasurable: 'no BGSAVE finished', nothingMeasured: true },
 ];
 
 describe.each(CASES)('$name', ({ name, refuted, notMeasurable, nothingMeasured }) => {
