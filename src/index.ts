@@ -176,3 +176,7 @@ export {
   type PerPage,
 } from './region/bench.js';
 export { RegionEngine, type RegionEngineOptions } from './engines/region/engine.js';
+export { watchFork, type WatchOptions, type WatchResult, type WatchSample } from './watch/watch.js';
+export { recordWrites, recordMeta, softDirtyAvailable, RECORD_METHODS, type RecordOptions, type RecordResult, type RecordMeta, type RecordMethod } from './watch/record.js';
+export { predictSnapshot, measureForkCost, type PredictOptions, type PredictResult, type ForkCost } from './watch/predict.js';
+export { startPrivateRedis, RedisClient, type PrivateRedis } from './watch/redis.js';
