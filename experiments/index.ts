@@ -26,6 +26,7 @@ import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import writeTracking from './write-tracking.js';
 import zeroPage from './zero-page.js';
+import redisBgsave from './redis-bgsave.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   forkWriteLatency,
@@ -54,4 +55,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   writeTracking,
   // COW inside the memory manager (issue 12), continued.
   fragmentation,
+  // Real programs (issue 13).
+  redisBgsave,
 ];

@@ -12,6 +12,7 @@ export const USAGE_ERROR_CODES = [
   'ERR_KERNEL_SPEC', // a --kernel spec names no kernel cowlab can obtain (unknown, missing file, not a kernel)
   'ERR_KERNEL_FEATURE', // the kernel lacks a feature the command needs (pagemap, THP, virtio-blk, initramfs)
   'ERR_TOOL_MISSING', // a system tool the command needs is not installed (the message names its package)
+  'ERR_NO_SUCH_PROCESS', // --pid names no live process (none, or a zombie)
 ] as const;
 
 /** Codes for failures while running; the CLI exits 1 for these. */
@@ -32,6 +33,8 @@ export const RUNTIME_ERROR_CODES = [
   'ERR_GUEST_DEADLINE', // the command inside a QEMU guest passed its deadline (QEMU was killed)
   'ERR_GUEST_FAILED', // a QEMU guest ended without a complete result (panic, crash, a damaged result)
   'ERR_KERNEL_FETCH', // obtaining a kernel failed (apt-get download, dpkg-deb), not because of the spec
+  'ERR_PROCESS_EXITED', // a watched or recorded process exited before the command was done
+  'ERR_NO_FORK', // a watched process did not fork within the time given (--timeout-s)
 ] as const;
 
 export type CowlabErrorCode =

@@ -201,3 +201,7 @@ export {
   type CompareOptions,
   type ContentProblems,
 } from './tracking/tracker.js';
+export { watchFork, type WatchOptions, type WatchResult, type WatchSample } from './watch/watch.js';
+export { recordWrites, recordMeta, softDirtyAvailable, RECORD_METHODS, type RecordOptions, type RecordResult, type RecordMeta, type RecordMethod } from './watch/record.js';
+export { predictSnapshot, measureForkCost, type PredictOptions, type PredictResult, type ForkCost } from './watch/predict.js';
+export { startPrivateRedis, RedisClient, type PrivateRedis } from './watch/redis.js';

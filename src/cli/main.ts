@@ -20,6 +20,9 @@ import { registerRegionBench } from './commands/regionBench.js';
 import { registerObserve } from './commands/observe.js';
 import { registerKernels } from './commands/kernels.js';
 import { registerSchema } from './commands/schema.js';
+import { registerWatch } from './commands/watch.js';
+import { registerRecord } from './commands/record.js';
+import { registerPredict } from './commands/predict.js';
 import { EXIT_OK, EXIT_USAGE, reportError } from './run.js';
 import { packageVersion } from '../util/package.js';
 import { escapeControlsKeepingLines } from '../report/format.js';
@@ -47,6 +50,9 @@ export function buildProgram(): Command {
   registerKernels(program);
   registerObserve(program);
   registerSchema(program);
+  registerWatch(program);
+  registerRecord(program);
+  registerPredict(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -29,6 +29,7 @@ export const TOOL_PACKAGES = {
   'mkfs.xfs': 'xfsprogs',
   dmsetup: 'dmsetup',
   sync: 'coreutils',
+  'redis-server': 'redis-server',
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;

@@ -1,0 +1,215 @@
+/**
+ * watch, record and predict on real processes: a small C program that maps pages, forks a child
+ * that holds the snapshot, and writes a known set of pages meanwhile (test/watch/snapshot.c).
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { CowlabError } from '../../src/errors.js';
+import { selectPages } from '../../src/trace/select.js';
+import { loadTrace } from '../../src/trace/parse.js';
+import { predictSnapshot } from '../../src/watch/predict.js';
+import { recordMeta, recordWrites, softDirtyAvailable } from '../../src/watch/record.js';
+import { watchFork } from '../../src/watch/watch.js';
+import { runCli } from '../helpers/cli.js';
+
+const PAGES = 2048;
+const CHILD_MS = 1500;
+/** The pages the parent writes while its child holds the snapshot. */
+const WRITTEN = [0, 3, 10, 11, 12, 100, 511, 512, 1000, 1024, 1500, 2047];
+
+let dir: string;
+let program: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cowlab-watch-test-'));
+  program = join(dir, 'snapshot');
+  const cc = spawnSync('cc', ['-O1', '-o', program, join(import.meta.dirname, 'snapshot.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr}`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Snapshotter {
+  proc: ChildProcessWithoutNullStreams;
+  address: bigint;
+  fork(): void;
+  done: Promise<void>;
+  end(): void;
+}
+
+/** Starts the program; resolves once it printed its buffer's address (it forks on fork()). */
+async function startSnapshotter(): Promise<Snapshotter> {
+  const proc = spawn(program, [String(PAGES), String(CHILD_MS), ...WRITTEN.map(String)]);
+  let out = '';
+  let sawDone: () => void = () => {};
+  const done = new Promise<void>((r) => (sawDone = r));
+  const address = await new Promise<bigint>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^(0x[0-9a-f]+)\n/.exec(out);
+      if (m) resolve(BigInt(m[1]!));
+      if (out.includes('done\n')) sawDone();
+    });
+    proc.once('exit', () => reject(new Error(`snapshot program exited early: ${out}`)));
+  });
+  return { proc, address, fork: () => proc.stdin.write('go\n'), done, end: () => proc.stdin.end() };
+}
+
+describe('watch follows a fork snapshot from outside', () => {
+  it('sees the fork, the child\'s COW memory growing to the pages written, and the child exiting', async () => {
+    const s = await startSnapshotter();
+    try {
+      const watching = watchFork({ pid: s.proc.pid!, intervalMs: 20, timeoutS: 20 });
+      setTimeout(() => s.fork(), 200);
+      const r = await watching;
+      await s.done;
+      expect(r.comm).toBe('snapshot');
+      expect(r.childExited).toBe(true);
+      expect(r.fork.ms).toBeGreaterThan(0);
+      expect(r.fork.upperBoundMs).toBeGreaterThanOrEqual(r.fork.blockedMs ?? 0);
+      expect(r.durationMs).toBeGreaterThan(CHILD_MS / 2);
+      expect(r.samples.length).toBeGreaterThan(10);
+      // Every page the parent wrote is a copy: the child's original is private to it now. The
+      // rest of the child's Private_Dirty is the two processes' own stack and libc writes.
+      const written = WRITTEN.length * 4096;
+      expect(r.finalCowBytes).toBeGreaterThanOrEqual(written);
+      expect(r.finalCowBytes).toBeLessThan(written + 512 * 1024);
+      // Before the parent's writes (300 ms after the fork) the snapshot cost less.
+      expect(r.samples[0]!.cowBytes).toBeLessThan(written);
+      // Both map the 8 MiB buffer: the child's Rss holds it, shared.
+      expect(r.samples[0]!.child.rss).toBeGreaterThan(PAGES * 4096);
+    } finally {
+      s.end();
+    }
+  });
+});
+
+describe('record turns the snapshot\'s writes into a trace', () => {
+  it('records exactly the pages the program wrote in its buffer, and the trace simulates to one copy per page', async () => {
+    const s = await startSnapshotter();
+    try {
+      const recording = recordWrites({ pid: s.proc.pid!, seconds: 5, intervalMs: 100, method: softDirtyAvailable() ? 'fork' : 'auto', waitForkS: 20 });
+      setTimeout(() => s.fork(), 300);
+      const r = await recording;
+      await s.done;
+      expect(r.method).toBe('fork');
+      expect(r.stoppedBy).toBe('child-exited');
+      const meta = recordMeta(r.trace)!;
+      expect(meta.pid).toBe(s.proc.pid);
+      // The buffer's region (it may have merged with a neighbouring anonymous VMA).
+      const region = r.trace.regions.find((g) => {
+        const start = BigInt(meta.regionStart[g.id]!);
+        return start <= s.address && s.address < start + BigInt(g.pages) * 4096n;
+      })!;
+      expect(region).toBeDefined();
+      const offset = Number((s.address - BigInt(meta.regionStart[region.id]!)) / 4096n);
+      const forkAt = r.trace.steps.findIndex((st) => st.op === 'fork');
+      const pages = new Set<number>();
+      for (const st of r.trace.steps.slice(forkAt + 1)) {
+        if (st.op !== 'write' || st.region !== region.id) continue;
+        for (const p of selectPages(st.pages, region.pages)) if (p >= offset && p < offset + PAGES) pages.add(p - offset);
+      }
+      expect([...pages].sort((a, b) => a - b)).toEqual(WRITTEN);
+      // The two halves were written 300 ms apart: in different intervals.
+      const steps = r.trace.steps.slice(forkAt + 1).filter((st) => st.op === 'write' && st.region === region.id);
+      expect(steps.length).toBeGreaterThanOrEqual(2);
+      // Resident at the fork: the whole buffer.
+      const before = r.trace.steps.slice(0, forkAt).filter((st) => st.op === 'write' && st.region === region.id);
+      const resident = new Set<number>();
+      for (const st of before) if (st.op === 'write') for (const p of selectPages(st.pages, region.pages)) resident.add(p);
+      if (region.populate !== 'write') for (let p = offset; p < offset + PAGES; p++) expect(resident.has(p)).toBe(true);
+
+      // predict: every recorded page that was resident at the fork is one copy.
+      const p = predictSnapshot({ trace: r.trace });
+      expect(p.cowBytes + p.newBytes).toBe(r.distinctPages * 4096);
+      expect(p.cowBytes).toBeGreaterThanOrEqual(WRITTEN.length * 4096);
+      expect(p.residentBytes).toBe(r.residentPages * 4096);
+
+      // The trace is a trace like any other: simulate takes it from a file.
+      const file = join(dir, 'recorded.json');
+      writeFileSync(file, JSON.stringify(r.trace));
+      expect(loadTrace(file).steps.length).toBe(r.trace.steps.length);
+      const sim = runCli(['simulate', file, '--json']);
+      expect(sim.status, sim.stderr).toBe(0);
+      const pr = runCli(['predict', '--trace', file, '--json']);
+      expect(pr.status, pr.stderr).toBe(0);
+      expect(JSON.parse(pr.stdout).cowBytes).toBe(p.cowBytes);
+    } finally {
+      s.end();
+    }
+  });
+
+  it.skipIf(softDirtyAvailable())('refuses method soft-dirty on a kernel without soft-dirty bits, naming the kernel option (this kernel has none)', async () => {
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      await expect(recordWrites({ pid: sleeper.pid!, seconds: 1, method: 'soft-dirty' })).rejects.toThrow(/CONFIG_MEM_SOFT_DIRTY.*--method fork/);
+    } finally {
+      sleeper.kill();
+    }
+  });
+});
+
+describe('predict at production sizes', () => {
+  it('predicts a 64 GiB process (a 2^24-page region), and at 3x the memory of a 32 GiB one splits it into regions of at most 2^24 pages', () => {
+    const trace = loadTrace(JSON.stringify({
+      name: 'big',
+      regions: [{ id: 'heap', pages: 2 ** 24 }],
+      steps: [
+        { op: 'fork', proc: 'p0', child: 'c1' },
+        { op: 'write', proc: 'p0', region: 'heap', pages: { random: 2000, seed: 1 } },
+        { op: 'write', proc: 'p0', region: 'heap', pages: { random: 2000, seed: 2 } },
+        { op: 'exit', proc: 'c1' },
+      ],
+    }));
+    const distinct = new Set([...selectPages({ random: 2000, seed: 1 }, 2 ** 24), ...selectPages({ random: 2000, seed: 2 }, 2 ** 24)]).size;
+    const p = predictSnapshot({ trace, intervalMs: 100 });
+    expect(p.residentBytes).toBe(2 ** 36);
+    expect(p.cowBytes).toBe(distinct * 4096);
+    expect(p.points.map((q) => q.tS)).toEqual([0, 0.1, 0.2]);
+    const half = loadTrace(JSON.stringify({ ...trace, regions: [{ id: 'heap', pages: 2 ** 23 }] }));
+    const big = predictSnapshot({ trace: half, intervalMs: 100, scaleMemory: 3, scaleRate: 2, snapshotSeconds: 0.2 });
+    expect(big.residentBytes).toBe(3 * 2 ** 35);
+    expect(big.regionBytes).toBe(3 * 2 ** 35);
+    // Rate 2 over 0.2 s takes both intervals twice: the second pass writes other pages of the 4.
+    expect(big.cowBytes).toBeGreaterThan(p.cowBytes);
+    expect(big.cowBytes).toBeLessThanOrEqual(2 * 4000 * 4096);
+  }, 120_000);
+});
+
+describe('errors', () => {
+  it('watch and record refuse a pid with no process (exit 2, ERR_NO_SUCH_PROCESS), and a malformed pid', async () => {
+    const gone = spawnSync('true');
+    const pid = gone.pid!;
+    await expect(watchFork({ pid, timeoutS: 1 })).rejects.toMatchObject({ code: 'ERR_NO_SUCH_PROCESS' });
+    const w = runCli(['watch', '--pid', String(pid), '--timeout-s', '1']);
+    expect(w.status).toBe(2);
+    expect(w.stderr).toContain(`cowlab: --pid: no process with pid ${pid}`);
+    const r = runCli(['record', '--pid', 'abc', '--seconds', '1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--pid: must be a process id (a positive integer), got 'abc'");
+    const p = runCli(['predict']);
+    expect(p.status).toBe(2);
+    expect(p.stderr).toContain('give exactly one of --pid');
+  });
+
+  it('watch gives up on a process that does not fork (ERR_NO_FORK, exit 1) and one that exits (ERR_PROCESS_EXITED)', async () => {
+    const sleeper = spawn('sleep', ['3']);
+    try {
+      const err = await watchFork({ pid: sleeper.pid!, timeoutS: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CowlabError);
+      expect((err as CowlabError).code).toBe('ERR_NO_FORK');
+      const cli = runCli(['watch', '--pid', String(sleeper.pid), '--timeout-s', '1']);
+      expect(cli.status).toBe(1);
+      expect(cli.stderr).toMatch(/did not fork within 1 s/);
+      const short = spawn('sleep', ['0.3']);
+      short.on('exit', () => {}); // reaped by Node: the pid disappears
+      await expect(watchFork({ pid: short.pid!, timeoutS: 10 })).rejects.toMatchObject({ code: 'ERR_PROCESS_EXITED' });
+    } finally {
+      sleeper.kill();
+    }
+  });
+});
