@@ -26,7 +26,7 @@ const ROUND_TRIP = MECHANISMS.filter((m) => MECHANISM_INFO[m].userRoundTrip);
 
 const RULE =
   'Confirmed when, for random writes, the p50 per store of userfaultfd-wp async (PAGEMAP_SCAN collection) is below that of every mechanism with a user round trip per fault (SIGSEGV + mprotect, SIGSEGV + remap, the region, userfaultfd-wp with a handler thread), with min-max bands over repeats that do not overlap; ' +
-  'refuted when a round-trip mechanism is cheaper per store with bands apart; not measurable when userfaultfd-wp async is not available here (the reason is given), no round-trip mechanism ran, or the bands overlap. ' +
+  'refuted when a round-trip mechanism is cheaper per store with bands apart; not measurable when this kernel lacks userfaultfd-wp async (the reason is given), no round-trip mechanism ran, or the bands overlap. ' +
   'Every run is content-checked first: the pages reported written equal the pages written, every page holds what was stored, and a mechanism that copies holds the old bytes in its snapshot.';
 
 const MechanismSchema = z.object({

@@ -51,6 +51,7 @@ const CASES = [
   { name: 'ksm', refuted: 'the write moved other pages off the KSM frame too', notMeasurable: 'KSM cannot be set here (a host)', nothingMeasured: true },
   { name: 'pins', refuted: "a 4 KiB page showed the parent's later write through the child's pin", notMeasurable: 'only the shared control was measured' },
   { name: 'write-tracking', refuted: 'the async userfaultfd-wp fault cost 40x its recorded figure (above every SIGSEGV tracker)', notMeasurable: 'userfaultfd is refused (EPERM: vm.unprivileged_userfaultfd off, not privileged)' },
+  { name: 'fragmentation', refuted: "the child's copies were as contiguous as the originals", notMeasurable: 'the region got no huge pages' },
   { name: 'redis-bgsave', refuted: "the simulator predicted half of Redis's rdb_last_cow_size", notMeasurable: 'no BGSAVE finished', nothingMeasured: true },
 ];
 
