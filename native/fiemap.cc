@@ -20,18 +20,11 @@
 #include "addon.h"
 #include "args.h"
 #include "errors.h"
+#include "fd.h"
 
 namespace cowlab {
 namespace {
 
-// RAII for the file descriptor and the ioctl buffer (struct fiemap has a flexible array).
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { if (fd >= 0) close(fd); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 struct FiemapBuffer {
   struct fiemap* map;

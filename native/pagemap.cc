@@ -19,19 +19,13 @@
 #include "args.h"
 #include "child.h"
 #include "errors.h"
+#include "fd.h"
+#include "pagemap_scan.h"
 #include "page.h"
 
 namespace cowlab {
 namespace {
 
-// RAII for a file descriptor opened here.
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { if (fd >= 0) close(fd); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 std::string PagemapPath(int pid) {
   return pid == 0 ? std::string("/proc/self/pagemap") : "/proc/" + std::to_string(pid) + "/pagemap";
@@ -104,15 +98,9 @@ Napi::Value ReadKpage(const Napi::CallbackInfo& info) {
 // PAGEMAP_SCAN (Linux 6.7, include/uapi/linux/fs.h; older system headers lack it). Unlike
 // the PFN field, its page categories need no privilege: PAGE_IS_PFNZERO tells the (huge) zero
 // page apart from a shared anonymous page without reading /proc/kpageflags.
-struct PageRegion {
-  uint64_t start, end, categories;
-};
-struct PmScanArg {
-  uint64_t size, flags, start, end, walkEnd, vec, vecLen, maxPages, categoryInverted, categoryMask,
-      categoryAnyofMask, returnMask;
-};
-static_assert(sizeof(PmScanArg) == 96, "struct pm_scan_arg is 96 bytes");
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+using pagemap_scan::kPagemapScan;
+using pagemap_scan::PageRegion;
+using pagemap_scan::PmScanArg;
 // PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE: the
 // categories every kernel with PAGEMAP_SCAN knows.
 constexpr uint64_t kScanCategories = 0x7c;

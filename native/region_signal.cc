@@ -19,6 +19,7 @@
 #include <cstdlib>
 
 #include "region.h"
+#include "sigchain.h"
 
 namespace cowlab {
 namespace region {
@@ -59,39 +60,8 @@ int AccessKind(void* ucontext) {
 #endif
 }
 
-// Delivers the fault to the previous handler as the kernel would have.
-void Chain(int sig, siginfo_t* info, void* ucontext) {
-  const struct sigaction prev = g_prev;
-  bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
-  if (!siginfo && (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)) {
-    // A fault cannot be ignored: without cowlab the kernel would kill the process. Restore the
-    // default action and return; the instruction faults again and does exactly that.
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, nullptr);
-    return;
-  }
-  // The mask the previous handler would have run with: the interrupted context's, plus its
-  // sa_mask, plus the signal itself unless SA_NODEFER.
-  sigset_t mask = static_cast<ucontext_t*>(ucontext)->uc_sigmask;
-  sigorset(&mask, &mask, &prev.sa_mask);
-  if ((prev.sa_flags & SA_NODEFER) == 0) sigaddset(&mask, sig);
-  else sigdelset(&mask, sig);
-  sigset_t ours;
-  pthread_sigmask(SIG_SETMASK, &mask, &ours);
-  if ((prev.sa_flags & SA_RESETHAND) != 0) {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, nullptr);
-  }
-  if (siginfo) prev.sa_sigaction(sig, info, ucontext);
-  else prev.sa_handler(sig);
-  pthread_sigmask(SIG_SETMASK, &ours, nullptr);
-}
+// Delivers the fault to the previous handler as the kernel would have (sigchain.h).
+void Chain(int sig, siginfo_t* info, void* ucontext) { ChainSignal(g_prev, sig, info, ucontext); }
 
 void OnSegv(int sig, siginfo_t* info, void* ucontext) {
   int savedErrno = errno;

@@ -16,6 +16,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "fd.h"
 #include "tracking.h"
 
 namespace cowlab {
@@ -23,13 +24,6 @@ namespace {
 
 constexpr uint64_t kSoftDirty = 1ULL << 55;
 
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { if (fd >= 0) close(fd); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 bool ClearSoftDirty(int fd) { return pwrite(fd, "4", 1, 0) == 1; }
 

@@ -26,6 +26,8 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "fd.h"
+#include "pagemap_scan.h"
 #include "tracking.h"
 
 namespace cowlab {
@@ -34,26 +36,12 @@ namespace {
 // Newer than some system headers (include/uapi/linux/userfaultfd.h, fs.h).
 constexpr uint64_t kFeatureWpAsync = 1ULL << 15;
 constexpr uint64_t kFeatureWp = 1ULL << 0;
-struct PageRegion {
-  uint64_t start, end, categories;
-};
-struct PmScanArg {
-  uint64_t size, flags, start, end, walkEnd, vec, vecLen, maxPages, categoryInverted, categoryMask,
-      categoryAnyofMask, returnMask;
-};
-static_assert(sizeof(PmScanArg) == 96, "struct pm_scan_arg is 96 bytes");
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+using pagemap_scan::kPagemapScan;
+using pagemap_scan::PageRegion;
+using pagemap_scan::PmScanArg;
 constexpr uint64_t kPageIsWritten = 1ULL << 1;  // PAGE_IS_WPALLOWED is bit 0
 constexpr uint64_t kScanCheckWpAsync = 1ULL << 1;
 
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { if (fd >= 0) close(fd); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 int OpenUffd() { return static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)); }
 
