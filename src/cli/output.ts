@@ -1,7 +1,7 @@
 /** Output helpers shared by commands: JSON and lines on stdout. Tables: src/report/table.ts. */
 import { escapeControlsKeepingLines } from '../report/format.js';
 
-export { table } from '../report/table.js';
+export { table, wrappedTable } from '../report/table.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(

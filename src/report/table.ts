@@ -4,7 +4,7 @@
  * cli-table3 drew with `padding-right: 2` and no borders, in time linear in the number of
  * cells (cli-table3's layout pass was quadratic in the rows: 8,000 rows took 15 s).
  */
-import { displayWidth, escapeControls } from './format.js';
+import { displayWidth, escapeControls, wrapText } from './format.js';
 
 export type Align = 'left' | 'right';
 
@@ -42,4 +42,38 @@ export function table(head: readonly string[], rows: readonly (readonly (string 
 export function markdownTable(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.map((c) => escapeControls(c).replace(/\|/g, '\\|')).join(' | ')} |`;
   return [line(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/**
+ * `table()` whose wrapping columns (the last one by default) wrap so that every line fits
+ * `maxWidth` terminal columns: a wrapped cell continues on the following lines, under itself,
+ * the other cells empty there (the header wraps the same way). The room left by the other
+ * columns is shared by the wrapping ones, the last getting what the others leave; each keeps
+ * at least `minWidth` columns (a very narrow terminal still wraps the line).
+ */
+export function wrappedTable(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  align: readonly Align[],
+  maxWidth: number,
+  minWidth = 12,
+  wrap: readonly number[] = [head.length - 1],
+): string {
+  const all = [head, ...rows].map((r) => r.map((c) => escapeControls(c)));
+  const natural = head.map((_, i) => Math.max(...all.map((r) => displayWidth(r[i] ?? ''))));
+  const fixed = natural.reduce((s, w, i) => s + (wrap.includes(i) ? 0 : w) + GAP, 0) + wrap.length * GAP;
+  let room = Math.max(wrap.length * minWidth, maxWidth - fixed);
+  const widths = new Map<number, number>();
+  wrap.forEach((col, k) => {
+    const share = k === wrap.length - 1 ? room : Math.min(natural[col]!, Math.max(minWidth, Math.floor(room * 0.4)));
+    widths.set(col, Math.max(minWidth, share));
+    room -= share;
+  });
+  const out: string[][] = [];
+  for (const r of all) {
+    const pieces = head.map((_, i) => (widths.has(i) ? wrapText(r[i] ?? '', widths.get(i)!) : [r[i] ?? '']));
+    const height = Math.max(1, ...pieces.map((p) => p.length));
+    for (let k = 0; k < height; k++) out.push(pieces.map((p) => p[k] ?? ''));
+  }
+  return table([], out, align);
 }

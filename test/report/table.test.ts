@@ -10,7 +10,7 @@ import type { TraceObservations } from '../../src/engines/types.js';
 import { simulateTrace } from '../../src/engines/sim/engine.js';
 import { displayWidth, escapeControls, escapeControlsKeepingLines, wrapText } from '../../src/report/format.js';
 import { observationsTable, traceHeader } from '../../src/report/observationsTable.js';
-import { markdownTable, table } from '../../src/report/table.js';
+import { markdownTable, table, wrappedTable } from '../../src/report/table.js';
 import { parseTrace } from '../../src/trace/parse.js';
 
 /** Every line of `text` and its width in terminal columns. */
@@ -194,5 +194,28 @@ describe('traceHeader and observationsTable', () => {
     expect(lines[0]).toMatch(/^ step {2}op {10}proc {2}region {2}copies {2}reuses {2}zeroFills {2}faults {2}frames {2}\s+time {2}\s+p0 {2}\s+c1 {2}$/);
     expect(lines[3]).toMatch(/^ {4}1 {2}write 0\.\.2 {2}c1 {4}heap {9}2 {7}0 {10}0 {7}2 {7}6 +\S+ µs {2}4\/2\/2\/0 {2}4\/2\/2\/0 {2}$/);
     expect(new Set(widths(t!)).size).toBe(1);
+  });
+});
+
+describe('wrappedTable', () => {
+  const head = ['#', 'name', 'what'];
+  const rows = [['1', 'alpha', 'one two three four five six seven eight nine ten'], ['2', 'b', 'short']];
+
+  it('wraps the last column under itself so every line fits the width, keeping every word in order', () => {
+    const text = wrappedTable(head, rows, ['right', 'left', 'left'], 24, 5);
+    const lines = text.split('\n').map((l) => l.trimEnd());
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(24);
+    const col = lines[0]!.indexOf('what');
+    expect(lines[0]).toMatch(/^#\s+name\s+what$/);
+    expect(lines.slice(1).map((l) => l.slice(col)).join(' ').split(/\s+/).filter(Boolean)).toEqual([...rows[0]![2]!.split(' '), 'short']);
+    // Continuation lines leave the other cells empty.
+    expect(lines[2]!.slice(0, col).trim()).toBe('');
+    expect(lines.filter((l) => /^\s*2\s+b\s+short$/.test(l))).toHaveLength(1);
+  });
+
+  it('keeps a word longer than the room whole, and gives the last column at least its minimum', () => {
+    expect(wrapText('a verylongwordindeed b', 6)).toEqual(['a', 'verylongwordindeed', 'b']);
+    const lines = wrappedTable(head, rows, ['right', 'left', 'left'], 5, 10).split('\n');
+    expect(lines[1]!.trimEnd()).toMatch(/one two$/);
   });
 });

@@ -15,7 +15,8 @@ import { chooseCostModel } from '../../calibrate/store.js';
 import { checkOutputDir, checkOutputFile, ensureOutputDir, isDirectory, writeFileAtomic } from '../../util/files.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';
 import { addKernelFlags, guestHooks, targetsFromFlags, type KernelFlags } from '../kernelFlags.js';
-import { print, printJson, table } from '../output.js';
+import { wrapText } from '../../report/format.js';
+import { print, printJson, table, wrappedTable } from '../output.js';
 import { addExportFlags, checkExportFlags, writeExports, type ExportFlags } from '../exportFlags.js';
 import { resultsCsv, resultsMarkdown } from '../../suite/export.js';
 import { progress } from '../progress.js';
@@ -34,24 +35,43 @@ function verdictCell(v: ResultsDocument['experiments'][number]['verdict']): stri
   return v.verdict === 'not-measurable' ? 'not measurable' : v.verdict;
 }
 
-/** One line per experiment: claim, figure (or why not measurable), verdict; then the notes. */
+/** The terminal's width: the TTY's, or $COLUMNS; null for a pipe or file (lines are not wrapped). */
+function terminalWidth(): number | null {
+  if (process.stdout.isTTY && process.stdout.columns > 0) return process.stdout.columns;
+  const c = Number(process.env.COLUMNS);
+  return Number.isInteger(c) && c > 0 ? c : null;
+}
+
+/** Notes, each on one line, or wrapped to `width` with its continuation indented. */
+function printNotes(notes: readonly string[], width: number | null): void {
+  for (const n of notes) {
+    if (width === null) print(n);
+    else wrapText(n, width - 6).forEach((line, i) => print(i === 0 ? `  ${line}` : `      ${line}`));
+  }
+}
+
+/**
+ * One line per experiment: claim, figure (or why not measurable), verdict; then the notes. On a
+ * terminal the figure wraps to the terminal's width (the full text is in --json and the report).
+ */
 export function printSummary(doc: ResultsDocument, files: { results: string; report: string }): void {
-  print(table(
-    ['#', 'experiment', 'verdict', 'claim', 'measured here (or why not)'],
-    doc.experiments.map((e) => [
+  const width = terminalWidth();
+  const head = ['#', 'experiment', 'verdict', 'claim', 'measured here (or why not)'];
+  const align = ['right', 'left', 'left', 'left', 'left'] as const;
+  const rows = doc.experiments.map((e) => [
       String(e.number),
       e.name,
       verdictCell(e.verdict),
       e.short,
       e.verdict.verdict === 'not-measurable' ? `${e.verdict.figure === 'not measured' ? '' : `${e.verdict.figure}: `}${e.verdict.reason}` : e.verdict.figure,
-    ]),
-    ['right', 'left', 'left', 'left', 'left'],
-  ).split('\n').map((l) => l.trimEnd()).join('\n'));
+    ]);
+  const text = width === null ? table(head, rows, align) : wrappedTable(head, rows, align, width, 12, [3, 4]);
+  print(text.split('\n').map((l) => l.trimEnd()).join('\n'));
   const notes = doc.experiments.flatMap((e) => e.notes.map((n) => `  ${e.name}: ${n}`));
   if (notes.length) {
     print();
     print('notes:');
-    for (const n of notes) print(n);
+    printNotes(notes, width);
   }
   print();
   const counts = (k: string) => doc.experiments.filter((e) => e.verdict.verdict === k).length;
@@ -248,7 +268,7 @@ function printKernelsSummary(runs: { label: string; doc: ResultsDocument; files:
     const notes = r.doc.experiments.flatMap((e) => e.notes.map((n) => `  ${r.label}: ${e.name}: ${n}`));
     if (notes.length) {
       print();
-      for (const n of notes) print(n);
+      printNotes(notes, terminalWidth());
     }
   }
   print();
