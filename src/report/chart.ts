@@ -74,8 +74,19 @@ export function formatTick(v: number): string {
   return sig(v);
 }
 
-function axisTitle(a: Axis): string {
-  return `${a.label} (${a.unit}${a.scale === 'log' ? ', log scale' : ''})`;
+/** A value as a tooltip shows it: integers in full (4,096, never 4.1k), others to 4 digits. */
+export function formatExact(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v)) return v.toLocaleString('en-US');
+  return String(Number(v.toPrecision(4)));
+}
+
+/** "latency (µs, log scale)"; the unit is left out where the label already names it
+ *  ("pages", not "pages (pages)"). */
+export function axisTitle(a: Axis): string {
+  const named = new RegExp(`(^|\\W)${a.unit.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|\\W)`, 'i').test(a.label);
+  const parts = [...(named ? [] : [a.unit]), ...(a.scale === 'log' ? ['log scale'] : [])];
+  return parts.length ? `${a.label} (${parts.join(', ')})` : a.label;
 }
 
 type NumScale = ((v: number) => number) & { ticks(n?: number): number[] };
@@ -236,7 +247,7 @@ function xyChart(c: Extract<ChartSpec, { kind: 'line' | 'scatter' }>): string {
       if (plottable(c.y, p.lo) && plottable(c.y, p.hi) && p.hi > p.lo) {
         svg.add(`<line x1="${x}" x2="${x}" y1="${r1(ys(p.lo))}" y2="${r1(ys(p.hi))}" class="band" stroke="${color}"/>`);
       }
-      svg.add(`<circle cx="${x}" cy="${r1(ys(p.y))}" r="3" class="mark" fill="${color}"><title>${escapeXml(`${s.name}: ${formatTick(p.x)} ${c.x.unit} → ${formatTick(p.y)} ${c.y.unit}`)}</title></circle>`);
+      svg.add(`<circle cx="${x}" cy="${r1(ys(p.y))}" r="3" class="mark" fill="${color}"><title>${escapeXml(`${s.name}: ${formatExact(p.x)} ${c.x.unit} → ${formatExact(p.y)} ${c.y.unit}`)}</title></circle>`);
     }
   }
   return finish(svg, top, c.title, c.caption);
@@ -258,7 +269,7 @@ function barChart(c: Extract<ChartSpec, { kind: 'bar' }>): string {
       if (!plottable(c.y, v)) continue;
       const x = (xb(cat) ?? 0) + (inner(s.name) ?? 0);
       const y = ys(v);
-      svg.add(`<rect x="${r1(x)}" y="${r1(Math.min(y, y0))}" width="${r1(inner.bandwidth())}" height="${r1(Math.max(1, Math.abs(y0 - y)))}" class="mark" fill="${color}"><title>${escapeXml(`${cat}, ${s.name}: ${formatTick(v)} ${c.y.unit}`)}</title></rect>`);
+      svg.add(`<rect x="${r1(x)}" y="${r1(Math.min(y, y0))}" width="${r1(inner.bandwidth())}" height="${r1(Math.max(1, Math.abs(y0 - y)))}" class="mark" fill="${color}"><title>${escapeXml(`${cat}, ${s.name}: ${formatExact(v)} ${c.y.unit}`)}</title></rect>`);
       const lo = s.lo?.[j];
       const hi = s.hi?.[j];
       if (plottable(c.y, lo) && plottable(c.y, hi) && hi > lo) {
@@ -315,7 +326,7 @@ function histogram(c: Extract<ChartSpec, { kind: 'histogram' }>): string {
       const slice = (xs(e1) - xs(e0)) / k;
       const x0 = xs(e0) + i * slice;
       const y = ys(n);
-      svg.add(`<rect x="${r1(x0)}" y="${r1(y)}" width="${r1(Math.max(1, slice - 0.5))}" height="${r1(Math.max(1, base - y))}" class="mark" fill="${color}"><title>${escapeXml(`${s.name}: ${n} in [${formatTick(e0)}, ${formatTick(e1)}) ${c.x.unit}`)}</title></rect>`);
+      svg.add(`<rect x="${r1(x0)}" y="${r1(y)}" width="${r1(Math.max(1, slice - 0.5))}" height="${r1(Math.max(1, base - y))}" class="mark" fill="${color}"><title>${escapeXml(`${s.name}: ${formatExact(n)} in [${formatExact(e0)}, ${formatExact(e1)}) ${c.x.unit}`)}</title></rect>`);
     }
   }
   return finish(svg, top, c.title, c.caption);

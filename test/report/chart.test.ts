@@ -1,7 +1,7 @@
 /** The SVG charts: every kind renders marks, axes carry their units, log axes label decades. */
 import { describe, expect, it } from 'vitest';
 
-import { formatTick, renderChart, type ChartSpec } from '../../src/report/chart.js';
+import { axisTitle, formatExact, formatTick, renderChart, type ChartSpec } from '../../src/report/chart.js';
 
 const count = (svg: string, re: RegExp) => (svg.match(re) ?? []).length;
 
@@ -22,7 +22,7 @@ describe('renderChart', () => {
     expect(count(svg, /<circle [^>]*class="mark"/g)).toBe(4); // y = 0 cannot sit on a log axis
     expect(count(svg, /<path [^>]*class="mark line"/g)).toBe(1); // one point left: no line
     expect(svg).toContain('class="band"');
-    expect(svg).toContain('pages written (pages, log scale)');
+    expect(svg).toContain('pages written (log scale)');
     expect(svg).toContain('latency (µs, log scale)');
     expect(svg).toContain('latency &lt;against&gt; pages');
     expect(svg).toContain('p99 &amp; more');
@@ -68,4 +68,20 @@ describe('formatTick', () => {
   it.each([
     [0, '0'], [0.5, '0.5'], [5, '5'], [1000, '1000'], [10000, '10k'], [65536, '65.5k'], [2e6, '2M'], [1.5e9, '1.5G'],
   ])('%d -> %s', (v, s) => expect(formatTick(v)).toBe(s));
+});
+
+describe('chart text', () => {
+  it('shows a mark\'s value in full in its tooltip: 4,096 stays 4,096', () => {
+    const svg = renderChart({ kind: 'bar', title: 't', categories: ['a'], y: { label: 'pages written', unit: 'pages' }, series: [{ name: 's', values: [4096] }] });
+    expect(svg).toContain('<title>a, s: 4,096 pages</title>');
+    expect(formatExact(2.345678)).toBe('2.346');
+    expect(formatExact(65536)).toBe('65,536');
+  });
+
+  it('names a unit once: "pages", not "pages (pages)", and keeps a unit the label does not name', () => {
+    expect(axisTitle({ label: 'pages', unit: 'pages' })).toBe('pages');
+    expect(axisTitle({ label: 'distinct frames', unit: 'frames', scale: 'log' })).toBe('distinct frames (log scale)');
+    expect(axisTitle({ label: 'latency per page', unit: 'µs', scale: 'log' })).toBe('latency per page (µs, log scale)');
+    expect(axisTitle({ label: 'file offset', unit: 'bytes' })).toBe('file offset (bytes)');
+  });
 });
