@@ -11,11 +11,12 @@
  * guest cowlab booted, --kernel), the cgroup cap (a cgroup of the run's own). The simulator
  * predicts the frames of the same traces: none added by the fork, N by the child's writes.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 
 import { z } from 'zod';
 
 import { CowlabError } from '../src/errors.js';
+import { meminfoField } from '../src/env/environment.js';
 import { withKnob } from '../src/env/knobs.js';
 import { createMemoryCgroup } from '../src/memory/cgroup.js';
 import { Mapping } from '../src/memory/mapping.js';
@@ -71,11 +72,11 @@ const RawSchema = z.object({
 });
 type Raw = z.infer<typeof RawSchema>;
 
-/** /proc/meminfo field in bytes. */
+/** A /proc/meminfo field in bytes; not measurable on a kernel without it. */
 function meminfo(field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'));
-  if (!m) throw new CowlabError('ERR_NOT_MEASURABLE', `/proc/meminfo has no ${field}`);
-  return Number(m[1]) * 1024;
+  const v = meminfoField(field);
+  if (Number.isNaN(v)) throw new CowlabError('ERR_NOT_MEASURABLE', `/proc/meminfo has no ${field}`);
+  return v;
 }
 
 /** The commit charge of a fork: a trace whose p0 holds N bytes forks c1, which holds still. */

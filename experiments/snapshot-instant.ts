@@ -62,8 +62,8 @@ function sharedFraction(path: string, bytes: number): number {
   return summarizeSharing(readFiemap(path), 0, bytes).sharedBytes / bytes;
 }
 
-/** Clones `src` `repeats` times; the first clone's space, sectors, sharing and content. */
-function measureClones(s: Scratch, fs: ScratchFs, src: string, bytes: number, repeats: number, clone: (i: number) => { ns: number; path: string }) {
+/** Clones the source file `repeats` times; the first clone's space, sectors, sharing and content. */
+function measureClones(s: Scratch, fs: ScratchFs, bytes: number, repeats: number, clone: (i: number) => { ns: number; path: string }) {
   const times: number[] = [];
   const made: string[] = [];
   let first: { space: number; sectors: number; shared: number; ok: boolean } | null = null;
@@ -111,7 +111,7 @@ async function measureFs(ctx: RunContext, s: Scratch, fs: ScratchFs, sizes: numb
     const src = `${home}/file`;
     writePatternFile(src, bytes, 1);
     await checkpointTurn(ctx.signal);
-    const clones = measureClones(s, fs, src, bytes, repeats, (i) => {
+    const clones = measureClones(s, fs, bytes, repeats, (i) => {
       const path = `${fs.mountpoint}/clone-${bytes}-${i}`;
       const r = reflinkClone(src, path);
       return { ns: r.cloneNs + r.fsyncNs, path };
@@ -127,7 +127,7 @@ async function measureFs(ctx: RunContext, s: Scratch, fs: ScratchFs, sizes: numb
     steps.keep(raw);
     await checkpointTurn(ctx.signal);
     if (fs.kind === 'btrfs') {
-      const snaps = measureClones(s, fs, src, bytes, repeats, (i) => {
+      const snaps = measureClones(s, fs, bytes, repeats, (i) => {
         const path = `${fs.mountpoint}/snap-${bytes}-${i}`;
         const t0 = process.hrtime.bigint();
         s.run('btrfs', ['subvolume', 'snapshot', '-r', home, path], 'a btrfs snapshot');

@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { forkWrite, type ForkWriteResult } from '../src/forkwrite/forkWrite.js';
 import { formatBytes, formatCount, formatNs } from '../src/report/format.js';
 import { summarize } from '../src/stats/summary.js';
-import { BandSchema } from '../src/suite/schema.js';
 import { bandOf, toUs } from '../src/suite/measure.js';
 import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';

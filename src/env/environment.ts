@@ -64,10 +64,14 @@ export interface Environment {
   addon: string;
 }
 
-export function meminfo(): { totalBytes: number; availableBytes: number } {
+/** One /proc/meminfo field in bytes (MemAvailable, Committed_AS, ...); NaN when absent. */
+export function meminfoField(key: string): number {
   const text = readSmallFile('/proc/meminfo') ?? '';
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-  return { totalBytes: kb('MemTotal'), availableBytes: kb('MemAvailable') };
+  return Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+}
+
+export function meminfo(): { totalBytes: number; availableBytes: number } {
+  return { totalBytes: meminfoField('MemTotal'), availableBytes: meminfoField('MemAvailable') };
 }
 
 function hypervisor(): { present: boolean; vendor: string | null } {

@@ -16,7 +16,7 @@ export interface SmapsTotals {
   vmas: number;
 }
 
-const FIELDS: Record<string, keyof SmapsTotals> = {
+const FIELDS: Record<string, Exclude<keyof SmapsTotals, 'vmas'>> = {
   Rss: 'rssBytes',
   Private_Dirty: 'privateDirtyBytes',
   Private_Clean: 'privateCleanBytes',
@@ -58,14 +58,22 @@ export function smapsFor(pid: number | 'self', start: bigint, end: bigint): Smap
   return out;
 }
 
-/** /proc/<pid>/smaps_rollup: the same totals for the whole process. */
-export function smapsRollup(pid: number | 'self'): SmapsTotals {
-  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const out = empty();
+/**
+ * Sums the "Name:   N kB" lines of an smaps or smaps_rollup text into `out`, in bytes, for the
+ * names `fields` maps to a key of `out`.
+ */
+export function sumSmapsFields<K extends string>(text: string, fields: Readonly<Record<string, K>>, out: Record<K, number>): Record<K, number> {
   for (const line of text.split('\n')) {
     const m = /^(\w+):\s+(\d+) kB$/.exec(line);
-    const key = m ? FIELDS[m[1]!] : undefined;
-    if (key) out[key] += Number(m![2]) * 1024;
+    const key = m ? fields[m[1]!] : undefined;
+    if (key !== undefined) out[key] += Number(m![2]) * 1024;
   }
+  return out;
+}
+
+/** /proc/<pid>/smaps_rollup: the same totals for the whole process. */
+export function smapsRollup(pid: number | 'self'): SmapsTotals {
+  const out = empty();
+  sumSmapsFields(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), FIELDS, out);
   return out;
 }

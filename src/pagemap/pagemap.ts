@@ -3,7 +3,7 @@
  * Bit layout: Documentation/admin-guide/mm/pagemap.rst. The native layer does the reads (one
  * pread per range); this file turns raw 8-byte entries into typed arrays, one per field.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 import { CowlabError, invalidOption } from '../errors.js';
 import { native } from '../native.js';

@@ -12,6 +12,7 @@
 import { CowlabError } from '../errors.js';
 import { native, wordNativeError } from '../native.js';
 import { choiceOption, integerOption } from '../options.js';
+import { PagemapEntries } from '../pagemap/pagemap.js';
 import { describeWaitStatus } from '../util/procStat.js';
 
 /**
@@ -48,7 +49,6 @@ export interface PinResult {
   childPid: number;
 }
 
-const PRESENT = 1n << 63n;
 
 /** Runs one case on one backing. Rejects with ERR_CHILD_FAILED (the child died, or did not
  *  answer within the deadline and was killed) or ERR_SYSCALL naming the step; the child is
@@ -82,7 +82,7 @@ export async function vmsplicePin(o: { case: PinCase; backing: PinBacking; deadl
     transferred: bytes.length,
     leaked,
     garbled,
-    hugePage: !backing.startsWith('thp') || (r.lastPageEntry & PRESENT) !== 0n,
+    hugePage: !backing.startsWith('thp') || new PagemapEntries(BigUint64Array.of(r.lastPageEntry).buffer).present[0] === 1,
     childPid: r.childPid,
   };
 }

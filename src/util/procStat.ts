@@ -20,12 +20,21 @@ export interface ProcStat {
   pgrp: number;
   /** Field 52, exit_code: the waitpid() status once the process has ended, else 0. */
   exitStatus: number;
+  /** Field 10, minflt: minor faults the process took. */
+  minorFaults: number;
+  /** Field 22, starttime: when the process started, in clock ticks (USER_HZ) since boot. */
+  startTicks: number;
+  /** Field 23, vsize: the size of its address space in bytes (0 once it released it). */
+  vsizeBytes: number;
 }
 
 /** Fields after the command name start at 3 (state). */
 const FIRST_FIELD = 3;
 const FLAGS_FIELD = 9;
 const EXIT_CODE_FIELD = 52;
+const MINFLT_FIELD = 10;
+const STARTTIME_FIELD = 22;
+const VSIZE_FIELD = 23;
 /** include/linux/sched.h: the task is a kernel thread (no user address space). */
 const PF_KTHREAD = 0x00200000;
 
@@ -55,6 +64,9 @@ export function parseProcStat(pid: number, text: string): ProcStat {
     pgrp: field(5),
     kernelThread: (field(FLAGS_FIELD) & PF_KTHREAD) !== 0,
     exitStatus: field(EXIT_CODE_FIELD),
+    minorFaults: field(MINFLT_FIELD),
+    startTicks: field(STARTTIME_FIELD),
+    vsizeBytes: field(VSIZE_FIELD),
   };
 }
 

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 import { CowlabError } from '../errors.js';
+import { sumSmapsFields } from '../memory/smaps.js';
 import { readProcStat } from '../util/procStat.js';
 
 /** USER_HZ: /proc/<pid>/stat counts times in these ticks; 100 on every Linux architecture cowlab runs on. */
@@ -31,13 +32,7 @@ const ROLLUP_FIELDS: Record<string, keyof Rollup> = {
 
 /** Parses a smaps_rollup text (the kB lines). */
 export function parseRollup(text: string): Rollup {
-  const out: Rollup = { rss: 0, pss: 0, privateDirty: 0, sharedDirty: 0, anonymous: 0 };
-  for (const line of text.split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB$/.exec(line);
-    const key = m ? ROLLUP_FIELDS[m[1]!] : undefined;
-    if (key) out[key] += Number(m![2]) * 1024;
-  }
-  return out;
+  return sumSmapsFields(text, ROLLUP_FIELDS, { rss: 0, pss: 0, privateDirty: 0, sharedDirty: 0, anonymous: 0 });
 }
 
 /** /proc/<pid>/smaps_rollup, or null when the process (or its address space) is gone. */
@@ -91,24 +86,13 @@ export function childrenOf(pid: number, useChildrenFiles = hasChildrenFiles(pid)
 
 /** Field 22 of /proc/<pid>/stat (starttime, clock ticks since boot) in ms since boot; null when gone. */
 export function startTimeMs(pid: number): number | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[22 - 3]) * 1000) / CLOCK_TICKS_PER_SECOND;
+  const st = readProcStat(pid);
+  return st === null ? null : (st.startTicks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** Field 23 of /proc/<pid>/stat: the size of its address space; 0 once the process released it (exiting). */
 export function vsizeBytes(pid: number): number {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[23 - 3]);
-  } catch {
-    return 0;
-  }
+  return readProcStat(pid)?.vsizeBytes ?? 0;
 }
 
 /** Now, in ms since boot (CLOCK_MONOTONIC, which differs from boot time only by time suspended). */

@@ -20,7 +20,7 @@
  * pages resident at the start, then forks c1, then writes per interval the pages written in
  * it, then c1 exits. Pages written in VMAs mapped after the start are not recorded (counted).
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 
 import { CowlabError } from '../errors.js';
 import { native } from '../native.js';
@@ -30,6 +30,7 @@ import { MAX_REGION_PAGES } from '../trace/schema.js';
 import { parseTrace } from '../trace/parse.js';
 import type { PageSelector, RegionSpec, Step, Trace } from '../trace/types.js';
 import { childrenOf, checkTarget, hasChildrenFiles, isLive, nowMs, sleep, vsizeBytes, writableAnonVmas, PAGE_BYTES, type Vma } from './proc.js';
+import { readProcStat } from '../util/procStat.js';
 
 export const RECORD_METHODS = ['auto', 'soft-dirty', 'fork'] as const;
 export type RecordMethod = (typeof RECORD_METHODS)[number];
@@ -183,12 +184,7 @@ function selectors(pages: number[]): PageSelector[] {
 }
 
 function minorFaults(pid: number): number {
-  try {
-    const t = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(t.slice(t.lastIndexOf(')') + 2).split(' ')[10 - 3]);
-  } catch {
-    return 0;
-  }
+  return readProcStat(pid)?.minorFaults ?? 0;
 }
 
 function median(xs: number[]): number {
