@@ -26,7 +26,7 @@ using proctree::Tree;
 
 class ProcTreeWrap;
 
-enum class Kind { kStart, kFork, kAccess, kProtect, kExec, kExit, kReapByProcess, kReapByNode, kDestroy };
+enum class Kind { kStart, kFork, kAccess, kProtect, kPageout, kExec, kExit, kReapByProcess, kReapByNode, kDestroy };
 
 class TreeWorker : public PromiseWorker {
  public:
@@ -62,6 +62,7 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
                         InstanceMethod<&ProcTreeWrap::Fork>("fork"),
                         InstanceMethod<&ProcTreeWrap::Access>("access"),
                         InstanceMethod<&ProcTreeWrap::Protect>("protect"),
+                        InstanceMethod<&ProcTreeWrap::Pageout>("pageout"),
                         InstanceMethod<&ProcTreeWrap::Exec>("exec"),
                         InstanceMethod<&ProcTreeWrap::Exit>("exit"),
                         InstanceMethod<&ProcTreeWrap::Reap>("reap"),
@@ -220,16 +221,29 @@ class ProcTreeWrap : public Napi::ObjectWrap<ProcTreeWrap> {
   // protect(slot, region, prot, pages: Uint32Array (empty: whole region), deadlineMs) -> { opNs, opFaults }
   Napi::Value Protect(const Napi::CallbackInfo& info) {
     CheckUsable(info.Env());
-    const char* fn = "protect";
+    return RangeCommand(info, "protect", Kind::kProtect, ArgInt(info, 2, "protect", "prot"), 3);
+  }
+
+  // pageout(slot, region, pages: Uint32Array (empty: whole region), deadlineMs) -> { opNs, opFaults }
+  Napi::Value Pageout(const Napi::CallbackInfo& info) {
+    CheckUsable(info.Env());
+    if (RunningSlot(info, 0, "pageout") == 0 && tree_->p0InNode()) {
+      ThrowBadArg(info.Env(), "pageout", "slot", "not p0 when p0 is the Node process");
+    }
+    return RangeCommand(info, "pageout", Kind::kPageout, 0, 2);
+  }
+
+  // A command on a list of pages of one region (slot and region first, the pages at `pagesAt`,
+  // the deadline after them), with `arg` for the process loop.
+  Napi::Value RangeCommand(const Napi::CallbackInfo& info, const char* fn, Kind kind, int64_t arg, size_t pagesAt) {
     uint32_t s = RunningSlot(info, 0, fn);
     uint64_t r = ArgCount(info, 1, fn, "region", tree_->header()->regions - 1);
-    int32_t prot = ArgInt(info, 2, fn, "prot");
-    uint64_t d = ArgCount(info, 4, fn, "deadlineMs");
+    uint64_t d = ArgCount(info, pagesAt + 1, fn, "deadlineMs");
     Slot* sl = tree_->slot(s);
-    SetPages(info, 3, fn, sl);
+    SetPages(info, pagesAt, fn, sl);
     sl->region = static_cast<uint32_t>(r);
-    sl->arg = prot;
-    auto* w = Worker(info, Kind::kProtect, d);
+    sl->arg = arg;
+    auto* w = Worker(info, kind, d);
     w->slot = s;
     return Queue(w);
   }
@@ -311,6 +325,7 @@ void TreeWorker::Execute() {
     case Kind::kFork: ok_ = t->Fork(slot, child, deadlineNs_); break;
     case Kind::kAccess: ok_ = t->Access(slot, write, deadlineNs_); break;
     case Kind::kProtect: ok_ = t->Protect(slot, deadlineNs_); break;
+    case Kind::kPageout: ok_ = t->Pageout(slot, deadlineNs_); break;
     case Kind::kExec: ok_ = t->Exec(slot, deadlineNs_, &ns_); break;
     case Kind::kExit: ok_ = t->Exit(slot, deadlineNs_, &ns_); break;
     case Kind::kReapByProcess:
@@ -384,7 +399,8 @@ Napi::Value TreeWorker::Result(Napi::Env env) {
       out.Set("opNs", static_cast<double>(s->timeNs));
       break;
     }
-    case Kind::kProtect: {
+    case Kind::kProtect:
+    case Kind::kPageout: {
       Slot* s = t->slot(slot);
       out.Set("opNs", static_cast<double>(s->timeNs));
       out.Set("opFaults", static_cast<double>(s->faults));

@@ -46,6 +46,7 @@ enum Op : uint32_t {
   kOpExec = 6,     // execve(execPath) with stdin = the command pipe
   kOpExit = 7,     // _exit(0); no reply
   kOpReap = 8,     // arg64 = pid of a child of this process
+  kOpPageout = 9,  // region, count pages from the list (0: whole region): madvise(MADV_PAGEOUT)
 };
 
 // Reply bytes on the reply pipe.

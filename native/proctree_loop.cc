@@ -47,10 +47,11 @@ namespace {
 
 constexpr size_t kStackTouch = kStackBytes - 16 * 1024;
 
-inline uint64_t MinorFaults() {
+// Minor and major faults: a swap-in that reads the page from the device is a major fault.
+inline uint64_t PageFaults() {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
-  return static_cast<uint64_t>(ru.ru_minflt);
+  return static_cast<uint64_t>(ru.ru_minflt) + static_cast<uint64_t>(ru.ru_majflt);
 }
 
 inline void PretouchRead(const void* p, size_t bytes, size_t pageSize) {
@@ -114,7 +115,7 @@ __attribute__((noinline)) size_t AccessLoop(uint8_t* base, size_t ps, const uint
     }
     uint64_t value = 0;
     ssize_t got = 8;
-    uint64_t f0 = MinorFaults();
+    uint64_t f0 = PageFaults();
     uint64_t t0 = child::NowNs();
     __asm__ volatile("" ::: "memory");
     if (!m.write) {
@@ -126,7 +127,7 @@ __attribute__((noinline)) size_t AccessLoop(uint8_t* base, size_t ps, const uint
     }
     __asm__ volatile("" ::: "memory");
     uint64_t t1 = child::NowNs();
-    uint64_t f1 = MinorFaults();
+    uint64_t f1 = PageFaults();
     if (got != 8) {
       *err = got < 0 ? errno : EIO;
       return i;
@@ -446,31 +447,44 @@ bool DoAccess(Slot* s, bool write) {
   return true;
 }
 
-// mprotect of the listed pages (consecutive pages in list order become one call), or of the
-// whole region when the list is empty.
-bool DoProtect(Slot* s) {
+// `call` on the listed pages of the slot's region (consecutive pages in list order become one
+// call), or on the whole region when the list is empty. The whole operation is metered.
+template <typename Call>
+bool OnPages(Slot* s, Stage stage, Call call) {
   Header* h = s->header();
   if (s->region >= h->regions || s->count > s->capacity) return Fail(s, kStageBadCommand, EINVAL);
   const Region& reg = h->region[s->region];
   if (!PagesInRange(s, reg.pages)) return false;
   const size_t ps = h->pageSize;
   uint8_t* base = RegionBase(h, s->region);
-  const int prot = static_cast<int>(s->arg);
   const uint32_t* pages = s->pages();
   OpMeter meter;
   int err = 0;
   if (s->count == 0) {
-    if (mprotect(base, reg.pages * ps, prot) != 0) err = errno;
+    if (call(base, reg.pages * ps) != 0) err = errno;
   } else {
     for (uint64_t i = 0; i < s->count && err == 0;) {
       uint64_t j = i;
       while (j + 1 < s->count && pages[j + 1] == pages[j] + 1) j++;
-      if (mprotect(base + static_cast<size_t>(pages[i]) * ps, (j - i + 1) * ps, prot) != 0) err = errno;
+      if (call(base + static_cast<size_t>(pages[i]) * ps, (j - i + 1) * ps) != 0) err = errno;
       i = j + 1;
     }
   }
   meter.End(s);
-  return err == 0 || Fail(s, kStageMprotect, err);
+  return err == 0 || Fail(s, stage, err);
+}
+
+bool DoProtect(Slot* s) {
+  const int prot = static_cast<int>(s->arg);
+  return OnPages(s, kStageMprotect, [prot](uint8_t* p, size_t n) { return mprotect(p, n, prot); });
+}
+
+// Reclaim now: pages this process alone maps go to swap (when there is swap); the kernel
+// leaves pages another process maps alone. The tree runs on one CPU (PinToCurrentCpu), so
+// madvise's lru_add_drain reaches every page the tree faulted in: none waits in another
+// CPU's LRU batch, where reclaim could not isolate it.
+bool DoPageout(Slot* s) {
+  return OnPages(s, kStageMadvise, [](uint8_t* p, size_t n) { return madvise(p, n, MADV_PAGEOUT); });
 }
 
 // clone() with the child's own shared stack: a fork (no CLONE_VM) in which the child starts in
@@ -549,6 +563,7 @@ bool Execute(Slot* s) {
     case kOpWrite: return DoAccess(s, true);
     case kOpRead: return DoAccess(s, false);
     case kOpProtect: return DoProtect(s);
+    case kOpPageout: return DoPageout(s);
     case kOpExec: return DoExec(s);
     case kOpExit: _exit(0);
     case kOpReap: return DoReap(s);

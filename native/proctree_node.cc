@@ -71,6 +71,7 @@ const char* OpName(uint32_t op) {
     case kOpWrite: return "write";
     case kOpRead: return "read";
     case kOpProtect: return "protect";
+    case kOpPageout: return "pageout";
     case kOpExec: return "exec";
     case kOpExit: return "exit";
     case kOpReap: return "reap";
@@ -257,6 +258,8 @@ bool Tree::Access(uint32_t i, bool write, uint64_t deadlineNs) {
 }
 
 bool Tree::Protect(uint32_t i, uint64_t deadlineNs) { return Command(i, kOpProtect, deadlineNs); }
+
+bool Tree::Pageout(uint32_t i, uint64_t deadlineNs) { return Command(i, kOpPageout, deadlineNs); }
 
 bool Tree::Reap(uint32_t i, uint64_t deadlineNs) { return Command(i, kOpReap, deadlineNs); }
 

@@ -74,6 +74,7 @@ class Tree {
   bool Fork(uint32_t parent, uint32_t childSlot, uint64_t deadlineNs);
   bool Access(uint32_t i, bool write, uint64_t deadlineNs);
   bool Protect(uint32_t i, uint64_t deadlineNs);
+  bool Pageout(uint32_t i, uint64_t deadlineNs);
   bool Reap(uint32_t i, uint64_t deadlineNs);
   // exec: success is EOF on the reply pipe (close-on-exec); a failure is an 'E' reply.
   bool Exec(uint32_t i, uint64_t deadlineNs, uint64_t* ns);

@@ -135,6 +135,8 @@ export interface NativeProcTree {
   ): Promise<ProcTreeAccessRaw>;
   /** mprotect of the listed pages (empty list: the whole region). */
   protect(slot: number, region: number, prot: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }>;
+  /** madvise(MADV_PAGEOUT) of the listed pages (empty list: the whole region). */
+  pageout(slot: number, region: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }>;
   /** execve(execPath): the process keeps its pid, loses every mapping. */
   exec(slot: number, deadlineMs: number): Promise<{ opNs: number }>;
   /** The process exits (an exec'd one: its stdin closes); resolves once it has exited. */

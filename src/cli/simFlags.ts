@@ -14,6 +14,8 @@ import {
   PAGEMAP_EXCLUSIVE,
   PMD_EXCLUSIVE,
   resolveSimOptions,
+  SWAP_DEVICES,
+  SWAPIN_WRITABLE,
   THP_PTE_REUSE,
   type ResolvedSimOptions,
   type SimOptions,
@@ -33,6 +35,8 @@ export interface SimFlags {
   pmdExclusive?: string;
   hugeZeroWrite?: string;
   mprotectUpgrade?: string;
+  swap?: string;
+  swapinWritable?: string;
   profile?: string;
   costModel?: string;
 }
@@ -40,13 +44,15 @@ export interface SimFlags {
 const FLAG: Record<keyof SimOptions, string> = {
   reuse: '--reuse', thpPteReuse: '--thp-pte-reuse', faultAroundPages: '--fault-around', hugeZeroPage: '--huge-zero-page',
   pagemapExclusive: '--pagemap-exclusive', pmdExclusive: '--pmd-exclusive', hugeZeroWrite: '--huge-zero-write',
-  mprotectUpgrade: '--mprotect-upgrade', costModel: '--cost-model', checkInvariants: '--check-invariants',
+  mprotectUpgrade: '--mprotect-upgrade', swap: '--swap', swapinWritable: '--swapin-writable', costModel: '--cost-model',
+  checkInvariants: '--check-invariants',
 };
 
 /** Which SimFlags field carries each switch (as the user typed it). */
 const FLAG_FIELD: Record<ProfileSwitch, keyof SimFlags> = {
   reuse: 'reuse', thpPteReuse: 'thpPteReuse', faultAroundPages: 'faultAround', hugeZeroPage: 'hugeZeroPage',
   pagemapExclusive: 'pagemapExclusive', pmdExclusive: 'pmdExclusive', hugeZeroWrite: 'hugeZeroWrite', mprotectUpgrade: 'mprotectUpgrade',
+  swap: 'swap', swapinWritable: 'swapinWritable',
 };
 
 const onOff = (flag: string, v: string) => choiceOption(flag, v, ['on', 'off'] as const) === 'on';
@@ -63,6 +69,8 @@ export function addSimFlags(cmd: Command): Command {
     .option('--mprotect-upgrade <mode>', `mprotect(RW) makes exclusive pages writable: ${MPROTECT_UPGRADE.join(' | ')} ${fromProfile}`)
     .option('--fault-around <pages>', 'pages a shmem/memfd read fault maps around it (fault_around_bytes / 4096) (default: 16)')
     .option('--huge-zero-page <on|off>', `reads of untouched huge-page-able memory map the huge zero page ${fromProfile}`)
+    .option('--swap <device>', `the swap reclaim (pageout) writes to: ${SWAP_DEVICES.join(' | ')} (sync-io: zram, pmem) ${fromProfile}`)
+    .option('--swapin-writable <mode>', `what a swap-in of an exclusive page maps: ${SWAPIN_WRITABLE.join(' | ')} ${fromProfile}`)
     .option(
       '--cost-model <file>',
       "time constants: a file from `cowlab calibrate`, or 'default' for the uncalibrated estimates " +
@@ -81,6 +89,8 @@ export function explicitSimOptions(f: SimFlags): Partial<SimOptions> {
   if (f.mprotectUpgrade !== undefined) o.mprotectUpgrade = choiceOption('--mprotect-upgrade', f.mprotectUpgrade, MPROTECT_UPGRADE);
   if (f.faultAround !== undefined) o.faultAroundPages = f.faultAround as unknown as number;
   if (f.hugeZeroPage !== undefined) o.hugeZeroPage = onOff('--huge-zero-page', f.hugeZeroPage);
+  if (f.swap !== undefined) o.swap = choiceOption('--swap', f.swap, SWAP_DEVICES);
+  if (f.swapinWritable !== undefined) o.swapinWritable = choiceOption('--swapin-writable', f.swapinWritable, SWAPIN_WRITABLE);
   // Range checks (fault-around a power of two, ...) with the flag names.
   resolveSimOptions(o, (k) => FLAG[k]);
   return o;
@@ -134,6 +144,8 @@ export function describeSimOptions(o: ResolvedSimOptions): string {
     `mprotect upgrade ${o.mprotectUpgrade}`,
     `fault-around ${o.faultAroundPages} pages`,
     `huge zero page ${o.hugeZeroPage ? 'on' : 'off'}`,
+    `swap ${o.swap}`,
+    `swap-in writable ${o.swapinWritable}`,
   ].join(', ');
 }
 

@@ -13,6 +13,8 @@ export interface RegionCounts {
   shared: number | null;
   exclusive: number | null;
   zeroPage: number | null;
+  /** Traces that page out only (RegionObservation.swapped). */
+  swapped?: number | null;
 }
 
 export interface RegionPageLists {
@@ -20,6 +22,7 @@ export interface RegionPageLists {
   shared: string | null;
   exclusive: string | null;
   zeroPage: string | null;
+  swapped?: string | null;
 }
 
 export type RegionJson = RegionCounts & { pages?: RegionPageLists };
@@ -93,7 +96,9 @@ function perField<T>(r: RegionObservation, packed: (b: PageBits) => T, bytes: (a
 }
 
 export function countRegion(r: RegionObservation): RegionCounts {
-  return perField(r, (b) => b.count(), countPages);
+  const out: RegionCounts = perField(r, (b) => b.count(), countPages);
+  if (r.swapped !== undefined) out.swapped = r.swapped === null ? null : countPages(r.swapped);
+  return out;
 }
 
 /** The pages set in `a` as inclusive ranges: "0-511,1024,1030-1039" ("" when none). */
@@ -126,7 +131,9 @@ export function expandPages(list: string, length: number): Uint8Array {
 
 /** The page lists of one region in one process (compactPages of each array). */
 export function regionPageLists(r: RegionObservation): RegionPageLists {
-  return perField(r, (b) => b.ranges(), compactPages);
+  const out: RegionPageLists = perField(r, (b) => b.ranges(), compactPages);
+  if (r.swapped !== undefined) out.swapped = r.swapped === null ? null : compactPages(r.swapped);
+  return out;
 }
 
 function regionJson(r: RegionObservation, pages: boolean): RegionJson {
@@ -176,6 +183,7 @@ export function observationsFromJson(doc: TraceObservationsJson): TraceObservati
           exclusive: r.pages.exclusive === null ? null : expandPages(r.pages.exclusive, spec.pages),
           zeroPage: r.pages.zeroPage === null ? null : expandPages(r.pages.zeroPage, spec.pages),
         };
+        if (r.pages.swapped !== undefined) out[id]!.swapped = r.pages.swapped === null ? null : expandPages(r.pages.swapped, spec.pages);
       }
       processes[proc] = out;
     }

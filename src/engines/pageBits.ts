@@ -167,6 +167,8 @@ export interface PackedRegion {
   present: PageBits;
   exclusive: PageBits | null;
   zeroPage: PageBits | null;
+  /** Traces with pageout only (RegionObservation.swapped). */
+  swapped?: PageBits | null;
 }
 
 const packedOf = new WeakMap<RegionObservation, PackedRegion>();
@@ -178,8 +180,9 @@ const packedOf = new WeakMap<RegionObservation, PackedRegion>();
  */
 export function packedObservation(packed: PackedRegion): RegionObservation {
   const obs = {} as RegionObservation;
-  for (const key of ['present', 'exclusive', 'zeroPage'] as const) {
-    const bits = packed[key];
+  for (const key of ['present', 'exclusive', 'zeroPage', 'swapped'] as const) {
+    if (key === 'swapped' && packed.swapped === undefined) continue;
+    const bits = packed[key]!;
     let bytes: Uint8Array | null | undefined;
     Object.defineProperty(obs, key, {
       enumerable: true,

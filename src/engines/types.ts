@@ -13,6 +13,8 @@
  *   faults     all minor faults the acting process took during the step's operation (the
  *              kernel engine leaves out spurious ones: kernel/observe.ts)
  *   frames     distinct physical frames mapped by the live processes (zero page excluded)
+ *   swapped    (traces with pageout) the page's entry holds a swap slot (pagemap bit 62)
+ *   swapIns    (traces with pageout) faults that read a swapped-out page back
  */
 import type { StepOp, Trace } from '../trace/types.js';
 
@@ -23,6 +25,11 @@ export interface RegionObservation {
   present: Uint8Array;
   exclusive: Uint8Array | null;
   zeroPage: Uint8Array | null;
+  /**
+   * The page is swapped out (pagemap bit 62): its entry holds a swap slot, not a frame. Only in
+   * observations of traces that page out (a `pageout` step); null: not observable here.
+   */
+  swapped?: Uint8Array | null;
 }
 
 /** What the acting process's operation did to one region. Null: not observable here. */
@@ -31,6 +38,9 @@ export interface StepEvents {
   reuses: number | null;
   zeroFills: number | null;
   faults: number | null;
+  /** Faults that read a swapped-out page back (not copies, reuses or zero-fills: the page was
+   *  not present). Only in traces that page out. */
+  swapIns?: number | null;
 }
 
 export interface StepObservation {

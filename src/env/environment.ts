@@ -10,6 +10,7 @@ import { packageVersion } from '../util/package.js';
 import { pfnAccess, type PfnAccess } from '../pagemap/access.js';
 import { readProcStat } from '../util/procStat.js';
 import { readNumberFile, readSmallFile } from '../util/sysfs.js';
+import { readSwap, type SwapInfo } from './swap.js';
 import { readThp } from './thp.js';
 
 export interface Environment {
@@ -27,6 +28,8 @@ export interface Environment {
     /** Whether reads of untouched THP-able memory map the huge zero page. */
     useZeroPage: boolean | null;
   };
+  /** Swap areas (/proc/swaps) and their kind (env/swap.ts). Absent in results written before. */
+  swap?: SwapInfo;
   /** KSM (/sys/kernel/mm/ksm/run): 0 stopped, 1 running, 2 unmerging; null if absent. */
   ksmRun: number | null;
   cpu: { model: string; count: number };
@@ -177,6 +180,7 @@ export function environment(): Environment {
     pageSize: native().constants.PAGE_SIZE,
     hugePageSize: thp.hugePageSize,
     thp: { enabled: thp.enabled, defrag: thp.defrag, useZeroPage: thp.useZeroPage },
+    swap: readSwap(),
     ksmRun: readNumberFile('/sys/kernel/mm/ksm/run'),
     cpu: { model: cpuModel(), count: os.cpus().length },
     hypervisor: hypervisor(),

@@ -19,7 +19,7 @@ import { dirname, join, relative } from 'node:path';
 import { CowlabError } from '../errors.js';
 import type { CachedKernel } from '../kernels/store.js';
 import { cacheRoot, safeId } from '../kernels/store.js';
-import { resolveModules, type ModuleFile } from '../kernels/modules.js';
+import { indexModules, resolveModules, type ModuleFile } from '../kernels/modules.js';
 import { nativePath } from '../native.js';
 import { packageRoot } from '../util/package.js';
 import { processAlive } from '../util/process.js';
@@ -32,6 +32,16 @@ const FORMAT = 2;
 
 /** Modules every guest loads: its two disks. */
 export const BASE_MODULES = ['virtio_pci', 'virtio_blk'];
+
+/**
+ * The guest's swap: zram, and the compressors it may use where they are modules (6.1's zram
+ * asks the crypto API for lzo-rle; 6.12's has its own backends). Loaded when the kernel has
+ * them; a guest without zram simply has no swap, and experiments that need one say so.
+ */
+export const SWAP_MODULES = ['zram', 'lzo_rle', 'lzo'];
+
+/** The zram swap /init sets up: room for what any experiment pages out, used only as it fills. */
+export const GUEST_SWAP_BYTES = 512 * 1024 * 1024;
 
 /**
  * Dependencies that only build the addon (package.json lists them so `npm install` of the
@@ -59,6 +69,15 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null && echo +memory > /sys/fs/cg
 while read -r m; do
   [ -n "$m" ] && { insmod "/cowlab-guest/modules/$m" 2>/dev/null || echo "${MARK} warning insmod $m failed"; }
 done < /cowlab-guest/modules.list
+# A swap of its own, on zram (compressed in guest RAM): what reclaim experiments page out to
+# (src/env/swap.ts). The guest is the run's machine, so its swap is too; the host's is never
+# touched. The first compressor the kernel accepts.
+if [ -e /sys/block/zram0/disksize ]; then
+  for a in lzo-rle lzo lz4 zstd; do
+    echo $a > /sys/block/zram0/comp_algorithm 2>/dev/null && echo ${GUEST_SWAP_BYTES} > /sys/block/zram0/disksize 2>/dev/null && break
+  done
+  { mkswap /dev/zram0 >/dev/null 2>&1 && swapon /dev/zram0 2>/dev/null; } || echo "${MARK} warning no zram swap"
+fi
 # Boot messages (loglevel 6) show where a boot that hangs got to; from here on only warnings
 # and worse reach the console, which then carries the command's progress.
 echo 4 > /proc/sys/kernel/printk
@@ -217,7 +236,9 @@ export async function guestInitramfs(kernel: CachedKernel, extraModules: readonl
   };
   // Without modules and without a config there is nothing to load and no way to know: the
   // guest itself says so if its kernel lacks the drivers (agent: no virtio block devices).
-  const wanted = [...BASE_MODULES, ...extraModules];
+  // The swap modules where the kernel has them as modules (a kernel without zram has no swap).
+  const available = kernel.modulesDir === null ? new Map<string, string>() : indexModules(kernel.modulesDir);
+  const wanted = [...BASE_MODULES, ...SWAP_MODULES.filter((m) => available.has(m)), ...extraModules];
   const mods = kernel.modulesDir === null ? [] : resolveModules(kernel.modulesDir, wanted, builtIn);
   if (kernel.modulesDir === null && extraModules.length > 0) {
     throw new CowlabError('ERR_KERNEL_FEATURE', `kernel ${kernel.release} came without modules, and this command needs ${extraModules.join(', ')}: give its .deb or build tree`);

@@ -3,6 +3,7 @@
  * the release and upstream version, the build configuration, and the run-time knobs the model
  * reads (use_zero_page). Recorded with every result that names a profile.
  */
+import type { SwapDevice } from '../engines/sim/options.js';
 import type { Environment } from '../env/environment.js';
 import { runningKernelConfig, type KernelConfig } from './config.js';
 import { formatVersion, kernelVersion } from './version.js';
@@ -18,6 +19,8 @@ export interface KernelFacts {
     thpEnabled: string | null;
     /** transparent_hugepage/use_zero_page. */
     useZeroPage: boolean | null;
+    /** The swap reclaim writes to (env/swap.ts); null or absent where not recorded. */
+    swap?: SwapDevice | null;
   };
 }
 
@@ -29,7 +32,7 @@ export function factsFromEnvironment(env: Environment, config: KernelConfig): Ke
     build: env.kernelBuild,
     version: v ? formatVersion(v) : null,
     config,
-    knobs: { thpEnabled: env.thp.enabled, useZeroPage: env.thp.useZeroPage },
+    knobs: { thpEnabled: env.thp.enabled, useZeroPage: env.thp.useZeroPage, swap: env.swap?.kind ?? null },
   };
 }
 

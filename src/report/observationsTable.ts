@@ -19,6 +19,7 @@ export function stepLabel(trace: Trace, s: { step: number }): string {
     case 'write':
     case 'read': return `${step.op} ${describeSelector(step.pages)}`;
     case 'mprotect': return `mprotect ${step.prot}${step.pages ? ` ${describeSelector(step.pages)}` : ''}`;
+    case 'pageout': return `pageout${step.pages ? ` ${describeSelector(step.pages)}` : ''}`;
     default: return step.op;
   }
 }
@@ -46,14 +47,16 @@ function countsCell(s: StepObservation, proc: string, region: string): string {
   if (!ro) return '-';
   const c = countRegion(ro);
   const n = (v: number | null) => (v === null ? '?' : String(v));
-  return `${c.present}/${n(c.shared)}/${n(c.exclusive)}/${n(c.zeroPage)}`;
+  const swapped = c.swapped === undefined ? '' : ` +${n(c.swapped)}sw`;
+  return `${c.present}/${n(c.shared)}/${n(c.exclusive)}/${n(c.zeroPage)}${swapped}`;
 }
 
 /** The table and its legend. `timeLabel` says whether times are measured or predicted. */
 export function observationsTable(obs: TraceObservations, timeLabel: string): string[] {
   const trace = obs.trace;
   const procs = processNames(trace);
-  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', 'faults', 'frames', 'time', ...procs];
+  const swaps = trace.steps.some((st) => st.op === 'pageout');
+  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', ...(swaps ? ['swapIns'] : []), 'faults', 'frames', 'time', ...procs];
   const rows: (string | number)[][] = [];
   for (const s of obs.steps) {
     trace.regions.forEach((r, i) => {
@@ -64,7 +67,7 @@ export function observationsTable(obs: TraceObservations, timeLabel: string): st
         first ? stepLabel(trace, s) : '',
         first ? s.proc : '',
         r.id,
-        formatCount(e.copies), formatCount(e.reuses), formatCount(e.zeroFills), formatCount(e.faults),
+        formatCount(e.copies), formatCount(e.reuses), formatCount(e.zeroFills), ...(swaps ? [formatCount(e.swapIns ?? null)] : []), formatCount(e.faults),
         formatCount(s.frames[r.id]),
         first ? formatNs(s.timeNs) : '',
         ...procs.map((p) => countsCell(s, p, r.id)),
@@ -79,6 +82,7 @@ export function observationsTable(obs: TraceObservations, timeLabel: string): st
     '(fresh page where none or the zero page was), faults (all, including those). frames: distinct physical',
     `frames mapped by live processes, zero page excluded. time: ${timeLabel}.`,
   );
+  if (swaps) lines.push('+Nsw: pages swapped out (pagemap bit 62). swapIns: faults that read a swapped-out page back.');
   for (const [field, why] of Object.entries(obs.unavailable)) lines.push(`not observable here: ${field}: ${why}`);
   return lines;
 }

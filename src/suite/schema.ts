@@ -46,6 +46,12 @@ export const EnvironmentSchema = z.object({
   pageSize: z.number().int().positive(),
   hugePageSize: z.number().nullable(),
   thp: z.object({ enabled: nullableString, defrag: nullableString, useZeroPage: z.boolean().nullable() }),
+  swap: z
+    .object({
+      kind: z.enum(['none', 'sync-io', 'block']),
+      areas: z.array(z.object({ name: z.string(), sizeBytes: z.number(), usedBytes: z.number() })),
+    })
+    .optional(),
   ksmRun: z.number().nullable(),
   cpu: z.object({ model: z.string(), count: z.number().int() }),
   hypervisor: z.object({ present: z.boolean(), vendor: nullableString }),
@@ -101,7 +107,11 @@ export const KernelFactsSchema = z.object({
   build: z.string(),
   version: z.string().nullable(),
   config: z.object({ known: z.boolean(), source: z.string().nullable(), values: z.record(z.string(), z.enum(['y', 'm']).nullable()) }),
-  knobs: z.object({ thpEnabled: z.string().nullable(), useZeroPage: z.boolean().nullable() }),
+  knobs: z.object({
+    thpEnabled: z.string().nullable(),
+    useZeroPage: z.boolean().nullable(),
+    swap: z.enum(['none', 'sync-io', 'block']).nullable().optional(),
+  }),
 });
 
 export const ResultsSchema = z.object({

@@ -162,6 +162,7 @@ class TraceChecker {
       case 'exit': return this.exit(i, parseWith(traceSchemas().steps.exit, raw, at, this.source));
       case 'exec': return this.exec(i, parseWith(traceSchemas().steps.exec, raw, at, this.source));
       case 'mprotect': return this.mprotect(i, parseWith(traceSchemas().steps.mprotect, raw, at, this.source));
+      case 'pageout': return this.pageout(i, parseWith(traceSchemas().steps.pageout, raw, at, this.source));
     }
   }
 
@@ -251,6 +252,24 @@ class TraceChecker {
     return sel === undefined
       ? { op: 'mprotect', proc: s.proc, region: s.region, prot: s.prot }
       : { op: 'mprotect', proc: s.proc, region: s.region, prot: s.prot, pages: sel };
+  }
+
+  /**
+   * MADV_PAGEOUT is modelled for private anonymous memory of 4 KiB pages: reclaim of page-cache
+   * (memfd, shared) pages and the splitting of huge pages it would need are not, so a trace
+   * that asks for them is refused rather than predicted wrongly.
+   */
+  private pageout(i: number, s: { proc: string; region: string; pages?: unknown }): Step {
+    const p = this.live(i, s.proc);
+    const { region } = this.mapped(i, p, s.region);
+    if (region.map !== 'private' || region.backing !== 'anon') {
+      this.fail(`steps[${i}].region`, `pageout is modelled for private anonymous regions only; region '${region.id}' is ${region.map} ${region.backing}`);
+    }
+    if (region.thp) {
+      this.fail(`steps[${i}].region`, `pageout is modelled for regions of 4 KiB pages only; region '${region.id}' has thp (reclaim would split its huge pages)`);
+    }
+    const sel = s.pages === undefined ? undefined : parseSelector(s.pages, ['steps', i, 'pages'], region, this.source);
+    return sel === undefined ? { op: 'pageout', proc: s.proc, region: s.region } : { op: 'pageout', proc: s.proc, region: s.region, pages: sel };
   }
 
   private exit(i: number, s: { proc: string; afterMs?: number }): Step {

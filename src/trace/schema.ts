@@ -14,7 +14,7 @@ export const NAME_RE = /^[a-z][a-z0-9_-]*$/i;
 const NAME_MAX = 64;
 /** 2^24 pages (64 GiB): far above any machine's budget, low enough for typed arrays. */
 export const MAX_REGION_PAGES = 1 << 24;
-export const OPS: readonly StepOp[] = ['fork', 'write', 'read', 'exit', 'exec', 'mprotect'];
+export const OPS: readonly StepOp[] = ['fork', 'write', 'read', 'exit', 'exec', 'mprotect', 'pageout'];
 /**
  * The most processes a trace may create, p0 included (every one it ever forks, live or not).
  * A trace rule, the same for every engine and machine: the kernel engine gives each process one
@@ -89,6 +89,7 @@ function buildSchemas() {
         prot: z.enum(['r', 'rw']),
         pages: z.unknown().optional(),
       }),
+      pageout: z.strictObject({ op: z.literal('pageout'), proc: procName, region: regionRef, pages: z.unknown().optional() }),
     } satisfies Record<StepOp, z.ZodType>,
   };
 }

@@ -57,7 +57,13 @@ export type Step =
   /** afterMs: the process keeps its memory this long after the previous step before it exits. */
   | { op: 'exit'; proc: string; afterMs?: number }
   | { op: 'exec'; proc: string }
-  | { op: 'mprotect'; proc: string; region: string; prot: 'r' | 'rw'; pages?: PageSelector };
+  | { op: 'mprotect'; proc: string; region: string; prot: 'r' | 'rw'; pages?: PageSelector }
+  /**
+   * madvise(MADV_PAGEOUT) on the selected pages (or the whole region): reclaim them now. The
+   * kernel skips pages mapped by another process too, and without swap keeps every anonymous
+   * page; the others go to swap (pagemap bit 62). Private anonymous regions of 4 KiB pages.
+   */
+  | { op: 'pageout'; proc: string; region: string; pages?: PageSelector };
 
 export type StepOp = Step['op'];
 

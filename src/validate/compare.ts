@@ -1,15 +1,17 @@
 /**
  * Step-by-step comparison of two engines' observations of one trace: a prediction (sim or
  * region) against a reference (normally the kernel). Page states (present, exclusive, shared,
- * zeroPage), events (copies, reuses, zeroFills) and frames must match exactly; faults may exceed
+ * zeroPage, and swapped in traces that page out), events (copies, reuses, zeroFills, swapIns)
+ * and frames must match exactly; faults may exceed
  * the prediction by a small allowance for the measuring loop's own incidental faults.
  * Fields either engine could not observe are listed, never counted as matches.
  */
 import { countPages, sharedPages } from '../engines/observations.js';
 import type { PredictedOutcome, RegionObservation, StepEvents, StepObservation, TraceObservations } from '../engines/types.js';
 
-export const PAGE_FIELDS = ['present', 'exclusive', 'shared', 'zeroPage'] as const;
-export const EVENT_FIELDS = ['copies', 'reuses', 'zeroFills', 'faults'] as const;
+/** swapped and swapIns exist in observations of traces that page out only (null elsewhere). */
+export const PAGE_FIELDS = ['present', 'exclusive', 'shared', 'zeroPage', 'swapped'] as const;
+export const EVENT_FIELDS = ['copies', 'reuses', 'zeroFills', 'swapIns', 'faults'] as const;
 export type PageField = (typeof PAGE_FIELDS)[number];
 export type EventField = (typeof EVENT_FIELDS)[number];
 export type CompareField = PageField | EventField | 'frames' | 'processes';
@@ -93,6 +95,7 @@ function pageArray(r: RegionObservation, f: PageField): Uint8Array | null {
     case 'exclusive': return r.exclusive;
     case 'zeroPage': return r.zeroPage;
     case 'shared': return sharedPages(r);
+    case 'swapped': return r.swapped ?? null;
   }
 }
 
@@ -152,8 +155,8 @@ function compareEvents(p: StepObservation, o: StepObservation, diffs: FieldDiff[
     if (!pe) continue;
     out.push({ region, predicted: pe, observed: oe });
     for (const f of EVENT_FIELDS) {
-      const a = pe[f];
-      const b = oe[f];
+      const a = pe[f] ?? null;
+      const b = oe[f] ?? null;
       if (a === null || b === null) continue;
       if (f === 'faults') {
         const allowance = faultAllowance(a);
@@ -228,7 +231,7 @@ export function compareObservations(predicted: TraceObservations, observed: Trac
 /** Numbers per observation key of one step (events with faults, frames, page counts). */
 function stepNumbers(s: StepObservation): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [region, e] of Object.entries(s.events)) for (const f of EVENT_FIELDS) if (e[f] !== null) out.set(`${f}\t${region}`, e[f]!);
+  for (const [region, e] of Object.entries(s.events)) for (const f of EVENT_FIELDS) if (e[f] != null) out.set(`${f}\t${region}`, e[f]!);
   for (const [region, n] of Object.entries(s.frames)) if (n !== null) out.set(`frames\t${region}`, n);
   for (const [proc, regions] of Object.entries(s.processes)) {
     for (const [region, r] of Object.entries(regions)) {

@@ -53,16 +53,18 @@ const SWITCHES: { option: ProfileSwitch; flag: string }[] = [...BEHAVIOURS, ...K
 export function stepValues(s: StepObservation): Map<string, string> {
   const out = new Map<string, string>();
   for (const [region, e] of Object.entries(s.events)) {
-    for (const f of ['copies', 'reuses', 'zeroFills'] as const) if (e[f] !== null) out.set(`${f}\t${region}`, String(e[f]));
+    for (const f of ['copies', 'reuses', 'zeroFills', 'swapIns'] as const) if (e[f] != null) out.set(`${f}\t${region}`, String(e[f]));
   }
   for (const [region, n] of Object.entries(s.frames)) if (n !== null) out.set(`frames\t${region}`, String(n));
   for (const [proc, regions] of Object.entries(s.processes)) {
     for (const [region, r] of Object.entries(regions)) {
       const c = countRegion(r);
-      const lists: Record<string, Uint8Array | null> = { present: r.present, shared: sharedPages(r), exclusive: r.exclusive, zeroPage: r.zeroPage };
-      for (const f of ['present', 'shared', 'exclusive', 'zeroPage'] as const) {
+      const lists: Record<string, Uint8Array | null> = {
+        present: r.present, shared: sharedPages(r), exclusive: r.exclusive, zeroPage: r.zeroPage, swapped: r.swapped ?? null,
+      };
+      for (const f of ['present', 'shared', 'exclusive', 'zeroPage', 'swapped'] as const) {
         const pages = lists[f];
-        if (c[f] === null || !pages) continue;
+        if (c[f] == null || !pages) continue;
         out.set(`${f}\t${proc}/${region}`, `${c[f]}\t${compactPages(pages)}`);
       }
     }

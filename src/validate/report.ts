@@ -62,14 +62,17 @@ function notApplicable(v: TraceValidation): string {
 
 function eventCell(p: StepEvents, o: StepEvents, f: keyof StepEvents, diffs: FieldDiff[], region: string): string {
   const bad = diffs.some((d) => d.field === f && d.region === region);
-  return p[f] === o[f] ? formatCount(o[f]) : `${formatCount(p[f])}/${formatCount(o[f])}${bad ? ` ${MARK}` : ''}`;
+  const a = p[f] ?? null;
+  const b = o[f] ?? null;
+  return a === b ? formatCount(b) : `${formatCount(a)}/${formatCount(b)}${bad ? ` ${MARK}` : ''}`;
 }
 
 /** The step-by-step table of one comparison: predicted/observed where they differ. */
 export function stepTable(c: TraceComparison, predicted: TraceObservations, observed: TraceObservations): string {
   const trace = observed.trace;
   const procs = processNames(trace);
-  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', 'faults', 'frames', `time ${c.predicted} / ${c.observed}`, ...procs];
+  const swaps = trace.steps.some((st) => st.op === 'pageout');
+  const head = ['step', 'op', 'proc', 'region', 'copies', 'reuses', 'zeroFills', ...(swaps ? ['swapIns'] : []), 'faults', 'frames', `time ${c.predicted} / ${c.observed}`, ...procs];
   const rows: string[][] = [];
   c.steps.forEach((s: StepComparison, i) => {
     const ps = predicted.steps[i]!;
@@ -88,6 +91,7 @@ export function stepTable(c: TraceComparison, predicted: TraceObservations, obse
         eventCell(pe, oe, 'copies', s.diffs, r.id),
         eventCell(pe, oe, 'reuses', s.diffs, r.id),
         eventCell(pe, oe, 'zeroFills', s.diffs, r.id),
+        ...(swaps ? [eventCell(pe, oe, 'swapIns', s.diffs, r.id)] : []),
         eventCell(pe, oe, 'faults', s.diffs, r.id),
         pf === of ? formatCount(of) : `${formatCount(pf)}/${formatCount(of)}${framesBad ? ` ${MARK}` : ''}`,
         k === 0 ? `${formatNs(s.time.predictedNs)} / ${formatNs(s.time.observedNs)}` : '',
@@ -98,7 +102,8 @@ export function stepTable(c: TraceComparison, predicted: TraceObservations, obse
           const text = (x: typeof pr) => {
             if (!x) return 'gone';
             const n = countRegion(x);
-            return `${n.present}/${n.shared ?? '?'}/${n.exclusive ?? '?'}/${n.zeroPage ?? '?'}`;
+            const swapped = n.swapped === undefined ? '' : ` +${n.swapped ?? '?'}sw`;
+            return `${n.present}/${n.shared ?? '?'}/${n.exclusive ?? '?'}/${n.zeroPage ?? '?'}${swapped}`;
           };
           const bad = s.diffs.some((d) => d.proc === p && (d.region === r.id || d.field === 'processes'));
           return bad ? `${text(pr)} ${MARK} ${text(or)}` : text(or);
@@ -112,8 +117,8 @@ export function stepTable(c: TraceComparison, predicted: TraceObservations, obse
 
 export const LEGEND = [
   `Cells show the reference's value, or engine/reference where they differ (${MARK}: a mismatch).`,
-  'Per process: present/shared/exclusive/zeroPage pages. copies, reuses, zeroFills, present, shared,',
-  'exclusive, zeroPage and frames must match exactly; faults may exceed the prediction by 2 + 1 %',
+  'Per process: present/shared/exclusive/zeroPage pages (+N sw: swapped out, in traces that page out).',
+  'copies, reuses, zeroFills, swapIns, present, shared, exclusive, zeroPage, swapped and frames must match exactly; faults may exceed the prediction by 2 + 1 %',
   "(the measuring loop's own incidental faults).",
 ].join('\n');
 

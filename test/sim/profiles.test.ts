@@ -53,6 +53,8 @@ const fork = (proc = 'p0', child = 'c1') => ({ op: 'fork', proc, child });
 const write = (proc: string, pages: Pages) => ({ op: 'write', proc, region: 'heap', pages });
 const exit = (proc = 'c1') => ({ op: 'exit', proc });
 const mprotect = (prot: 'r' | 'rw', proc = 'p0') => ({ op: 'mprotect', proc, region: 'heap', prot });
+const read = (proc: string, pages: Pages) => ({ op: 'read', proc, region: 'heap', pages });
+const pageout = (proc = 'p0') => ({ op: 'pageout', proc, region: 'heap' });
 /** Page `offset` of each 2 MiB huge page of a region of `pages` pages. */
 const eachHugePage = (pages: number, offset: number): Pages => ({ start: offset, end: pages, stride: 512 });
 
@@ -108,12 +110,14 @@ const TRACES = {
     mprotect('rw'),
     write('p0', { start: 0, end: 1024 }),
   ]),
+  /** 64 pages of p0's own paged out, read back, then written. */
+  swapInReadThenWrite: witnessTrace('swap-in-read-then-write', { pages: 64 }, [pageout(), read('p0', { start: 0, end: 64 }), write('p0', { start: 0, end: 64 })]),
 } satisfies Record<string, Trace>;
 
 // ---------------------------------------------------------------------------------------------
 // Witnesses: per switch value, a trace, the step that shows the behaviour, and what it shows.
 
-type Events = Record<keyof StepEvents, number>;
+type Events = Record<Exclude<keyof StepEvents, 'swapIns'>, number>;
 const events = (copies: number, reuses: number, zeroFills: number, faults: number): Events => ({ copies, reuses, zeroFills, faults });
 const counts = (present: number, shared: number, exclusive: number, zeroPage: number): RegionCounts => ({ present, shared, exclusive, zeroPage });
 
@@ -133,6 +137,8 @@ interface Witness {
   /** Index of the step whose observation shows it (-1: the setup). */
   step: number;
   expected: Outcome;
+  /** Other switches the behaviour needs (a swap to page out to), the same for every value. */
+  with?: SimOptions;
 }
 
 const WITNESSES: Witness[] = [
@@ -260,11 +266,23 @@ const WITNESSES: Witness[] = [
     says: 'mprotect rw leaves huge PMDs read-only too: one reuse fault per huge page',
     expected: { events: events(0, 2, 0, 2), counts: { p0: counts(1024, 0, 1024, 0) } },
   },
+
+  // swapinWritable (with a zram-like swap to page out to)
+  {
+    option: 'swapinWritable', value: 'exclusive', trace: TRACES.swapInReadThenWrite, step: 2, with: { swap: 'sync-io' },
+    says: 'a page swapped in by a read, exclusive to its process, is mapped writable: the writes take no fault',
+    expected: { events: events(0, 0, 0, 0), counts: { p0: { ...counts(64, 0, 64, 0), swapped: 0 } }, frames: 64 },
+  },
+  {
+    option: 'swapinWritable', value: 'write-fault', trace: TRACES.swapInReadThenWrite, step: 2, with: { swap: 'sync-io' },
+    says: 'a page swapped in by a read is mapped read-only: each write takes a fault that reuses it',
+    expected: { events: events(0, 64, 0, 64), counts: { p0: { ...counts(64, 0, 64, 0), swapped: 0 } }, frames: 64 },
+  },
 ];
 
 /** The observation of `w`'s step under `options`, cut down to the fields `w` expects. */
 function observe(w: Witness, options: SimOptions): Outcome {
-  const o = simulateTrace(w.trace, { checkInvariants: true, ...options }).steps[w.step + 1]!;
+  const o = simulateTrace(w.trace, { checkInvariants: true, ...w.with, ...options }).steps[w.step + 1]!;
   const out: Outcome = {};
   if (w.expected.events) {
     const e = o.events.heap!;
@@ -348,7 +366,7 @@ const pageMapcount = () => parseConfig('CONFIG_TRANSPARENT_HUGEPAGE=y\nCONFIG_PA
 
 /** The switches kernel versions decide (not the knobs). */
 const versionSwitches = (p: KernelProfile) => {
-  const { hugeZeroPage: _zero, faultAroundPages: _around, ...rest } = p.options;
+  const { hugeZeroPage: _zero, faultAroundPages: _around, swap: _swap, ...rest } = p.options;
   return rest;
 };
 
@@ -363,6 +381,8 @@ describe('profileFor: the profile of a kernel version', () => {
       pmdExclusive: 'head-page',
       hugeZeroWrite: 'split',
       mprotectUpgrade: 'dirty-pte',
+      swap: 'none',
+      swapinWritable: 'write-fault',
     });
   });
 
@@ -376,6 +396,8 @@ describe('profileFor: the profile of a kernel version', () => {
       pmdExclusive: 'per-page',
       hugeZeroWrite: 'split',
       mprotectUpgrade: 'pte-and-pmd',
+      swap: 'none',
+      swapinWritable: 'exclusive',
     });
   });
 
@@ -389,26 +411,29 @@ describe('profileFor: the profile of a kernel version', () => {
       pmdExclusive: 'head-page',
       hugeZeroWrite: 'huge-page',
       mprotectUpgrade: 'pte-and-pmd',
+      swap: 'none',
+      swapinWritable: 'exclusive',
     });
   });
 
   [
-    { kernel: '5.9', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none' },
-    { kernel: '5.10', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none' },
-    { kernel: '5.19.17', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none' },
-    { kernel: '6.0', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'dirty-pte' },
-    { kernel: '6.2', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.8.12', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.9', thp: 'never', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.10', thp: 'never', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.11', thp: 'never', zero: 'split', pmd: 'per-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.13', thp: 'never', zero: 'huge-page', pmd: 'per-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.14', thp: 'never', zero: 'huge-page', pmd: 'per-page', mprotect: 'pte-and-pmd' },
-    { kernel: '6.15', thp: 'per-page', zero: 'huge-page', pmd: 'head-page', mprotect: 'pte-and-pmd' },
-  ].forEach(({ kernel, thp, zero, pmd, mprotect }) => {
-    it(`Linux ${kernel}: thpPteReuse ${thp}, hugeZeroWrite ${zero}, pmdExclusive ${pmd}, pagemapExclusive precise, mprotectUpgrade ${mprotect}`, () => {
+    { kernel: '5.9', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none', swapin: 'write-fault' },
+    { kernel: '5.10', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none', swapin: 'write-fault' },
+    { kernel: '5.19.17', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'none', swapin: 'write-fault' },
+    { kernel: '6.0', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'dirty-pte', swapin: 'write-fault' },
+    { kernel: '6.2', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd', swapin: 'write-fault' },
+    { kernel: '6.8.12', thp: 'sole-reference', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd', swapin: 'write-fault' },
+    { kernel: '6.9', thp: 'never', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd', swapin: 'write-fault' },
+    { kernel: '6.10', thp: 'never', zero: 'split', pmd: 'head-page', mprotect: 'pte-and-pmd', swapin: 'write-fault' },
+    { kernel: '6.11', thp: 'never', zero: 'split', pmd: 'per-page', mprotect: 'pte-and-pmd', swapin: 'exclusive' },
+    { kernel: '6.13', thp: 'never', zero: 'huge-page', pmd: 'per-page', mprotect: 'pte-and-pmd', swapin: 'exclusive' },
+    { kernel: '6.14', thp: 'never', zero: 'huge-page', pmd: 'per-page', mprotect: 'pte-and-pmd', swapin: 'exclusive' },
+    { kernel: '6.15', thp: 'per-page', zero: 'huge-page', pmd: 'head-page', mprotect: 'pte-and-pmd', swapin: 'exclusive' },
+  ].forEach(({ kernel, thp, zero, pmd, mprotect, swapin }) => {
+    it(`Linux ${kernel}: thpPteReuse ${thp}, hugeZeroWrite ${zero}, pmdExclusive ${pmd}, pagemapExclusive precise, mprotectUpgrade ${mprotect}, swapinWritable ${swapin}`, () => {
       expect(versionSwitches(profileFor(kernel))).toEqual({
         reuse: true, thpPteReuse: thp, hugeZeroWrite: zero, pmdExclusive: pmd, pagemapExclusive: 'precise', mprotectUpgrade: mprotect,
+        swapinWritable: swapin,
       });
     });
   });

@@ -77,7 +77,7 @@ describe('selectors resolve to the same pages in every engine', () => {
 
 describe('every rejection is ERR_TRACE_INVALID naming step and field', () => {
   const cases: { name: string; input: unknown; field: string; message: RegExp }[] = [
-    { name: 'unknown op', input: withSteps({ op: 'wrte', proc: 'p0' }), field: 'steps[0].op', message: /unknown op 'wrte' \(ops: fork, write, read, exit, exec, mprotect\)/ },
+    { name: 'unknown op', input: withSteps({ op: 'wrte', proc: 'p0' }), field: 'steps[0].op', message: /unknown op 'wrte' \(ops: fork, write, read, exit, exec, mprotect, pageout\)/ },
     { name: 'missing op', input: withSteps({ proc: 'p0' }), field: 'steps[0].op', message: /is required/ },
     { name: 'a step that is not an object', input: withSteps(3), field: 'steps[0]', message: /must be an object/ },
     { name: 'a process that does not exist', input: withSteps(write('c9')), field: 'steps[0].proc', message: /no process 'c9' \(live processes: p0\)/ },

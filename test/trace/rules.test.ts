@@ -183,3 +183,28 @@ it('schema.ts holds the limits docs/trace.md states', () => {
   expect(schema.MAX_TRACE_FILE_BYTES).toBe(MAX_TRACE_FILE_BYTES);
   expect(schema.MAX_KERNEL_PLACED_REGIONS).toBe(2);
 });
+
+describe('pageout is modelled for private anonymous memory of 4 KiB pages', () => {
+  const pageout = { op: 'pageout', proc: 'p0', region: 'heap' };
+  it.each([
+    ['a shared region', { id: 'heap', pages: 16, map: 'shared' }, /pageout is modelled for private anonymous regions only; region 'heap' is shared anon/],
+    ['a memfd region', { id: 'heap', pages: 16, backing: 'memfd' }, /pageout is modelled for private anonymous regions only; region 'heap' is private memfd/],
+    ['a THP region', { id: 'heap', pages: 512, thp: true }, /pageout is modelled for regions of 4 KiB pages only; region 'heap' has thp/],
+  ])('refuses %s, naming the step', (_what, region, message) => {
+    const err = thrownCowlabError(() => parseTrace(doc([pageout], [region])));
+    expect(err.code).toBe('ERR_TRACE_INVALID');
+    expect(err.message).toMatch(/^steps\[0\]\.region: /);
+    expect(err.message).toMatch(message);
+  });
+
+  it('takes the whole region or a selector of its pages, and checks the selector', () => {
+    expect(parseTrace(doc([pageout])).steps[0]).toEqual(pageout);
+    expect(parseTrace(doc([{ ...pageout, pages: { pages: [3] } }])).steps[0]).toEqual({ ...pageout, pages: { pages: [3] } });
+    expect(() => parseTrace(doc([{ ...pageout, pages: { start: 0, end: 17 } }]))).toThrow(/steps\[0\]\.pages\.end: 17 is beyond region 'heap'/);
+    expect(() => parseTrace(doc([{ ...pageout, prot: 'r' }]))).toThrow(/steps\[0\]\.prot: unknown field/);
+  });
+
+  it("refuses a process that exec'd (it maps no region)", () => {
+    expect(() => parseTrace(doc([fork('p0', 'c1'), exec('c1'), { ...pageout, proc: 'c1' }]))).toThrow(/steps\[2\]\.proc: process 'c1' exec'd at steps\[1\]/);
+  });
+});

@@ -225,6 +225,8 @@ class KernelRun {
   /** Per `slot/region`: huge pages whose PMD a write fault of that process made writable
    *  since its last fork or mprotect of the region (observe.ts: spurious faults). */
   readonly writableHuge = new Map<string, Set<number>>();
+  /** The trace pages out: observations carry `swapped` and `swapIns`. */
+  readonly pagesOut: boolean;
 
   constructor(
     readonly trace: Trace,
@@ -235,6 +237,7 @@ class KernelRun {
     readonly vmstat: boolean,
   ) {
     this.plan = planTrace(trace);
+    this.pagesOut = trace.steps.some((s) => s.op === 'pageout');
     const n = this.plan.procs.length;
     this.state = Array.from({ length: n }, (_, i) => (i === 0 ? 'running' : 'unborn'));
     this.pids = new Array<number>(n).fill(0);
@@ -352,6 +355,14 @@ class KernelRun {
         if (ps.each) accessNs = raw.latencyNs;
         break;
       }
+      case 'pageout': {
+        const r = await this.tree.pageout(ps.slot, ps.region, ps.pages, this.deadlineMs);
+        timeNs = r.opNs;
+        opFaults = r.opFaults;
+        events[this.trace.regions[ps.region]!.id]!.faults = r.opFaults;
+        after = this.takeSnapshot();
+        break;
+      }
       case 'mprotect': {
         const c = native().constants;
         const prot = ps.prot === 'r' ? c.PROT_READ : c.PROT_READ | c.PROT_WRITE;
@@ -432,7 +443,8 @@ class KernelRun {
   }
 
   zeroEvents(): Record<string, StepEvents> {
-    return Object.fromEntries(this.trace.regions.map((r) => [r.id, { copies: 0, reuses: 0, zeroFills: 0, faults: 0 }]));
+    const none = (): StepEvents => ({ copies: 0, reuses: 0, zeroFills: 0, faults: 0, ...(this.pagesOut ? { swapIns: 0 } : {}) });
+    return Object.fromEntries(this.trace.regions.map((r) => [r.id, none()]));
   }
 
   accessEvents(
@@ -459,7 +471,13 @@ class KernelRun {
     });
     for (const [k, why] of Object.entries(c.unknown) as [AmbiguousCount, string][]) this.ambiguous[k] ??= why;
     return {
-      ev: { copies: c.copies, reuses: c.reuses, zeroFills: c.zeroFills, faults: raw.opFaults - c.spuriousFaults },
+      ev: {
+        copies: c.copies,
+        reuses: c.reuses,
+        zeroFills: c.zeroFills,
+        faults: raw.opFaults + raw.opMajorFaults - c.spuriousFaults,
+        ...(this.pagesOut ? { swapIns: c.swapIns } : {}),
+      },
       detail: {
         region: region.id,
         write,
@@ -485,7 +503,9 @@ class KernelRun {
     for (const [slot, regions] of this.snapshot) {
       const byRegion: Record<string, RegionObservation> = {};
       regions.forEach((s, r) => {
-        byRegion[this.trace.regions[r]!.id] = { present: s.entries.present, exclusive: s.entries.exclusive, zeroPage: s.zero };
+        const obs: RegionObservation = { present: s.entries.present, exclusive: s.entries.exclusive, zeroPage: s.zero };
+        if (this.pagesOut) obs.swapped = s.entries.swapped;
+        byRegion[this.trace.regions[r]!.id] = obs;
       });
       processes[this.plan.procs[slot]!] = byRegion;
     }
@@ -659,6 +679,11 @@ export class KernelEngine implements Engine {
       if (r.advice.includes('wipeonfork') && (r.map !== 'private' || r.backing !== 'anon')) {
         return `region '${r.id}': MADV_WIPEONFORK applies only to private anonymous memory (the kernel refuses it for ${r.map} ${r.backing})`;
       }
+    }
+    if (trace.p0 === 'node' && trace.steps.some((s) => s.op === 'pageout')) {
+      // Node's threads fault pages in on every CPU, and MADV_PAGEOUT drains only its own CPU's
+      // LRU batch: pages waiting in another's could not be reclaimed, a result of chance.
+      return "pageout needs p0 as a process of its own (p0 'process'): p0 'node' runs in Node, whose threads fault pages in on every CPU, where reclaim may not see them";
     }
     if (trace.steps.some((s) => s.op === 'exec') && execPath() === null) {
       return `exec steps need a program that waits on its stdin (${EXEC_CANDIDATES.join(' or ')}), and none is installed`;

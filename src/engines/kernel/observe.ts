@@ -17,6 +17,8 @@
  *             was already in the page cache (then the fault mapped an existing frame: no
  *             zeroFill), which is exact even for a page no live process maps.
  *   fault     any other faulting access (reads, shared-mapping faults on cached pages)
+ *   swapIn    any fault on a page swapped out before the step (pagemap bit 62): do_swap_page
+ *             brings it back, and a store may copy or reuse it in the same fault
  *   spurious  a write fault on a page of a huge page whose PMD an earlier write fault of the
  *             process already made writable (and that is still PMD-mapped after the step):
  *             it changed nothing. A CPU may cache a PMD mapping as 512 separate 4 KiB TLB
@@ -127,7 +129,7 @@ export function allFrames(snap: Map<number, RegionSnapshot[]>): Set<number> {
 }
 
 /** Per-access classes (KernelStepDetail.access.classes). */
-export const ACCESS_CLASS = { none: 0, fault: 1, copy: 2, reuse: 3, zeroFill: 4, spurious: 5 } as const;
+export const ACCESS_CLASS = { none: 0, fault: 1, copy: 2, reuse: 3, zeroFill: 4, spurious: 5, swapIn: 6 } as const;
 export type AccessClass = keyof typeof ACCESS_CLASS;
 
 export interface AccessInput {
@@ -168,6 +170,8 @@ export interface AccessClassification {
   unknown: Partial<Record<AmbiguousCount, string>>;
   /** Faults taken by the accesses classified spurious (left out of the step's faults). */
   spuriousFaults: number;
+  /** Faulting accesses to pages that were swapped out before the step (pagemap bit 62). */
+  swapIns: number;
 }
 
 /** Pages per PMD-mapped huge page (4 KiB pages; the engine maps regions 2 MiB aligned). */
@@ -192,6 +196,7 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
   const b = a.before.entries;
   const f = a.after.entries;
   let spuriousFaults = 0;
+  let swapIns = 0;
   const writableHuge = a.write && a.anonThp && !a.shared && a.after.huge !== null ? (a.writableHuge ?? null) : null;
   for (let i = 0; i < n; i++) {
     if (a.faults[i] === 0) continue;
@@ -204,6 +209,13 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
       continue;
     }
     if (pmdMapped) writableHuge.add(p >>> HUGE_PAGE_SHIFT);
+    if (b.swapped[p] === 1) {
+      // do_swap_page: the page comes back (a store may copy or reuse it in the same fault,
+      // which the frames and page states after the step show). A swap-in, nothing else.
+      classes[i] = ACCESS_CLASS.swapIn;
+      swapIns++;
+      continue;
+    }
     if (a.write) {
       const zeroBefore = a.before.zero?.[p] === 1;
       const zeroAfter = a.after.zero?.[p] === 1;
@@ -242,5 +254,6 @@ export function classifyAccesses(a: AccessInput): AccessClassification {
     ambiguous: unknown.copies ?? unknown.reuses ?? unknown.zeroFills ?? null,
     unknown,
     spuriousFaults,
+    swapIns,
   };
 }

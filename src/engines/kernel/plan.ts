@@ -13,6 +13,7 @@ export type PlannedStep =
   | { op: 'fork'; slot: number; childSlot: number }
   | { op: 'write' | 'read'; slot: number; region: number; pages: Uint32Array; paceNs: number; viaPread: boolean; each: boolean }
   | { op: 'mprotect'; slot: number; region: number; prot: 'r' | 'rw'; pages: Uint32Array }
+  | { op: 'pageout'; slot: number; region: number; pages: Uint32Array }
   | { op: 'exec'; slot: number }
   | { op: 'exit'; slot: number; afterMs: number };
 
@@ -75,6 +76,13 @@ export function planTrace(input: Trace): KernelPlan {
         const pages = step.pages ? pagesOf(r, step.pages) : new Uint32Array(0);
         need(p, pages.length);
         steps.push({ op: 'mprotect', slot: p, region: r, prot: step.prot, pages });
+        break;
+      }
+      case 'pageout': {
+        const r = regionIndex.get(step.region)!;
+        const pages = step.pages ? pagesOf(r, step.pages) : new Uint32Array(0);
+        need(p, pages.length);
+        steps.push({ op: 'pageout', slot: p, region: r, pages });
         break;
       }
       case 'exec':

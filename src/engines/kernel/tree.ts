@@ -86,6 +86,11 @@ export class ProcessTree {
     return this.#call(() => this.#tree.protect(slot, region, prot, pages, deadlineMs));
   }
 
+  /** madvise(MADV_PAGEOUT) of the listed pages (empty: the whole region). */
+  pageout(slot: number, region: number, pages: Uint32Array, deadlineMs: number): Promise<{ opNs: number; opFaults: number }> {
+    return this.#call(() => this.#tree.pageout(slot, region, pages, deadlineMs));
+  }
+
   exec(slot: number, deadlineMs: number): Promise<{ opNs: number }> {
     return this.#call(() => this.#tree.exec(slot, deadlineMs));
   }

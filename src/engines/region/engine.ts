@@ -115,6 +115,9 @@ function unsupportedAccess(trace: Trace): string | null {
     if ((s.op === 'write' || s.op === 'read') && s.paceNs !== undefined && s.paceNs > 0) {
       return `steps[${i}]: paced accesses (paceNs) are the kernel engine's (the manager's accesses run back to back)`;
     }
+    if (s.op === 'pageout') {
+      return `steps[${i}]: pageout is the kernel's reclaim (MADV_PAGEOUT to swap); the manager's views keep their memory resident`;
+    }
   }
   return null;
 }
@@ -243,6 +246,8 @@ export class RegionEngine implements Engine {
         proc.model.clear();
         if (step.op === 'exit') procs.delete(step.proc);
         return null;
+      case 'pageout':
+        throw stepError(i, 'pageout is not supported by the region engine (supports() refuses it)');
       case 'mprotect': {
         const spec = trace.regions.find((r) => r.id === step.region);
         const view = proc.views.get(step.region);

@@ -22,6 +22,7 @@ import {
 } from './machine.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpSuitable } from './huge.js';
 import { HPAGE_PMD_NR } from './physmem.js';
+import { doSwapPage, reuseFromSwapCache } from './swap.js';
 import {
   anonVmaPrepare,
   PMD_HUGE,
@@ -32,6 +33,7 @@ import {
   PTE_DIRTY,
   PTE_PRESENT,
   PTE_SPECIAL,
+  PTE_SWAP,
   PTE_WRITE,
   vmaWritable,
   ZERO_PFN,
@@ -65,9 +67,13 @@ export function handleMmFault(m: Machine, mm: Mm, vma: Vma, i: number, write: bo
   return handlePteFault(m, mm, vma, i, write);
 }
 
-/** handle_pte_fault: not present -> first touch; present but read-only store -> write-protect fault. */
+/**
+ * handle_pte_fault: a swap entry -> swap-in; not present -> first touch; present but read-only
+ * store -> write-protect fault.
+ */
 function handlePteFault(m: Machine, mm: Mm, vma: Vma, i: number, write: boolean): number {
   const flags = vma.pt.flags[i]!;
+  if ((flags & PTE_SWAP) !== 0) return doSwapPage(m, mm, vma, i, write);
   if ((flags & PTE_PRESENT) === 0) {
     vma.pt.pmd[i >> PMD_SHIFT_PAGES] = PMD_TABLE; // pte_alloc
     return vma.anonymous ? doAnonymousPage(m, vma, i, write) : doFault(m, mm, vma, i, write);
@@ -222,7 +228,7 @@ export function doWpPage(m: Machine, mm: Mm, vma: Vma, i: number): number {
 
 /**
  * wp_can_reuse_anon_folio: may the writer keep this page? A small page: when its only
- * reference is our mapping (refcount 1). A page of a huge folio mapped by PTEs (Linux 6.15+,
+ * reference is our mapping (refcount 1), once the swap cache has dropped its own. A page of a huge folio mapped by PTEs (Linux 6.15+,
  * thpPteReuse 'per-page'): when more than one of its pages is mapped, every mapping is ours
  * (not "maybe mapped shared") and every reference is a mapping; 6.9 to 6.14 ('never'): never;
  * before 6.9 ('sole-reference'): when this mapping is the folio's only reference.
@@ -236,7 +242,9 @@ function wpCanReuseAnonFolio(m: Machine, head: number): boolean {
     if (mem.mappedShared[head] === 1) return false;
     return mem.largeMapcount[head] === mem.refcount[head];
   }
-  return mem.refcount[head] === 1;
+  // A folio in the swap cache (swapped in while another entry still held its slot) is reused
+  // only once the swap cache lets go of it (folio_free_swap).
+  return mem.refcount[head] === 1 || reuseFromSwapCache(m, head);
 }
 
 /** wp_page_reuse: the same frame, now writable (still a fault, no copy). */

@@ -9,6 +9,7 @@
 import { copyPteRangeSmallFolios } from './fastpath.js';
 import type { Machine } from './machine.js';
 import { HPAGE_PMD_NR } from './physmem.js';
+import { copySwapPte } from './swap.js';
 import {
   anyAnonVma,
   hasAnonVmaAt,
@@ -20,6 +21,7 @@ import {
   PTE_DIRTY,
   PTE_PRESENT,
   PTE_SPECIAL,
+  PTE_SWAP,
   PTE_WRITE,
   type Mm,
   type Vma,
@@ -51,7 +53,7 @@ export function vmaNeedsCopy(src: Vma): boolean {
   return anyAnonVma(src);
 }
 
-/** copy_page_range: copy every present entry of `src` into `dst` (the child's VMA). */
+/** copy_page_range: copy every present or swap entry of `src` into `dst` (the child's VMA). */
 export function copyPageTables(m: Machine, src: Vma, child: Mm, dst: Vma): number {
   let copied = 0;
   const chunks = src.pt.pmd.length;
@@ -75,8 +77,10 @@ export function copyPageTables(m: Machine, src: Vma, child: Mm, dst: Vma): numbe
         if (m.fastPaths && !src.hugepage) copied += copyPteRangeSmallFolios(m, src, dst, from, to);
         else {
           for (let i = from; i < to; i++) {
-            if ((src.pt.flags[i]! & PTE_PRESENT) === 0) continue;
-            copyPresentPte(m, src, child, dst, i);
+            const flags = src.pt.flags[i]!;
+            if ((flags & PTE_SWAP) !== 0) copySwapPte(m, src, dst, i);
+            else if ((flags & PTE_PRESENT) !== 0) copyPresentPte(m, src, child, dst, i);
+            else continue;
             copied++;
           }
         }

@@ -10,11 +10,13 @@
  *   - a writable entry in a private mapping maps an anonymous page exclusive to its process
  *     (else a store would skip the COW fault), and a page marked exclusive is mapped once;
  *   - a shared mapping maps exactly its region's page-cache pages;
- *   - a process that exited maps nothing.
+ *   - a process that exited maps nothing;
+ *   - a swap slot's count equals the swap entries that hold it, a swap entry holds a slot in
+ *     use, and a swap-cache folio holds one reference and is anonymous.
  */
 import { FRAME_FREED, FRAME_USED, HPAGE_PMD_NR } from './physmem.js';
 import type { SimState } from './simulator.js';
-import { PMD_HUGE, PMD_HUGE_ZERO, PMD_NONE, PMD_SHIFT_PAGES, PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from './vm.js';
+import { PMD_HUGE, PMD_HUGE_ZERO, PMD_NONE, PMD_SHIFT_PAGES, PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './vm.js';
 
 const MAX_PROBLEMS = 20;
 
@@ -30,6 +32,7 @@ export function checkInvariants(s: SimState): string[] {
   const ptes = new Int32Array(n);
   const pmds = new Int32Array(n);
   const usable = (p: number) => p >= 1 && p <= f.top && f.frameState[p] === FRAME_USED;
+  const slotHolders = new Int32Array(s.swap?.count.length ?? 0);
 
   for (const proc of s.processes) {
     if (!proc.alive) {
@@ -72,6 +75,12 @@ export function checkInvariants(s: SimState): string[] {
         }
         for (let i = start; i < end; i++) {
           const fl = vma.flags[i]!;
+          if ((fl & PTE_SWAP) !== 0) {
+            const slot = vma.pfn[i]!;
+            if (s.swap === null || slot < 1 || slot >= slotHolders.length) problem(`${where} page ${i}: swap entry of slot ${slot}, which does not exist`);
+            else slotHolders[slot]!++;
+            continue;
+          }
           if ((fl & PTE_PRESENT) === 0) continue;
           if (pmd === PMD_NONE) problem(`${where} page ${i}: present entry without a page table`);
           if ((fl & PTE_HUGE) !== 0) problem(`${where} page ${i}: huge mirror in a page table`);
@@ -105,6 +114,17 @@ export function checkInvariants(s: SimState): string[] {
       else refs[p]!++;
     }
   });
+
+  if (s.swap !== null) {
+    const { count, cache } = s.swap;
+    for (let slot = 1; slot < count.length; slot++) {
+      if (count[slot] !== slotHolders[slot]) problem(`swap slot ${slot}: count ${count[slot]} but ${slotHolders[slot]} entries hold it`);
+      const p = cache[slot]!;
+      if (p === 0) continue;
+      if (!usable(p) || f.anon[p] !== 1) problem(`swap slot ${slot}: swap cache holds pfn ${p}, not a live anonymous frame`);
+      else refs[p]!++;
+    }
+  }
 
   for (let p = 1; p < n; p++) {
     const state = f.frameState[p];

@@ -4,12 +4,15 @@
  */
 import type { PhysMem } from './physmem.js';
 import type { ResolvedSimOptions } from './options.js';
+import type { SwapSpace } from './swap.js';
 
 export interface Machine {
   readonly mem: PhysMem;
   readonly opts: ResolvedSimOptions;
   /** Take the fast paths (fastpath.ts) where they apply; false: every fault per page. */
   readonly fastPaths: boolean;
+  /** The swap reclaim writes to (options.swap); null without swap. */
+  readonly swap: SwapSpace | null;
 }
 
 /** The access needed no fault: the entry was present (and writable, for a store). */
@@ -33,7 +36,9 @@ export const FAULT_COPY = 7;
 export const FAULT_REUSE = 8;
 /** A write fault on a shared mapping's read-only entry: made writable, nothing copied. */
 export const FAULT_WP_SHARED = 9;
+/** do_swap_page: a swapped-out page read back (and, on a store, made writable or copied). */
+export const FAULT_SWAP_IN = 10;
 /** Internal: the PMD was split; handle the fault on the PTE (same fault). */
 export const FAULT_FALLBACK = -1;
 
-export const FAULT_KINDS = 10;
+export const FAULT_KINDS = 11;

@@ -20,6 +20,10 @@ export const HUGE_ZERO_WRITE = ['huge-page', 'split'] as const;
 export type HugeZeroWrite = (typeof HUGE_ZERO_WRITE)[number];
 export const MPROTECT_UPGRADE = ['pte-and-pmd', 'dirty-pte', 'none'] as const;
 export type MprotectUpgrade = (typeof MPROTECT_UPGRADE)[number];
+export const SWAP_DEVICES = ['none', 'sync-io', 'block'] as const;
+export type SwapDevice = (typeof SWAP_DEVICES)[number];
+export const SWAPIN_WRITABLE = ['exclusive', 'write-fault'] as const;
+export type SwapinWritable = (typeof SWAPIN_WRITABLE)[number];
 
 export interface SimOptions {
   /**
@@ -80,6 +84,22 @@ export interface SimOptions {
    * never; the next store takes a write fault (a reuse).
    */
   mprotectUpgrade?: MprotectUpgrade;
+  /**
+   * The swap the kernel under test has (swap.ts): what reclaim (MADV_PAGEOUT) can do with an
+   * anonymous page. 'none' (default, as here: no swap): nothing, the page stays resident.
+   * 'sync-io': a device that completes I/O synchronously (zram, brd, pmem; SWP_SYNCHRONOUS_IO):
+   * the page is written at once and its frame freed, and a swap-in of an entry only one page
+   * table holds skips the swap cache. 'block': any other device: the written folio stays in
+   * the swap cache, and every swap-in goes through it.
+   */
+  swap?: SwapDevice;
+  /**
+   * What a swap-in maps when the page is exclusive to the faulting process. 'exclusive'
+   * (default, 6.11+, c18160dba5ff): writable, even on a read fault, so a later store takes no
+   * fault. 'write-fault' (before): writable only on a write fault; after a read the next store
+   * takes a write fault that reuses the page.
+   */
+  swapinWritable?: SwapinWritable;
   /** Time prediction constants. Default: DEFAULT_COST_MODEL (uncalibrated). */
   costModel?: CostModel;
   /** Check the model's invariants after every step and throw on a violation (slow). Default false. */
@@ -112,6 +132,8 @@ export const DEFAULT_SIM_OPTIONS: Readonly<ResolvedSimOptions> = Object.freeze({
   pmdExclusive: 'head-page',
   hugeZeroWrite: 'huge-page',
   mprotectUpgrade: 'pte-and-pmd',
+  swap: 'none',
+  swapinWritable: 'exclusive',
   costModel: DEFAULT_COST_MODEL,
   checkInvariants: false,
 });
@@ -139,6 +161,8 @@ export function resolveSimOptions(o: SimOptions = {}, flag: (k: keyof SimOptions
     hugeZeroWrite: o.hugeZeroWrite === undefined ? d.hugeZeroWrite : choiceOption(flag('hugeZeroWrite'), o.hugeZeroWrite, HUGE_ZERO_WRITE),
     mprotectUpgrade:
       o.mprotectUpgrade === undefined ? d.mprotectUpgrade : choiceOption(flag('mprotectUpgrade'), o.mprotectUpgrade, MPROTECT_UPGRADE),
+    swap: o.swap === undefined ? d.swap : choiceOption(flag('swap'), o.swap, SWAP_DEVICES),
+    swapinWritable: o.swapinWritable === undefined ? d.swapinWritable : choiceOption(flag('swapinWritable'), o.swapinWritable, SWAPIN_WRITABLE),
     costModel: o.costModel ?? d.costModel,
     checkInvariants: o.checkInvariants === undefined ? d.checkInvariants : booleanOption(flag('checkInvariants'), o.checkInvariants),
   };

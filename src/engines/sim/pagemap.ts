@@ -7,9 +7,9 @@
 import type { RegionObservation } from '../types.js';
 import type { Machine } from './machine.js';
 import type { PhysMem } from './physmem.js';
-import { PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, type Vma } from './vm.js';
+import { PTE_HUGE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, type Vma } from './vm.js';
 
-type PagemapOut = { [K in keyof RegionObservation]: Uint8Array };
+type PagemapOut = { [K in keyof RegionObservation]-?: Uint8Array };
 
 /**
  * Fills `out` for `vma`: present when an entry maps something; zero page for special entries
@@ -23,6 +23,7 @@ type PagemapOut = { [K in keyof RegionObservation]: Uint8Array };
  */
 export function pagemapRead(m: Machine, vma: Vma, out: PagemapOut, mappings: Int32Array): void {
   const precise = m.opts.pagemapExclusive === 'precise';
+  // The fast path knows no swap entries: it runs where the machine has none to hold.
   if (m.fastPaths && !vma.hugepage) pagemapReadSmallFolios(m.mem, vma, precise, out, mappings);
   else pagemapReadAny(m.mem, vma, precise, m.opts.pmdExclusive === 'head-page', out, mappings);
 }
@@ -31,11 +32,14 @@ export function pagemapRead(m: Machine, vma: Vma, out: PagemapOut, mappings: Int
 function pagemapReadAny(mem: PhysMem, vma: Vma, precise: boolean, pmdByHead: boolean, out: PagemapOut, mappings: Int32Array): void {
   const { mapcount, entireMapcount, head, largeFolios } = mem;
   const { flags, pfn } = vma.pt;
-  const { present, exclusive, zeroPage } = out;
+  const { present, exclusive, zeroPage, swapped } = out;
   const pages = vma.pages;
   for (let i = 0; i < pages; i++) {
     const f = flags[i]!;
-    if ((f & PTE_PRESENT) === 0) continue;
+    if ((f & PTE_PRESENT) === 0) {
+      if ((f & PTE_SWAP) !== 0) swapped[i] = 1; // PM_SWAP; a swap entry is never exclusive
+      continue;
+    }
     present[i] = 1;
     if ((f & PTE_SPECIAL) !== 0) {
       zeroPage[i] = 1;

@@ -86,6 +86,9 @@ export function traceBounds(trace: Trace): TraceBounds {
   const regions = trace.regions;
   const totalPages = regions.reduce((n, r) => n + r.pages, 0);
   const allocated = regions.map(() => 0);
+  // A region that pages out reads pages back (frames on a read too, two on a store), and keeps
+  // up to a swap-cache folio per swap entry besides the frames mapped.
+  const swapping = regions.map((r) => trace.steps.some((s) => s.op === 'pageout' && s.region === r.id));
   const procs = new Map<string, WalkProc>([[ROOT_PROC, { execd: false, maps: regions.map(() => true) }]]);
   const out: TraceBounds = { upperFrames: 0, upperStep: -1, allocations: 0, maxEntries: 0, maxObservedEntries: 0, observedEntries: 0, accesses: 0 };
 
@@ -96,7 +99,7 @@ export function traceBounds(trace: Trace): TraceBounds {
       let mapping = 0;
       for (const p of procs.values()) if (!p.execd && p.maps[i]) mapping++;
       entries += mapping * r.pages;
-      const byMappings = isHuge(r) ? Infinity : r.map === 'shared' ? r.pages : r.pages * mapping + (shmemBacked(r) ? r.pages : 0);
+      const byMappings = isHuge(r) ? Infinity : r.map === 'shared' ? r.pages : r.pages * mapping * (swapping[i] ? 2 : 1) + (shmemBacked(r) ? r.pages : 0);
       frames += Math.min(allocated[i]!, byMappings);
     });
     if (frames > out.upperFrames || step === -1) {
@@ -109,7 +112,8 @@ export function traceBounds(trace: Trace): TraceBounds {
     out.observedEntries += observed;
   };
   const access = (r: number, n: number, write: boolean) => {
-    const a = allocationsOf(regions[r]!, n, write);
+    // A store to a page swapped out while shared reads it into the swap cache and copies it.
+    const a = swapping[r] ? 2 * Math.min(n, regions[r]!.pages) : allocationsOf(regions[r]!, n, write);
     allocated[r] = allocated[r]! + a;
     out.allocations += a;
     out.accesses += n;
@@ -139,6 +143,7 @@ export function traceBounds(trace: Trace): TraceBounds {
         procs.delete(s.proc);
         break;
       case 'mprotect':
+      case 'pageout':
         break;
     }
     observe(i);

@@ -142,6 +142,16 @@ export const BEHAVIOURS: readonly Behaviour[] = [
       },
     ],
   }),
+  behaviour({
+    option: 'swapinWritable',
+    flag: '--swapin-writable',
+    what: 'a swap-in of a page exclusive to the faulting process maps it writable, on a read fault too',
+    where: 'mm/memory.c do_swap_page',
+    changes: [
+      { value: 'write-fault', since: null, subject: null, commit: null },
+      { value: 'exclusive', since: '6.11', subject: 'mm: swap: reuse exclusive folio directly instead of wp page faults', commit: 'c18160dba5ff' },
+    ],
+  }),
 ];
 
 /** Switches that follow a knob of the kernel under test, read where it ran. */
@@ -153,6 +163,13 @@ export const KNOBS: readonly Knob[] = [
     knob: '/sys/kernel/mm/transparent_hugepage/use_zero_page (1: on)',
     read: (f) => f.knobs.useZeroPage,
   } satisfies Knob<'hugeZeroPage'>,
+  {
+    option: 'swap',
+    flag: '--swap',
+    what: 'where reclaim (MADV_PAGEOUT) puts anonymous pages',
+    knob: '/proc/swaps (none: no swap; a zram, brd or pmem device: sync-io; any other: block)',
+    read: (f) => f.knobs.swap ?? null,
+  } satisfies Knob<'swap'>,
   {
     option: 'faultAroundPages',
     flag: '--fault-around',

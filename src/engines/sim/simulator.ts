@@ -33,6 +33,7 @@ import {
   FAULT_MAP_NEW,
   FAULT_NONE,
   FAULT_REUSE,
+  FAULT_SWAP_IN,
   FAULT_WP_SHARED,
   FAULT_ZERO_FILL,
   type Machine,
@@ -42,6 +43,7 @@ import { resolveSimOptions, type ResolvedSimOptions, type SimDebugOptions, type 
 import { FRAME_USED, PhysMem } from './physmem.js';
 import { distinctFrames, pagemapRead } from './pagemap.js';
 import { exitMmap } from './unmap.js';
+import { madvisePageout, SwapSpace } from './swap.js';
 import { Mm, PTE_PRESENT, PTE_WRITE, ShmemFile, Vma } from './vm.js';
 
 /**
@@ -50,15 +52,17 @@ import { Mm, PTE_PRESENT, PTE_WRITE, ShmemFile, Vma } from './vm.js';
  */
 type FaultCounts = Int32Array;
 
-function stepEvents(c: FaultCounts): StepEvents {
+function stepEvents(c: FaultCounts, swapIns: boolean): StepEvents {
   let faults = 0;
   for (let kind = FAULT_NONE + 1; kind < FAULT_KINDS; kind++) faults += c[kind]!;
-  return {
+  const events: StepEvents = {
     copies: c[FAULT_COPY]!,
     reuses: c[FAULT_REUSE]!,
     zeroFills: c[FAULT_ZERO_FILL]! + c[FAULT_HUGE_ZERO_FILL]! + c[FAULT_COW_FILL]!,
     faults,
   };
+  if (swapIns) events.swapIns = c[FAULT_SWAP_IN]!;
+  return events;
 }
 
 /** Nanoseconds per access, indexed by FAULT_* kind (cost.ts explains the constants). */
@@ -75,6 +79,8 @@ function costTable(opts: ResolvedSimOptions): Float64Array {
   t[FAULT_COW_FILL] = c.copyNs;
   t[FAULT_COPY] = c.copyNs;
   t[FAULT_REUSE] = c.reuseNs;
+  // Uncalibrated: a swap-in from zram decompresses 4 KiB into a new page, of the order of a copy.
+  t[FAULT_SWAP_IN] = c.copyNs;
   return t;
 }
 
@@ -128,6 +134,7 @@ interface PagemapScratch {
   present: Uint8Array;
   exclusive: Uint8Array;
   zeroPage: Uint8Array;
+  swapped: Uint8Array;
 }
 
 /** What a VMA looks like inside, for invariant checks and tests (copies). */
@@ -175,6 +182,9 @@ export interface SimState {
   processes: ProcessState[];
   /** Per region index: the shmem page cache (index -> pfn, 0 = hole), null for private anon. */
   pageCache: (Int32Array | null)[];
+  /** Swap (traces that page out, with swap): per slot, the entries holding it and its
+   *  swap-cache pfn (0: none). Null without swap. */
+  swap: { count: Int32Array; cache: Int32Array } | null;
 }
 
 /**
@@ -197,6 +207,8 @@ export class Simulator {
   private scratch: PagemapScratch | null = null;
   /** Per process (mm id - 1) and region: its last observation, to share what a step left alone. */
   private readonly lastObserved: PackedRegion[][] = [];
+  /** The trace pages out: observations carry `swapped` and `swapIns`. */
+  private readonly pagesOut: boolean;
 
   /**
    * `offsets`: per region, where its first page lies in its page table (Vma.offset); 0 for
@@ -211,10 +223,14 @@ export class Simulator {
     const regions = this.trace.regions;
     const frames = 2 * regions.reduce((n, r) => n + r.pages, 0) + 1;
     const hugepages = regions.some((r) => r.thp && r.map === 'private' && r.backing === 'anon');
+    this.pagesOut = this.trace.steps.some((s) => s.op === 'pageout');
+    const swap = this.pagesOut && this.options.swap !== 'none' ? new SwapSpace(this.options.swap === 'sync-io') : null;
     this.m = {
       mem: debug.pool ? debug.pool.take(frames, hugepages) : new PhysMem(frames, hugepages),
       opts: this.options,
-      fastPaths: debug.fastPaths ?? true,
+      // The fast paths know no swap entries (fastpath.ts): a trace that pages out goes per page.
+      fastPaths: (debug.fastPaths ?? true) && !this.pagesOut,
+      swap,
     };
     this.cost = costTable(this.options);
     this.files = this.trace.regions.map((r, i) => (r.map === 'shared' || r.backing === 'memfd' ? new ShmemFile(i, r.pages) : null));
@@ -298,6 +314,11 @@ export class Simulator {
         exitMmap(this.m, mm);
         mm.alive = false;
         return null;
+      case 'pageout': {
+        const vma = this.vma(mm, this.regionIndex(s.region));
+        madvisePageout(this.m, mm, vma, selectPages(s.pages ?? { start: 0, end: vma.pages }, vma.pages));
+        return null;
+      }
     }
   }
 
@@ -425,7 +446,7 @@ export class Simulator {
         if (vma !== null) pagemapRead(this.m, vma, out, mappings);
         processes[mm.name]![spec.id] = this.keep(mm, r, out);
       }
-      events[spec.id] = stepEvents(tallies[r]!);
+      events[spec.id] = stepEvents(tallies[r]!, this.pagesOut);
       frames[spec.id] = distinctFrames(mappings);
     });
     return { step, op, proc, processes, events, frames, timeNs };
@@ -435,11 +456,12 @@ export class Simulator {
   private pagemapScratch(pages: number): PagemapScratch {
     if (this.scratch === null || this.scratch.present.length < pages) {
       const most = this.trace.regions.reduce((n, r) => Math.max(n, r.pages), 0);
-      this.scratch = { present: new Uint8Array(most), exclusive: new Uint8Array(most), zeroPage: new Uint8Array(most) };
+      const swapped = new Uint8Array(this.pagesOut ? most : 0);
+      this.scratch = { present: new Uint8Array(most), exclusive: new Uint8Array(most), zeroPage: new Uint8Array(most), swapped };
     }
-    const { present, exclusive, zeroPage } = this.scratch;
+    const { present, exclusive, zeroPage, swapped } = this.scratch;
     const view = (a: Uint8Array) => a.fill(0, 0, pages).subarray(0, pages);
-    return { present: view(present), exclusive: view(exclusive), zeroPage: view(zeroPage) };
+    return { present: view(present), exclusive: view(exclusive), zeroPage: view(zeroPage), swapped: this.pagesOut ? view(swapped) : swapped };
   }
 
   /**
@@ -454,6 +476,7 @@ export class Simulator {
       exclusive: PageBits.pack(out.exclusive, last?.exclusive ?? undefined),
       zeroPage: PageBits.pack(out.zeroPage, last?.zeroPage ?? undefined),
     };
+    if (this.pagesOut) packed.swapped = PageBits.pack(out.swapped, last?.swapped ?? undefined);
     byRegion[r] = packed;
     return packedObservation(packed);
   }
@@ -499,6 +522,7 @@ export class Simulator {
         ),
       })),
       pageCache: this.files.map((f) => (f ? f.cache.slice() : null)),
+      swap: this.m.swap ? { count: this.m.swap.count.slice(), cache: this.m.swap.cache.slice() } : null,
     };
   }
 }

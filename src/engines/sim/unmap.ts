@@ -1,16 +1,18 @@
 /**
  * Tearing mappings down (mm/memory.c zap_pte_range, mm/mmap.c exit_mmap): what exit and exec
  * do to every VMA. Each mapping drops its reference; a frame whose last reference goes is
- * freed. A shmem file goes with its last VMA, and its page cache with it.
+ * freed, and a swap entry lets go of its slot. A shmem file goes with its last VMA, and its page cache with it.
  */
 import type { Machine } from './machine.js';
 import { HPAGE_PMD_NR } from './physmem.js';
+import { freeSwapEntry } from './swap.js';
 import {
   PMD_HUGE,
   PMD_NONE,
   PMD_SHIFT_PAGES,
   PTE_PRESENT,
   PTE_SPECIAL,
+  PTE_SWAP,
   type Mm,
   type ShmemFile,
   type Vma,
@@ -32,6 +34,7 @@ export function zapRange(m: Machine, mm: Mm, vma: Vma): void {
     } else {
       for (let i = start; i < end; i++) {
         const flags = pt.flags[i]!;
+        if ((flags & PTE_SWAP) !== 0) freeSwapEntry(m, pt.pfn[i]!);
         if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) continue;
         mem.unmapAndPutPte(pt.pfn[i]!, mm.id);
       }

@@ -20,6 +20,10 @@ export const PTE_SPECIAL = 4;
 /** The entry is one of the 512 mirrors of a PMD mapping. */
 export const PTE_HUGE = 8;
 export const PTE_DIRTY = 16;
+/** Not present: the entry holds a swap slot (in pfn), see swap.ts. */
+export const PTE_SWAP = 32;
+/** A swap entry whose page was PageAnonExclusive when it was unmapped (pte_swp_exclusive). */
+export const PTE_SWP_EXCLUSIVE = 64;
 
 export const PMD_NONE = 0;
 export const PMD_TABLE = 1;
