@@ -27,6 +27,7 @@ import thpCow from './thp-cow.js';
 import writeTracking from './write-tracking.js';
 import zeroPage from './zero-page.js';
 import redisBgsave from './redis-bgsave.js';
+import reclaimSharing from './reclaim-sharing.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   forkWriteLatency,
@@ -57,4 +58,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   fragmentation,
   // Real programs (issue 13).
   redisBgsave,
+  // COW inside the memory manager (issue 12), continued: reclaim and swap.
+  reclaimSharing,
 ];

@@ -64,7 +64,9 @@ export function disagreements(p: Prediction | undefined): PredictedCount[] {
 export function stepCounts(key: string, what: string, region: string, measured: StepObservation, predicted: StepObservation): PredictedCount[] {
   const out: PredictedCount[] = [];
   const events = (o: StepObservation) => o.events[region];
-  for (const k of ['copies', 'reuses', 'zeroFills', 'faults'] as const) {
+  for (const k of ['copies', 'reuses', 'zeroFills', 'swapIns', 'faults'] as const) {
+    // swapIns exist in traces that page out only.
+    if (k === 'swapIns' && events(measured)?.swapIns === undefined) continue;
     out.push({ key: `${key}.${k}`, what: `${what}: ${EVENT_WORDS[k]} (${measured.proc})`, measured: events(measured)?.[k] ?? null, predicted: events(predicted)?.[k] ?? null });
   }
   for (const proc of Object.keys(measured.processes)) {
@@ -75,11 +77,12 @@ export function stepCounts(key: string, what: string, region: string, measured: 
     const pc = p ? countRegion(p) : null;
     out.push({ key: `${key}.${proc}.shared`, what: `${what}: pages ${proc} shares`, measured: mc.shared, predicted: pc?.shared ?? null });
     out.push({ key: `${key}.${proc}.exclusive`, what: `${what}: pages ${proc} maps exclusively`, measured: mc.exclusive, predicted: pc?.exclusive ?? null });
+    if (mc.swapped !== undefined) out.push({ key: `${key}.${proc}.swapped`, what: `${what}: pages of ${proc} swapped out`, measured: mc.swapped, predicted: pc?.swapped ?? null });
   }
   return out;
 }
 
-const EVENT_WORDS = { copies: 'copies', reuses: 'reuses', zeroFills: 'zero fills', faults: 'faults' } as const;
+const EVENT_WORDS = { copies: 'copies', reuses: 'reuses', zeroFills: 'zero fills', swapIns: 'swap-ins', faults: 'faults' } as const;
 
 /** The median of `a` (0 for none). */
 function median(a: Float64Array): number {

@@ -52,6 +52,7 @@ const CASES = [
   { name: 'pins', refuted: "a 4 KiB page showed the parent's later write through the child's pin", notMeasurable: 'only the shared control was measured' },
   { name: 'write-tracking', refuted: 'the async userfaultfd-wp fault cost 40x its recorded figure (above every SIGSEGV tracker)', notMeasurable: 'userfaultfd is refused (EPERM: vm.unprivileged_userfaultfd off, not privileged)' },
   { name: 'fragmentation', refuted: "the child's copies were as contiguous as the originals", notMeasurable: 'the region got no huge pages' },
+  { name: 'reclaim-sharing', refuted: 'MADV_PAGEOUT swapped out the pages the child still shared', notMeasurable: 'the machine has no swap (a host)' },
   { name: 'redis-bgsave', refuted: "the simulator predicted half of Redis's rdb_last_cow_size", notMeasurable: 'no BGSAVE finished', nothingMeasured: true },
 ];
 
