@@ -10,7 +10,7 @@
  *   copies     write faults that gave a present page a new frame
  *   reuses     write faults that made a present COW page writable in place (same frame)
  *   zeroFills  write faults that put a fresh frame where none, or the zero page, was mapped
- *   faults     all minor faults the acting process took during the step's operation (the
+ *   faults     all page faults (minor and major) the acting process took during the step's operation (the
  *              kernel engine leaves out spurious ones: kernel/observe.ts)
  *   frames     distinct physical frames mapped by the live processes (zero page excluded)
  *   swapped    (traces with pageout) the page's entry holds a swap slot (pagemap bit 62)
