@@ -74,7 +74,11 @@ describe(`${SPEC} in a QEMU guest`, () => {
         times: string;
         profile: { name: string; options: Record<string, unknown> };
         env: { kernel: string; guest: { accel: string } | null };
-        traces: { trace: string; status: string; observations: { kernel?: { steps: { events: Record<string, { copies: number }> }[] } } }[];
+        traces: {
+          trace: string;
+          status: string;
+          observations: { kernel?: { steps: { events: Record<string, { copies: number }>; processes: Record<string, Record<string, { swapped?: number }>> }[] } };
+        }[];
       }[];
     };
     const k = doc.kernels[0]!;
@@ -93,6 +97,11 @@ describe(`${SPEC} in a QEMU guest`, () => {
     const thp = k.traces.find((t) => t.trace === 'thp-fork-write')!.observations.kernel!;
     const copies = thp.steps[5]!.events.huge!.copies;
     expect(copies).toBe(profileFor(k.facts).options.thpPteReuse === 'per-page' ? 0 : 4);
+    // The guest has a zram swap of its own, so reclaim swapped the pages out once the sharer
+    // had gone (the host, without swap, keeps them: test/kernel-engine/pageout.test.ts).
+    expect(k.facts.knobs.swap).toBe('sync-io');
+    const pageout = k.traces.find((t) => t.trace === 'pageout-after-sharer-exits')!.observations.kernel!;
+    expect(pageout.steps[5]!.processes.p0!.heap!.swapped).toBe(256);
   }, GUEST_TIMEOUT);
 
   it('changes a global knob only there: overcommit measures fork under vm.overcommit_memory=2 in the guest, which the host leaves alone', async () => {
