@@ -258,8 +258,11 @@ Examples:
 function printKernelsSummary(runs: { label: string; doc: ResultsDocument; files: { results: string; report: string } }[], matrix: KernelMatrix, report: string): void {
   const labels = runs.map((r) => r.label);
   print(table(['experiment', ...labels], (matrix.verdicts ?? []).map((v) => [v.name, ...v.cells.map((c) => c.replace('-', ' '))]), ['left', ...labels.map(() => 'left' as const)]));
-  print();
-  print(table(['scenario', ...labels], [...matrix.traces.map((t) => [t.name, ...t.cells]), ['(profile)', ...matrix.kernels.map((k) => k.profile)]], ['left', ...labels.map(() => 'left' as const)]));
+  // The scenarios are validated by model-validation: a run without it has none to show.
+  if (matrix.traces.length > 0) {
+    print();
+    print(table(['scenario', ...labels], [...matrix.traces.map((t) => [t.name, ...t.cells]), ['(profile)', ...matrix.kernels.map((k) => k.profile)]], ['left', ...labels.map(() => 'left' as const)]));
+  }
   if (matrix.disagreements.length) {
     print();
     print(`The kernels disagree on ${matrix.disagreements.length} observation${matrix.disagreements.length === 1 ? '' : 's'} of the scenarios (see the report).`);
