@@ -28,6 +28,7 @@ import writeTracking from './write-tracking.js';
 import zeroPage from './zero-page.js';
 import redisBgsave from './redis-bgsave.js';
 import reclaimSharing from './reclaim-sharing.js';
+import mthpCow from './mthp-cow.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   forkWriteLatency,
@@ -60,4 +61,5 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   redisBgsave,
   // COW inside the memory manager (issue 12), continued: reclaim and swap.
   reclaimSharing,
+  mthpCow,
 ];

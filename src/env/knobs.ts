@@ -9,13 +9,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CowlabError } from '../errors.js';
 import type { Environment } from './environment.js';
 
-/** The knob's value as the kernel prints it (trimmed), or null when it does not exist here. */
+/**
+ * The knob's value as the kernel prints it (trimmed), or null when it does not exist here. A
+ * choice knob (THP's `always inherit madvise [never]`) reads as its selected word (`never`),
+ * which is also what writing it takes.
+ */
 export function readKnob(path: string): string | null {
+  let text: string;
   try {
-    return readFileSync(path, 'utf8').trim();
+    text = readFileSync(path, 'utf8').trim();
   } catch {
     return null;
   }
+  return /\[([^\]]+)\]/.exec(text)?.[1] ?? text;
 }
 
 /** "vm.overcommit_memory" for /proc/sys/vm/overcommit_memory, else the path. */

@@ -3,7 +3,9 @@
  * is read, never written, and what needs another value is not measurable, saying so. The guest
  * side is pinned by test/guest/runner.test.ts (overcommit's strict case measured in a guest).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -40,3 +42,34 @@ describe('knob names and reads', () => {
     expect(readKnob('/proc/sys/vm/no_such_knob')).toBeNull();
   });
 });
+
+describe('readKnob of a choice knob', () => {
+  it.each([
+    ['always inherit madvise [never]\n', 'never'],
+    ['[always] madvise never\n', 'always'],
+    ['100\n', '100'],
+  ])('reads %j as %j (the selected word is what a write takes)', (text, want) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cowlab-knob-'));
+    try {
+      writeFileSync(join(dir, 'knob'), text);
+      expect(readKnob(join(dir, 'knob'))).toBe(want);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the THP mode this kernel shows selected', () => {
+    const path = '/sys/kernel/mm/transparent_hugepage/enabled';
+    const raw = readKnobRaw(path);
+    if (raw === null) expect(readKnob(path)).toBeNull();
+    else expect(readKnob(path)).toBe(/\[(\w+)\]/.exec(raw)![1]);
+  });
+});
+
+function readKnobRaw(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}

@@ -53,6 +53,7 @@ const CASES = [
   { name: 'write-tracking', refuted: 'the async userfaultfd-wp fault cost 40x its recorded figure (above every SIGSEGV tracker)', notMeasurable: 'userfaultfd is refused (EPERM: vm.unprivileged_userfaultfd off, not privileged)' },
   { name: 'fragmentation', refuted: "the child's copies were as contiguous as the originals", notMeasurable: 'the region got no huge pages' },
   { name: 'reclaim-sharing', refuted: 'MADV_PAGEOUT swapped out the pages the child still shared', notMeasurable: 'the machine has no swap (a host)' },
+  { name: 'mthp-cow', refuted: "the child's write copied whole 64 KiB folios (6.1 has no mTHP)", notMeasurable: 'no mTHP size exists (Linux 6.1)', nothingMeasured: true },
   { name: 'redis-bgsave', refuted: "the simulator predicted half of Redis's rdb_last_cow_size", notMeasurable: 'no BGSAVE finished', nothingMeasured: true },
 ];
 
