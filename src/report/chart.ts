@@ -329,9 +329,10 @@ function barChart(c: Extract<ChartSpec, { kind: 'bar' }>): string {
   const headerBottom = header(svg, c.title, c.series.length > 1 ? c.series.map((s) => ({ name: s.name })) : [], 'box');
   const values = c.series.flatMap((s) => [...s.values, ...(s.hi ?? []), ...(s.lo ?? [])]).filter((v): v is number => v !== null);
   // A bar needs a baseline below its value: on a log axis the power of ten under the least.
-  const positive = values.filter((v) => v > 0);
-  const logFloor = c.y.scale === 'log' && c.y.min === undefined && positive.length ? 10 ** Math.floor(Math.log10(Math.min(...positive))) : undefined;
-  const yExtent = extentOf(values, { ...c.y, min: c.y.min ?? logFloor });
+  // (A given minimum, e.g. a pair's shared extent, is floored the same way.)
+  const lows = [...values, ...(c.y.min !== undefined ? [c.y.min] : [])].filter((v) => v > 0);
+  const min = c.y.scale === 'log' && lows.length ? 10 ** Math.floor(Math.log10(Math.min(...lows))) : c.y.min;
+  const yExtent = extentOf(values, { ...c.y, min });
   // The band width depends on the left margin, which depends on the y tick labels only.
   const pre = layout(headerBottom, c.y, yTickLabels(c.y, numScale(c.y, yExtent, [1, 0])), null);
   const xb = scaleBand<string>().domain(c.categories).range([pre.left, pre.right]).paddingInner(0.25).paddingOuter(0.1);

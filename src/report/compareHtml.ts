@@ -32,11 +32,15 @@ body { max-width: 1560px; }
 tr.differs th, tr.differs td { background: #fff4e5; }
 `;
 
-/** The values an axis must span so that every chart of a pair uses the same scale. */
-function extentOver(values: number[], a: Axis): Axis {
+/**
+ * The axis spanning `values` (every chart of a pair). A linear y axis keeps its zero (the
+ * charts' default when no minimum is given); an x axis starts at the data, as xyChart does.
+ */
+function extentOver(values: number[], a: Axis, axis: 'x' | 'y'): Axis {
   const usable = values.filter((v) => Number.isFinite(v) && (a.scale !== 'log' || v > 0));
   if (usable.length === 0) return a;
-  return { ...a, min: Math.min(a.min ?? Infinity, ...usable), max: Math.max(a.max ?? -Infinity, ...usable) };
+  const floor = a.min ?? (a.scale !== 'log' && axis === 'y' ? 0 : Infinity);
+  return { ...a, min: Math.min(floor, ...usable), max: Math.max(a.max ?? -Infinity, ...usable) };
 }
 
 function yValues(c: ChartSpec): number[] {
@@ -60,11 +64,11 @@ export function shareAxes(charts: ChartSpec[]): ChartSpec[] {
   return charts.map((c) => {
     switch (c.kind) {
       case 'bar':
-        return { ...c, y: extentOver(ys, c.y) };
+        return { ...c, y: extentOver(ys, c.y, 'y') };
       case 'cdf':
-        return { ...c, x: extentOver(xs, c.x) };
+        return { ...c, x: extentOver(xs, c.x, 'x') };
       default:
-        return { ...c, x: extentOver(xs, c.x), y: extentOver(ys, c.y) };
+        return { ...c, x: extentOver(xs, c.x, 'x'), y: extentOver(ys, c.y, 'y') };
     }
   });
 }
