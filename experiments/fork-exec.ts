@@ -224,7 +224,7 @@ function present(raw: Raw) {
   const { fork, exec, write } = raw;
   const mib = (b: number) => b / 2 ** 20;
   const steps = ['after setup', 'after fork', 'after exec'];
-  const dirty = [raw.setup.parent.privateDirty, fork.parent.privateDirty, exec.parent.privateDirty];
+  const parent = [raw.setup.parent, fork.parent, exec.parent];
   return {
     charts: [
       {
@@ -240,11 +240,14 @@ function present(raw: Raw) {
       },
       {
         kind: 'bar' as const,
-        title: "smaps of the region: the child shares it after the fork (Shared_Dirty) and owns none of it (Private_Dirty 0), before and after its exec",
+        // Shared_Dirty of both sides: after the fork the parent's memory moves from private to
+        // shared (it is not lost), and after the exec it is the parent's alone again.
+        title: "smaps of the region: after the fork parent and child share it (Shared_Dirty, the child's Private_Dirty 0); after the exec it is the parent's own again",
         categories: steps,
         y: { label: 'smaps of the region', unit: 'MiB' },
         series: [
-          { name: 'parent Private_Dirty', values: dirty.map(mib) },
+          { name: 'parent Private_Dirty', values: parent.map((p) => mib(p.privateDirty)) },
+          { name: 'parent Shared_Dirty', values: parent.map((p) => mib(p.sharedDirty)) },
           { name: 'child Private_Dirty', values: [null, mib(fork.child.privateDirty), 0] },
           { name: 'child Shared_Dirty', values: [null, mib(fork.child.sharedDirty), 0] },
         ],

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 import { forkWrite, type ForkWriteResult } from '../src/forkwrite/forkWrite.js';
 import type { ForkWriteOptions } from '../src/forkwrite/options.js';
-import type { ChartSpec } from '../src/report/chart.js';
+import { cdfFromHistogram, type CdfSeries, type ChartSpec } from '../src/report/chart.js';
 import { formatCount, formatNs } from '../src/report/format.js';
 import { BandSchema } from '../src/suite/schema.js';
 import {
@@ -67,12 +67,20 @@ const VariantSchema = z.object({
   hugeBytes: z.number(),
 });
 
+/** A run's latencies as its empirical CDF, at most CDF_POINTS (value ns, fraction at or
+ *  below it), with its p50 and p99 as the run's own summary gave them. */
+const CDF_POINTS = 200;
+const CdfSchema = z.object({ points: z.array(z.tuple([z.number(), z.number()])), p50: z.number(), p99: z.number() });
+/** The histogram's runs, also as CDFs (absent in results written before: the report then
+ *  draws the CDF from the histogram). */
+const DistributionSchema = HistogramSchema.extend({ cdf: z.object({ cold: CdfSchema, warm: CdfSchema }).optional() });
+
 const RawSchema = z.object({
   warmup: z.number().int(),
   repeats: z.number().int(),
   sweep: z.array(PointSchema),
   variants: z.array(VariantSchema),
-  histogram: HistogramSchema.nullable(),
+  histogram: DistributionSchema.nullable(),
   /** The simulator's run of the sweep's largest point and of each variant (absent in results
    *  written before). */
   predicted: PredictionSchema.optional(),
@@ -129,12 +137,40 @@ async function run(ctx: RunContext): Promise<Raw> {
   return raw;
 }
 
-/** The child's latencies of the first run (cold) and the last (warm), on shared edges. */
+/** Sorted latencies as (value, fraction at or below it), thinned to at most CDF_POINTS
+ *  (evenly in rank, the maximum always kept: the tail is what the chart is for). */
+function empiricalCdf(latencies: ArrayLike<number>): [number, number][] {
+  const sorted = Float64Array.from(latencies).sort();
+  const n = sorted.length;
+  const step = Math.max(1, Math.ceil(n / CDF_POINTS));
+  const out: [number, number][] = [];
+  for (let i = step - 1; i < n; i += step) out.push([sorted[i]!, (i + 1) / n]);
+  if (n > 0 && out.at(-1)![1] < 1) out.push([sorted[n - 1]!, 1]);
+  return out;
+}
+
+function cdfOf(side: NonNullable<ForkWriteResult['runs'][number]['child']>): z.infer<typeof CdfSchema> {
+  return { points: empiricalCdf(side.latencyNs), p50: side.perPageNs!.p50, p99: side.perPageNs!.p99 };
+}
+
+/** The child's latencies of the first run (cold) and the last (warm), on shared edges and as CDFs. */
 function histogram(r: Awaited<ReturnType<typeof forkWrite>>, label: string): Raw['histogram'] {
-  const cold = r.runs[0]!.child!.latencyNs;
-  const warm = r.runs.at(-1)!.child!.latencyNs;
+  const coldRun = r.runs[0]!.child!;
+  const warmRun = r.runs.at(-1)!.child!;
+  const cold = coldRun.latencyNs;
+  const warm = warmRun.latencyNs;
   const edgesNs = logEdges(100, Math.max(...warm, ...cold), 10);
-  return { label, edgesNs, cold: histogramCounts(cold, edgesNs), warm: histogramCounts(warm, edgesNs) };
+  return { label, edgesNs, cold: histogramCounts(cold, edgesNs), warm: histogramCounts(warm, edgesNs), cdf: { cold: cdfOf(coldRun), warm: cdfOf(warmRun) } };
+}
+
+/** The CDF chart's series: from the recorded CDFs, or, in older results, from the histogram. */
+function distributionSeries(h: NonNullable<Raw['histogram']>): CdfSeries[] {
+  const names = { cold: 'cold (first run)', warm: 'warm (last run)' } as const;
+  return (['cold', 'warm'] as const).map((k) => {
+    const c = h.cdf?.[k];
+    if (c) return { name: names[k], points: c.points.map(([x, f]) => ({ x: toUs(x), fraction: f })), p50: toUs(c.p50), p99: toUs(c.p99) };
+    return { name: `${names[k]}, from the histogram`, points: cdfFromHistogram(h.edgesNs.map(toUs), h[k]), p50: null, p99: null };
+  });
 }
 
 function reference(raw: Raw) {
@@ -213,13 +249,11 @@ function present(raw: Raw) {
   if (raw.histogram) {
     const h = raw.histogram;
     charts.push({
-      kind: 'histogram',
+      kind: 'cdf',
       title: `Distribution of per-page latency: ${h.label}`,
       x: { label: 'latency of one store', unit: 'µs', scale: 'log' },
-      // Log counts: the tail (a few slow stores) stays visible next to the bulk.
-      y: { label: 'stores', unit: 'count', scale: 'log', min: 0.5 },
-      edges: h.edgesNs.map(toUs),
-      series: [{ name: 'cold (first run)', counts: h.cold }, { name: 'warm (last run)', counts: h.warm }],
+      series: distributionSeries(h),
+      caption: 'Cumulative share of the stores at or below each latency; the dots mark each run\'s p50 and p99.',
     });
   }
   return {
@@ -249,7 +283,7 @@ export default defineExperiment<Raw>({
     'A copy-on-write fault costs about the same per page however many pages are written: the warm median per-page latency varies less than 2x from 64 to 65,536 pages written.',
   short: 'per-page COW cost is flat in pages written',
   measures:
-    'Per-page latency of the store that breaks COW after a real fork (clock_gettime around each store, in native code), against pages written (1 to 65,536, log sweep), pattern (seq, rand, stride), page size (4 KiB, THP) and writer (child, parent); the first run is reported as cold, the rest as a warm median with a min-max band, plus a histogram.',
+    'Per-page latency of the store that breaks COW after a real fork (clock_gettime around each store, in native code), against pages written (1 to 65,536, log sweep), pattern (seq, rand, stride), page size (4 KiB, THP) and writer (child, parent); the first run is reported as cold, the rest as a warm median with a min-max band, plus the distribution (CDF) of one cold and one warm run.',
   rule: RULE,
   requirements: { minMemoryBytes: 16 * 2 ** 20, measuresTime: true },
   budgetMs: { full: 45_000, quick: 10_000 },

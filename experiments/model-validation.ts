@@ -3,7 +3,8 @@
  * the simulator, the kernel engine (real processes: the reference) and the userspace region
  * where it models the scenario, and validate compares them step by step: page states,
  * copies, reuses, zero fills and frames must match exactly, faults within the allowance.
- * The write steps' predicted times against the measured ones are reported as relative errors.
+ * The write steps' predicted times against the measured ones are reported (relative errors in
+ * the table; the chart puts the times themselves side by side).
  */
 import { z } from 'zod';
 
@@ -153,21 +154,23 @@ function verdict(raw: Raw) {
 }
 
 function present(raw: Raw) {
-  const errorOf = (s: Raw['scenarios'][number], e: 'sim' | 'region') => {
-    const r = s.comparisons.find((c) => c.engine === e)?.writeRelError;
-    return r === undefined || r === null ? null : r * 100;
-  };
+  // Times side by side on a log axis, not as relative errors: the region is a userspace fault
+  // handler, about 20x the kernel's cost by design, and "+1,839 %" says less than 2 µs vs 40 µs.
+  const comparison = (s: Raw['scenarios'][number], e: 'sim' | 'region') => s.comparisons.find((c) => c.engine === e && c.writeRelError !== null);
+  const us = (ns: number | null | undefined) => (ns === null || ns === undefined ? null : ns / 1000);
   const timed = raw.scenarios.filter((s) => s.comparisons.some((c) => c.writeRelError !== null));
+  const kernelNs = (s: Raw['scenarios'][number]) => (comparison(s, 'sim') ?? comparison(s, 'region'))?.writeObservedNs;
   return {
     charts: timed.length === 0 ? [] : [
       {
         kind: 'bar' as const,
-        title: `Write-step time against the kernel's, per scenario (# as in the table): simulator predicted (${raw.costModel.calibrated ? 'calibrated' : 'uncalibrated'} cost model), region measured`,
+        title: `Time of the write steps per scenario (# as in the table): the kernel's measured, the simulator's predicted (${raw.costModel.calibrated ? 'calibrated' : 'uncalibrated'} cost model), the region's measured`,
         categories: timed.map((s) => String(raw.scenarios.indexOf(s) + 1)),
-        y: { label: 'relative error of the write time', unit: '%' },
+        y: { label: 'write steps, total', unit: 'µs', scale: 'log' as const },
         series: [
-          { name: 'simulator', values: timed.map((s) => errorOf(s, 'sim')) },
-          { name: 'region', values: timed.map((s) => errorOf(s, 'region')) },
+          { name: 'kernel (measured, the reference)', values: timed.map((s) => us(kernelNs(s))) },
+          { name: 'simulator (predicted)', values: timed.map((s) => us(comparison(s, 'sim')?.writePredictedNs)) },
+          { name: 'region (measured)', values: timed.map((s) => us(comparison(s, 'region')?.writePredictedNs)) },
         ],
       },
     ],

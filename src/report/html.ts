@@ -6,7 +6,7 @@
 import type { ExperimentResult, ResultsDocument } from '../suite/schema.js';
 import type { AnyExperiment, Presentation, TableSpec } from '../suite/types.js';
 import { describeRequirements } from '../suite/requirements.js';
-import { CHART_CSS, escapeXml as esc, renderChart } from './chart.js';
+import { CHART_CSS, escapeXml as esc, hasData, renderChart } from './chart.js';
 import { formatBytes } from './format.js';
 import { renderKernelSection, type KernelMatrix } from './kernels.js';
 
@@ -28,14 +28,15 @@ section.experiment { border-top: 2px solid #ccc; padding-top: 14px; margin-top: 
 .notes { color: #8a5a00; font-size: 13px; }
 .muted { color: #666; font-size: 13px; }
 .banner { background: #fff4e5; border: 1px solid #f0b35a; padding: 8px 12px; margin: 12px 0; }
-.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+/* One chart per row (up to 760 px): two side by side would shrink their text below 9 px. */
+.charts { display: grid; grid-template-columns: minmax(0, 1fr); gap: 16px; }
 ${CHART_CSS}`;
 
-function badge(v: string): string {
+export function badge(v: string): string {
   return `<span class="badge ${esc(v)}">${esc(v.replace('-', ' '))}</span>`;
 }
 
-function htmlTable(t: TableSpec): string {
+export function htmlTable(t: TableSpec): string {
   // Figures (cells that start with a number) are right-aligned; a measurement that differs
   // from its prediction (predictionTable's DIFFERS) stands out.
   const numeric = (s: string) => /^[-+≈]?\d/.test(s.trim());
@@ -48,7 +49,7 @@ function htmlTable(t: TableSpec): string {
   return `<h3>${esc(t.title)}</h3><table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${note}`;
 }
 
-function environmentRows(d: ResultsDocument): [string, string][] {
+export function environmentRows(d: ResultsDocument): [string, string][] {
   const e = d.environment;
   const p = e.privileges;
   return [
@@ -82,7 +83,8 @@ function experimentSection(r: ExperimentResult, exp: AnyExperiment | undefined, 
   parts.push(`<p class="muted">Verdict rule: ${esc(r.rule)}</p>`);
   if (r.notes.length) parts.push(`<ul class="notes">${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`);
   if (presentation) {
-    if (presentation.charts.length) parts.push(`<div class="charts">${presentation.charts.map(renderChart).join('')}</div>`);
+    const charts = presentation.charts.filter(hasData);
+    if (charts.length) parts.push(`<div class="charts">${charts.map(renderChart).join('')}</div>`);
     for (const t of presentation.tables) parts.push(htmlTable(t));
   }
   if (presentError) parts.push(`<p class="notes">The measurements could not be presented: ${esc(presentError)}</p>`);
@@ -92,13 +94,14 @@ function experimentSection(r: ExperimentResult, exp: AnyExperiment | undefined, 
   return parts.join('\n');
 }
 
-function pageHead(title: string): string {
+/** The document head: the CSP that forbids loading anything, the inline CSS (`extraCss` after it). */
+export function pageHead(title: string, extraCss = ''): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
-<style>${CSS}</style></head><body>`;
+<style>${CSS}${extraCss}</style></head><body>`;
 }
 
 /**
@@ -137,6 +140,16 @@ export function renderValidationReport(matrix: KernelMatrix, envs: readonly { la
   ].join('\n');
 }
 
+/** An experiment's charts and tables from its raw (null when it has none, or present() threw). */
+export function presentResult(r: ExperimentResult, exp: AnyExperiment | undefined): { presentation: Presentation | null; presentError: string | null } {
+  if (!exp || r.raw === null || r.raw === undefined) return { presentation: null, presentError: null };
+  try {
+    return { presentation: exp.present(r.raw), presentError: null };
+  } catch (err) {
+    return { presentation: null, presentError: (err as Error).message };
+  }
+}
+
 /** The report for a results document; `experiments` supplies present() for each one's raw. */
 export function renderReport(d: ResultsDocument, experiments: readonly AnyExperiment[]): string {
   const when = new Date(d.startedAt);
@@ -154,15 +167,7 @@ export function renderReport(d: ResultsDocument, experiments: readonly AnyExperi
   ].join('\n');
   const sections = d.experiments.map((r) => {
     const exp = experiments.find((e) => e.name === r.name);
-    let presentation: Presentation | null = null;
-    let presentError: string | null = null;
-    if (exp && r.raw !== null && r.raw !== undefined) {
-      try {
-        presentation = exp.present(r.raw);
-      } catch (err) {
-        presentError = (err as Error).message;
-      }
-    }
+    const { presentation, presentError } = presentResult(r, exp);
     return experimentSection(r, exp, presentation, presentError);
   });
   return `${head}\n${intro}\n${sections.join('\n')}\n</body></html>\n`;

@@ -1,7 +1,8 @@
 /** The SVG charts: every kind renders marks, axes carry their units, log axes label decades. */
 import { describe, expect, it } from 'vitest';
 
-import { axisTitle, formatExact, formatTick, renderChart, type ChartSpec } from '../../src/report/chart.js';
+import { axisTitle, cdfFromHistogram, formatExact, formatTick, renderChart, type ChartSpec } from '../../src/report/chart.js';
+import { TEXT_STYLES, textWidth, wrapToWidth } from '../../src/report/chartText.js';
 
 const count = (svg: string, re: RegExp) => (svg.match(re) ?? []).length;
 
@@ -45,18 +46,47 @@ describe('renderChart', () => {
     expect(svg).toContain('latency (µs)');
   });
 
-  it('draws a histogram over the non-empty bins, series side by side', () => {
+  it('draws a CDF per series with p50 and p99 dots, and names the percentiles in the legend', () => {
     const svg = renderChart({
-      kind: 'histogram',
+      kind: 'cdf',
       title: 'h',
       x: { label: 'latency', unit: 'µs', scale: 'log' },
-      y: { label: 'stores', unit: 'count' },
-      edges: [1, 2, 5, 10, 20],
-      series: [{ name: 'cold', counts: [0, 3, 1, 0] }, { name: 'warm', counts: [0, 5, 0, 0] }],
+      series: [
+        { name: 'cold', points: [{ x: 1, fraction: 0.1 }, { x: 2, fraction: 0.5 }, { x: 40, fraction: 1 }], p50: 2, p99: 30 },
+        { name: 'warm', points: cdfFromHistogram([1, 2, 5, 10], [0, 3, 1]), p50: null, p99: null },
+      ],
     });
-    expect(count(svg, /<rect [^>]*class="mark"/g)).toBe(3);
+    expect(count(svg, /<path [^>]*class="mark line"/g)).toBe(2);
+    expect(count(svg, /<circle [^>]*class="mark"/g)).toBe(2);
+    expect(svg).toContain('>cold: p50 2 µs, p99 30 µs<');
+    expect(svg).toContain('>p99<');
+    expect(cdfFromHistogram([1, 2, 5, 10], [0, 3, 1])).toEqual([{ x: 2, fraction: 0 }, { x: 5, fraction: 0.75 }, { x: 10, fraction: 1 }]);
   });
 
+  it('ends a log axis at the data, not at the next power of ten', () => {
+    const svg = renderChart({ kind: 'line', title: 't', x: { label: 'pages', unit: 'pages', scale: 'log' }, y: { label: 'y', unit: 'µs' }, series: [{ name: 's', points: [{ x: 1, y: 1 }, { x: 16384, y: 2 }] }] });
+    expect(svg).toContain('>10k<');
+    expect(svg).not.toContain('>100k<');
+    const xs = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1]));
+    const right = Math.max(...[...svg.matchAll(/<line x1="[\d.]+" x2="([\d.]+)"/g)].map((m) => Number(m[1])));
+    expect(right - Math.max(...xs)).toBeLessThan(20); // the last point sits at the axis's end
+  });
+
+  it('is responsive: a viewBox and width 100%, no fixed pixel size', () => {
+    const svg = renderChart({ kind: 'bar', title: 't', categories: ['a'], y: { label: 'y', unit: 'µs' }, series: [{ name: 's', values: [1] }] });
+    expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 680 \d+" width="100%"/);
+    expect(svg).not.toMatch(/^<svg [^>]*height="/);
+  });
+
+  it('wraps a long title to its measured width and starts the legend below its last line', () => {
+    const title = 'smaps of the region: after the fork parent and child share it (Shared_Dirty, the child\'s Private_Dirty 0); after the exec it is the parent\'s own again';
+    const svg = renderChart({ kind: 'bar', title, categories: ['a'], y: { label: 'y', unit: 'MiB' }, series: [{ name: 'one', values: [1] }, { name: 'two', values: [2] }] });
+    const titles = [...svg.matchAll(/<text x="[\d.]+" y="([\d.]+)" class="title" textLength="([\d.]+)"/g)].map((m) => ({ y: Number(m[1]), len: Number(m[2]) }));
+    expect(titles.length).toBe(2);
+    for (const t of titles) expect(t.len).toBeLessThanOrEqual(680 - 24);
+    const legendY = Math.min(...[...svg.matchAll(/<text x="[\d.]+" y="([\d.]+)" class="legend"/g)].map((m) => Number(m[1])));
+    expect(legendY - TEXT_STYLES.legend.size).toBeGreaterThan(titles.at(-1)!.y + 3); // the legend's top clears the title's descent
+  });
   it('survives empty series', () => {
     const svg = renderChart({ kind: 'line', title: 'empty', x: { label: 'x', unit: 'u' }, y: { label: 'y', unit: 'v' }, series: [{ name: 'none', points: [] }] });
     expect(svg).toMatch(/<\/svg>$/);
@@ -83,5 +113,21 @@ describe('chart text', () => {
     expect(axisTitle({ label: 'distinct frames', unit: 'frames', scale: 'log' })).toBe('distinct frames (log scale)');
     expect(axisTitle({ label: 'latency per page', unit: 'µs', scale: 'log' })).toBe('latency per page (µs, log scale)');
     expect(axisTitle({ label: 'file offset', unit: 'bytes' })).toBe('file offset (bytes)');
+  });
+});
+
+describe('measured text widths', () => {
+  it('measures from the font table: wide letters wider, bold wider, unknown characters as wide as M', () => {
+    expect(textWidth('MMMM', 'tick')).toBeGreaterThan(textWidth('iiii', 'tick') * 3);
+    expect(textWidth('Shared_Dirty', 'title')).toBeGreaterThan(textWidth('Shared_Dirty', 'axis-label'));
+    expect(textWidth('\u4e00', 'tick')).toBe(textWidth('M', 'tick'));
+    expect(textWidth('M', 'tick')).toBeCloseTo(0.833 * 11, 5); // Liberation Sans / Arial: M is 833/1000 em
+  });
+
+  it('wraps by width, not by character count, and splits a word wider than the line', () => {
+    const lines = wrapToWidth('iiiiiiiiii MMMMMMMMMM iiiiiiiiii', 100, 'tick');
+    for (const l of lines) expect(textWidth(l, 'tick')).toBeLessThanOrEqual(100);
+    expect(lines[0]).toBe('iiiiiiiiii'); // 10 i fit with room; 10 M (92 px) do not fit after them
+    expect(wrapToWidth('PAGEMAP_SCAN_LONG_IDENTIFIER', 60, 'tick').every((l) => textWidth(l, 'tick') <= 60)).toBe(true);
   });
 });
