@@ -33,8 +33,17 @@ try {
         const ctx = document.getElementById('c').getContext('2d');
         ctx.font = `${weight} ${size}px "${font}"`;
         ctx.fontKerning = 'none';
-        // The font must really be the one named: a fallback would give other widths.
-        if (!document.fonts.check(`${weight} ${size}px "${font}"`)) throw new Error(`${font} is not installed`);
+        // The font must really be the one named: a fallback would give other widths. (A
+        // missing font falls back to the generic family: the same width as it alone.)
+        const probe = 'The quick brown fox 0123456789';
+        const fallback = (generic) => {
+          ctx.font = `${weight} ${size}px "${font}", ${generic}`;
+          const w = ctx.measureText(probe).width;
+          ctx.font = `${weight} ${size}px ${generic}`;
+          return w === ctx.measureText(probe).width;
+        };
+        if (fallback('monospace') && fallback('serif')) throw new Error(`${font} is not installed`);
+        ctx.font = `${weight} ${size}px "${font}"`;
         return chars.map((ch) => Math.round(ctx.measureText(ch).width));
       },
       { chars, weight, font: FONT, size: SIZE },

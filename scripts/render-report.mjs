@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Renders a report.html to a PNG with headless Chromium (Debian's /usr/bin/chromium through
-// playwright-core; no browser is downloaded). Used for docs/report.png:
-//   node scripts/render-report.mjs cowlab-results/report.html docs/report.png [--height 2400]
+// playwright-core; no browser is downloaded): the window's top, the whole page (--full), or one
+// experiment's section down to its charts (--section NAME). docs/report.png is
+//   node scripts/render-report.mjs cowlab-results/report.html docs/report.png --section fork-write-latency
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,9 +10,11 @@ import { pathToFileURL } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const [input, output] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const sIdx = process.argv.indexOf('--section');
+const section = sIdx > 0 ? process.argv[sIdx + 1] : null;
+const [input, output] = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !['--height', '--section'].includes(all[i - 1]));
 if (!input || !output) {
-  console.error('usage: node scripts/render-report.mjs <report.html> <out.png> [--height N] [--full]');
+  console.error('usage: node scripts/render-report.mjs <report.html> <out.png> [--height N] [--full | --section NAME]');
   process.exit(2);
 }
 const hIdx = process.argv.indexOf('--height');
@@ -26,7 +29,15 @@ const browser = await chromium.launchPersistentContext(profile, {
 try {
   const page = await browser.newPage();
   await page.goto(pathToFileURL(resolve(input)).href);
-  await page.screenshot({ path: output, fullPage: process.argv.includes('--full') });
+  if (section) {
+    // From the section's heading to the bottom of its charts (the tables below are long).
+    const sel = `section#${section}`;
+    const top = await page.$eval(sel, (e) => e.getBoundingClientRect().top + window.scrollY);
+    const bottom = await page.$eval(`${sel} .charts`, (e) => e.getBoundingClientRect().bottom + window.scrollY);
+    await page.screenshot({ path: output, fullPage: true, clip: { x: 0, y: Math.max(0, top - 12), width: 1100, height: bottom - top + 24 } });
+  } else {
+    await page.screenshot({ path: output, fullPage: process.argv.includes('--full') });
+  }
   console.log(`wrote ${output}`);
 } finally {
   await browser.close();

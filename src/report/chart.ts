@@ -242,7 +242,7 @@ function height(l: Layout, below: number): number {
 function finish(svg: Svg, h: number, title: string, caption?: string): string {
   const desc = caption ? `<desc>${escapeXml(caption)}</desc>` : '';
   return (
-    `<svg class="chart" viewBox="0 0 ${W} ${h}" width="100%" preserveAspectRatio="xMidYMin meet" role="img" aria-label="${escapeXml(title)}" xmlns="http://www.w3.org/2000/svg">` +
+    `<svg class="chart" viewBox="0 0 ${W} ${h}" width="100%" preserveAspectRatio="xMidYMin meet" role="img" aria-label="${escapeXml(title)}">` +
     `<title>${escapeXml(title)}</title>${desc}` +
     svg.parts.join('') +
     '</svg>'

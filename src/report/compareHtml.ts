@@ -102,7 +102,7 @@ function metricCell(m: MetricComparison, side: 'a' | 'b'): string {
 /** The ratios b / a of the metrics that have one, with their bootstrap intervals as whiskers. */
 function ratioChart(e: ExperimentComparison, level: number): ChartSpec | null {
   const ms = e.metrics.filter((m) => m.ratio !== null && m.outcome !== 'not-comparable');
-  if (ms.length === 0) return null;
+  if (ms.length < 2) return null; // one ratio: the table says it; a single full-width bar says nothing more
   return {
     kind: 'bar',
     title: `${e.name}: b / a per headline metric (1 is no change; whiskers: the ${Math.round(level * 100)} % interval where a test was made)`,

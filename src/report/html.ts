@@ -114,6 +114,7 @@ export function renderKernelsReport(runs: readonly { label: string; doc: Results
     pageHead(`cowlab report: ${runs.map((r) => r.label).join(', ')}`),
     `<h1>cowlab: copy-on-write on ${runs.length} kernels</h1>`,
     `<p class="muted">${runs.map((r) => `<a href="${esc(r.report)}">${esc(r.label)}</a> (${esc(r.doc.environment.kernel)}, ${r.doc.options.quick ? 'quick' : 'full'} suite, ${(r.doc.durationMs / 1000).toFixed(1)} s)`).join('; ')}: each link is that kernel's own report.</p>`,
+    '<p class="muted">Every experiment\'s charts of all the kernels side by side, on shared axes: <code>cowlab compare DIR --html kernels.html</code>, DIR being this report\'s directory.</p>',
     '<h3>Environments</h3>',
     `<table><thead><tr><th></th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr></thead><tbody>${rows
       .map((r) => `<tr><th>${esc(r[0]!)}</th>${r.slice(1).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)

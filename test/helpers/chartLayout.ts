@@ -71,8 +71,18 @@ export async function chartLayouts(page: Page): Promise<ChartLayout[]> {
   return page.$$eval(
     'svg.chart',
     (svgs, px) => {
-      const doc = (globalThis as unknown as { document: { fonts: { check(f: string): boolean } } }).document;
-      const fontInstalled = doc.fonts.check('11px "Liberation Sans"');
+      // Whether the chart font is installed: a missing one falls back to the generic family,
+      // measuring as wide as that family alone (FontFaceSet.check says true for any system font).
+      type Ctx = { font: string; measureText(s: string): { width: number } };
+      const doc = (globalThis as unknown as { document: { createElement(t: 'canvas'): { getContext(k: '2d'): Ctx } } }).document;
+      const ctx = doc.createElement('canvas').getContext('2d');
+      const sameAs = (generic: string) => {
+        ctx.font = `20px "Liberation Sans", ${generic}`;
+        const w = ctx.measureText('The quick brown fox 0123456789').width;
+        ctx.font = `20px ${generic}`;
+        return w === ctx.measureText('The quick brown fox 0123456789').width;
+      };
+      const fontInstalled = !(sameAs('monospace') && sameAs('serif'));
       return (svgs as unknown as El[]).map((svg) => {
         const box = svg.getBoundingClientRect();
         const marks = [...svg.querySelectorAll('.mark')].map((m) => m.getBBox());

@@ -81,7 +81,7 @@ describe('cowlab compare --html', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toContain(`cowlab: html: ${out}`);
     const html = readFileSync(out, 'utf8');
-    expect(html).not.toMatch(/<script|javascript:|src="http|href="http/i);
+    expect(html).not.toMatch(/<script|<link|@import|url\(|https?:\/\/|javascript:/i);
     expect(html).toContain("default-src 'none'");
     for (const n of NAMES) expect(html).toContain(`<section class="experiment" id="${n}">`);
     expect(html).toContain('verdict changed');
