@@ -63,7 +63,8 @@ describe('cowlab run --quick', () => {
     // loop devices for the storage experiments) and KSM, a global setting changed only in a guest.
     const ROOT_ONLY = new Set(['refcounts', 'ksm', 'fragmentation', 'snapshot-instant', 'first-write-cost', 'second-write', 'overlay-copy-up']);
     for (const e of doc.experiments) {
-      if (e.name === 'ksm' && doc.environment.guest == null) {
+      // KSM and the mTHP sizes are global settings, changed only in a guest.
+      if ((e.name === 'ksm' || e.name === 'mthp-cow') && doc.environment.guest == null) {
         expect(e.status).toBe('not-measurable');
         expect(e.verdict.reason).toMatch(/a global setting cowlab changes only inside a guest it booted|needs root/);
       } else if (!ROOT_ONLY.has(e.name) || asRoot) {
