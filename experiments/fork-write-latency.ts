@@ -23,10 +23,12 @@ import { formatBand } from '../src/suite/present.js';
 import { sized, Steps } from '../src/suite/steps.js';
 import { describeDisagreements, predictForkWrites, predictionTable, PredictionSchema } from '../src/suite/predict.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
+import { CowlabError } from '../src/errors.js';
 
 const SWEEP = { full: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536], quick: [1, 16, 256, 4096, 16384] };
 const VARIANT_WRITES = { full: 4096, quick: 1024 };
-const RUNS = { full: { warmup: 1, repeats: 5 }, quick: { warmup: 1, repeats: 2 } };
+// Quick keeps 3 measured runs: the fewest `compare` tests a time over (COMPARE_TEST.minSamples).
+const RUNS = { full: { warmup: 1, repeats: 5 }, quick: { warmup: 1, repeats: 3 } };
 /** Sweep points below this many pages have too few stores for a per-page median to mean much. */
 const FLAT_FROM_PAGES = 64;
 const RULE =
@@ -78,6 +80,8 @@ const DistributionSchema = HistogramSchema.extend({ cdf: z.object({ cold: CdfSch
 const RawSchema = z.object({
   warmup: z.number().int(),
   repeats: z.number().int(),
+  /** The sweep's page size (`run --thp`; absent in results written before: 4 KiB). */
+  sweepThp: z.enum(['never', 'always']).optional(),
   sweep: z.array(PointSchema),
   variants: z.array(VariantSchema),
   histogram: DistributionSchema.nullable(),
@@ -87,20 +91,26 @@ const RawSchema = z.object({
 });
 type Raw = z.infer<typeof RawSchema>;
 
+/** MADV_HUGEPAGE gets huge pages unless THP is off (or absent). */
+function thpUsable(ctx: RunContext): boolean {
+  return ctx.env.thp.enabled !== 'never' && ctx.env.thp.enabled !== null;
+}
+
 async function measure(ctx: RunContext, o: ForkWriteOptions) {
   return forkWrite({ ...sized(ctx, RUNS), ...o });
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
   const ps = ctx.env.pageSize;
-  const raw: Raw = { ...sized(ctx, RUNS), sweep: [], variants: [], histogram: null };
+  const raw: Raw = { ...sized(ctx, RUNS), sweepThp: ctx.thp, sweep: [], variants: [], histogram: null };
+  if (ctx.thp === 'always' && !thpUsable(ctx)) throw new CowlabError('ERR_NOT_MEASURABLE', `--thp always: THP is ${ctx.env.thp.enabled ?? 'not available'} here`);
   const limitPages = Math.floor(ctx.memoryLimitBytes / ps / 2); // the copies double the region
   const wanted = sized(ctx, SWEEP);
   const sweep = wanted.filter((p) => p <= limitPages);
   if (sweep.length < wanted.length) ctx.note(`pages-written sweep clamped to ${formatCount(sweep.at(-1) ?? 0)} pages (memory)`);
   const vWrites = Math.min(sized(ctx, VARIANT_WRITES), Math.floor(limitPages / 8));
   const variants = VARIANTS.filter((v) => {
-    if (v.thp === 'always' && (ctx.env.thp.enabled === 'never' || ctx.env.thp.enabled === null)) {
+    if (v.thp === 'always' && !thpUsable(ctx)) {
       ctx.note(`variant '${v.label}' skipped: THP is ${ctx.env.thp.enabled ?? 'not available'}`);
       return false;
     }
@@ -112,7 +122,7 @@ async function run(ctx: RunContext): Promise<Raw> {
     detail: (pages) => `${formatCount(pages)} pages`,
     stopBefore: { what: 'sweep', item: (pages) => `${formatCount(pages)} pages` },
     measure: async (pages) => {
-      const r = await measure(ctx, { pages, thp: 'never' });
+      const r = await measure(ctx, { pages, thp: ctx.thp });
       predict[0] = { result: r, key: 'sweep', label: `${formatCount(pages)} pages` };
       raw.sweep.push({
         pages,
@@ -178,7 +188,9 @@ function reference(raw: Raw) {
 }
 
 function verdict(raw: Raw) {
-  const metrics: Metric[] = raw.sweep.map((p) => ({
+  // Points below FLAT_FROM_PAGES are a store or a few per run: shown, but not headline figures
+  // (compare would judge the noise of a single store).
+  const metrics: Metric[] = raw.sweep.filter((p) => p.pages >= FLAT_FROM_PAGES).map((p) => ({
     key: `warm-p50@${p.pages}`,
     label: `warm p50 per page, ${formatCount(p.pages)} pages written`,
     unit: 'ns',
@@ -186,6 +198,10 @@ function verdict(raw: Raw) {
   }));
   const ref = reference(raw);
   if (ref) metrics.push({ key: `cold-p50@${ref.pages}`, label: `cold p50 per page, ${formatCount(ref.pages)} pages`, unit: 'ns', value: pointBand(ref.side.cold.p50) });
+  // fork() of Node holding the sweep's largest region: what the page size changes most (the
+  // page tables fork copies: one PTE per 4 KiB page, one PMD per huge page).
+  const largest = raw.sweep.at(-1);
+  if (largest) metrics.push({ key: `fork@${largest.pages}`, label: `fork() holding ${formatCount(largest.pages)} pages`, unit: 'ns', value: largest.forkNs });
   for (const v of raw.variants) metrics.push({ key: `warm-p50:${v.label}`, label: `warm p50 per page, ${v.label}`, unit: 'ns', value: v.side.warm.p50 });
 
   const candidates = raw.sweep.filter((p) => p.pages >= FLAT_FROM_PAGES);
@@ -216,6 +232,11 @@ function verdict(raw: Raw) {
   };
 }
 
+/** The sweep's page size in words. */
+function backingLabel(raw: Raw): string {
+  return raw.sweepThp === 'always' ? 'THP' : '4 KiB pages';
+}
+
 function sideCells(s: Raw['sweep'][number]['side']): string[] {
   return [formatNs(s.cold.p50), formatBand(s.warm.p50), formatBand(s.warm.p99), formatCount(s.faults.median)];
 }
@@ -223,7 +244,7 @@ function sideCells(s: Raw['sweep'][number]['side']): string[] {
 function present(raw: Raw) {
   const line = {
     kind: 'line' as const,
-    title: 'COW fault latency per page against pages written (child writes, 4 KiB pages, seq)',
+    title: `COW fault latency per page against pages written (child writes, ${backingLabel(raw)}, seq)`,
     x: { label: 'pages written', unit: 'pages', scale: 'log' as const },
     y: { label: 'latency per page', unit: 'µs', scale: 'log' as const },
     series: [
@@ -260,10 +281,10 @@ function present(raw: Raw) {
     charts,
     tables: [
       {
-        title: 'Pages-written sweep (child writes, seq, 4 KiB pages)',
+        title: `Pages-written sweep (child writes, seq, ${backingLabel(raw)})`,
         head: ['pages written', 'cold p50', 'warm p50 (min–max)', 'warm p99', 'faults', 'fork()'],
         rows: raw.sweep.map((p) => [formatCount(p.pages), ...sideCells(p.side), formatBand(p.forkNs)]),
-        note: `Cold: the first run on freshly populated memory. Warm: medians over ${raw.repeats} measured runs after ${raw.warmup} warm-up run.`,
+        note: `Cold: the first run on freshly populated memory. Warm: medians over ${raw.repeats} measured runs after ${raw.warmup} warm-up run.${raw.sweepThp === 'always' ? ' THP (run --thp always): each region is 2 MiB aligned with MADV_HUGEPAGE; a child\'s first write into a huge page splits its PMD and copies 4 KiB.' : ''}`,
       },
       {
         title: 'Variants',

@@ -112,8 +112,8 @@ export async function envInGuest(t: GuestTarget): Promise<{ env: Environment } &
 }
 
 /** `cowlab run --json` in the guest: the results document as the guest wrote it (unchecked). */
-export async function suiteInGuest(t: GuestTarget, names: readonly string[], quick: boolean): Promise<{ doc: unknown } & GuestRunInfo> {
-  const argv = ['run', ...names, '--json', '--out', '/tmp/cowlab-results', ...(quick ? ['--quick'] : [])];
+export async function suiteInGuest(t: GuestTarget, names: readonly string[], quick: boolean, thp: 'never' | 'always' = 'never'): Promise<{ doc: unknown } & GuestRunInfo> {
+  const argv = ['run', ...names, '--json', '--out', '/tmp/cowlab-results', ...(quick ? ['--quick'] : []), '--thp', thp];
   const r = await runInGuest(t.kernel, { argv, needs: ['pagemap'] }, t.options, t.hooks);
   // run exits 1 when an experiment failed; the document still says which and why.
   if (r.exitCode === 1 && r.stdout.length > 0) return { ...info(r), doc: JSON.parse(r.stdout.toString('utf8')) as unknown };

@@ -30,13 +30,13 @@ export const COMPARE_RULE =
   `a metric differs when, over its raw samples (at least ${COMPARE_TEST.minSamples} per host), the ${pct(COMPARE_TEST.level)} bootstrap confidence interval ` +
   `of the ratio of medians b / a (${COMPARE_TEST.resamples} resamples, seeded: the same files give the same answer) lies wholly beyond a ${pct(COMPARE_TEST.minEffect)} change ` +
   `(above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x). ` +
-  `With fewer samples (or none recorded, in older results files) it is "not enough samples", unless the two min-max bands do not overlap and the medians are more than ` +
+  `With fewer samples (or none recorded, in older results files) it is "not enough samples"; for a count or a size (not a time) it is different when the two min-max bands do not overlap and the medians are more than ` +
   `${COMPARE_TEST.apartFactor}x apart (wider than the measuring rules' noise band); the same figure on both hosts is no difference. ` +
   'Times measured on an emulated CPU (a TCG guest) are never compared: they are not comparable';
 
 /**
  * What `compare` concluded about one metric:
- *   different           the test (or, with few samples, bands more than 2x apart) says so
+ *   different           the test (or, with few samples of a count or size, bands more than 2x apart) says so
  *   no-difference       the interval is not wholly beyond the minimum effect, or the figures are equal
  *   not-enough-samples  fewer than COMPARE_TEST.minSamples on a host, and the bands are not clearly apart
  *   not-comparable      a time measured on an emulated CPU
@@ -133,8 +133,13 @@ function sameFigures(a: Band, b: Band): boolean {
   return sa.every((v, i) => v === sb[i]);
 }
 
-/** Whether two bands differ, by COMPARE_RULE, and why. */
-export function judgeDifference(a: Band, b: Band): Judgement {
+/**
+ * Whether two bands differ, by COMPARE_RULE, and why. `timed`: a time (isTimed), which with
+ * fewer than minSamples is never called different: one or two runs of a time on a busy host
+ * land more than 2x apart from load alone (measured: 13 such metrics between two quick runs a
+ * minute apart while other work ran), while a count or a size does not move that way.
+ */
+export function judgeDifference(a: Band, b: Band, timed = false): Judgement {
   if (sameFigures(a, b)) return { outcome: 'no-difference', interval: null, why: a.min === a.max ? 'the same figure on both hosts' : 'the same figures on both hosts' };
   const na = a.samples?.length ?? null;
   const nb = b.samples?.length ?? null;
@@ -154,6 +159,7 @@ export function judgeDifference(a: Band, b: Band): Judgement {
   }
   const { apart, ratio } = clearlyApart(a, b);
   const counted = na === null || nb === null ? 'samples not recorded (an older results file)' : `only ${na} and ${nb} samples (a test needs ${minSamples} per host)`;
+  if (timed) return { outcome: 'not-enough-samples', interval: null, why: `${counted}: a time needs the test (its single runs move more than ${COMPARE_TEST.apartFactor}x with the load)` };
   if (apart) return { outcome: 'different', interval: null, why: `${counted}, but the bands do not overlap and the medians are ${x(ratio)} apart (more than ${COMPARE_TEST.apartFactor}x)` };
   return { outcome: 'not-enough-samples', interval: null, why: `${counted}, and the bands are not clearly apart (overlapping, noisy, or within ${COMPARE_TEST.apartFactor}x)` };
 }
@@ -204,7 +210,7 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
         ma && mb
           ? emulated > 0 && isTimed(m)
             ? { outcome: 'not-comparable', interval: null, why: `a time measured on an emulated CPU (a TCG guest) on ${emulated === 2 ? 'both sides' : a.environment.guest?.accel === 'tcg' ? 'host a' : 'host b'}: not comparable` }
-            : judgeDifference(ma.value, mb.value)
+            : judgeDifference(ma.value, mb.value, isTimed(m))
           : { outcome: 'one-side', interval: null, why: `measured on host ${ma ? 'a' : 'b'} only` };
       return {
         key,

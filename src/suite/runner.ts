@@ -10,7 +10,7 @@ import { runningKernelFacts } from '../kernels/facts.js';
 import { formatBytes } from '../report/format.js';
 import { unmetRequirement } from './requirements.js';
 import { RESULTS_VERSION, type ExperimentResult, type ExperimentStatus, type ResultsDocument } from './schema.js';
-import type { AnyExperiment, RunContext, Verdict } from './types.js';
+import type { AnyExperiment, RunContext, SuiteThp, Verdict } from './types.js';
 
 export interface SuiteProgress {
   /** Index of the experiment in the selection, and how many there are. */
@@ -27,6 +27,8 @@ export interface SuiteOptions {
   /** Names or numbers of experiments; default: all, in order. */
   names?: readonly string[];
   quick?: boolean;
+  /** The page size of the experiments' default case (RunContext.thp). Default never. */
+  thp?: SuiteThp;
   signal?: AbortSignal;
   onProgress?: (p: SuiteProgress) => void;
   /** Called when an experiment is done (any status). */
@@ -56,7 +58,7 @@ function aborted(signal: AbortSignal, err: unknown): boolean {
 
 async function runOne(
   e: AnyExperiment,
-  quick: boolean,
+  { quick, thp }: { quick: boolean; thp: SuiteThp },
   signal: AbortSignal,
   progress: (done: number, total: number, detail: string) => void,
 ): Promise<ExperimentResult> {
@@ -79,6 +81,7 @@ async function runOne(
   let checkpoint: unknown = null;
   const ctx: RunContext = {
     quick,
+    thp,
     budgetMs,
     signal,
     env,
@@ -126,6 +129,7 @@ async function runOne(
 export async function runSuite(all: readonly AnyExperiment[], options: SuiteOptions = {}): Promise<ResultsDocument> {
   const selected = selectExperiments(all, options.names);
   const quick = options.quick ?? false;
+  const thp = options.thp ?? 'never';
   const signal = options.signal ?? new AbortController().signal;
   const env = environment();
   const startedAt = new Date();
@@ -135,7 +139,7 @@ export async function runSuite(all: readonly AnyExperiment[], options: SuiteOpti
     const report = (done: number, total: number, detail: string) =>
       options.onProgress?.({ index, count: selected.length, name: e.name, done, total, detail });
     report(0, 1, '');
-    const r = await runOne(e, quick, signal, report);
+    const r = await runOne(e, { quick, thp }, signal, report);
     experiments.push(r);
     options.onResult?.(r);
   }
@@ -145,7 +149,8 @@ export async function runSuite(all: readonly AnyExperiment[], options: SuiteOpti
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     durationMs: Math.round(performance.now() - t0),
-    options: { names: [...(options.names ?? [])], quick },
+    // thp only when forced: a default run's options read as before.
+    options: { names: [...(options.names ?? [])], quick, ...(thp === 'never' ? {} : { thp }) },
     interrupted: signal.aborted,
     environment: env,
     kernel: runningKernelFacts(env),

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { CowlabError } from '../errors.js';
 import type { Environment } from '../env/environment.js';
 import type { Band } from '../stats/summary.js';
-import { VERDICTS, type AnyExperiment, type Metric, type Verdict } from './types.js';
+import { SUITE_THP, VERDICTS, type AnyExperiment, type Metric, type Verdict } from './types.js';
 
 /** Bumped when the document's shape changes incompatibly. */
 export const RESULTS_VERSION = 1;
@@ -120,7 +120,8 @@ export const ResultsSchema = z.object({
   startedAt: dateTime,
   finishedAt: dateTime,
   durationMs: z.number().nonnegative(),
-  options: z.object({ names: z.array(z.string()), quick: z.boolean() }),
+  /** thp: `run --thp always` (absent: the default, 4 KiB pages). */
+  options: z.object({ names: z.array(z.string()), quick: z.boolean(), thp: z.enum(SUITE_THP).optional() }),
   interrupted: z.boolean(),
   environment: EnvironmentSchema,
   /** The kernel's version, the config facts the model depends on, and its knobs (absent in

@@ -70,9 +70,18 @@ export interface Requirements {
   measuresTime?: boolean;
 }
 
+/** `run --thp`: the page size of an experiment's default case. never = 4 KiB pages
+ *  (MADV_NOHUGEPAGE), always = THP (2 MiB aligned, MADV_HUGEPAGE). */
+export const SUITE_THP = ['never', 'always'] as const;
+export type SuiteThp = (typeof SUITE_THP)[number];
+
 export interface RunContext {
   /** The short suite: fewer sweep points and repeats. */
   quick: boolean;
+  /** The page size of the experiment's default case (`run --thp`). Only experiments whose
+   *  headline case has no page size of its own take it (fork-write-latency's sweep); those
+   *  that measure both, or whose claim is about one, ignore it. */
+  thp: SuiteThp;
   /** Soft time budget of this experiment (ms); see overBudget(). */
   budgetMs: number;
   /** Aborted on Ctrl-C. Check it between measurements (throwIfAborted). */

@@ -152,7 +152,7 @@ describe('cowlab compare: exports', () => {
     const lines = readFileSync(csv, 'utf8').split('\r\n');
     expect(lines[0]).toBe('number,experiment,metric,label,unit,a_median,a_min,a_max,a_n,b_median,b_min,b_max,b_n,ratio,ci_low,ci_high,ci_level,outcome,why');
     expect(lines).toHaveLength(4); // header, 2 metrics, the final CRLF
-    expect(lines[1]).toMatch(/^9,copyout,store-p50,store-p50 label,ns,822,822,822,1,961,961,961,1,1\.169\d*,,,,not-enough-samples,"only 1 and 1 samples/);
+    expect(lines[1]).toMatch(/^9,copyout,store-p50,store-p50 label,ns,822,822,822,1,961,961,961,1,1\.169\d*,,,,not-enough-samples,only 1 and 1 samples \(a test needs 3 per host\): a time needs the test/);
     expect(lines[2]).toBe('9,copyout,pages,pages label,count,59392,59392,59392,1,59392,59392,59392,1,1,,,,no-difference,the same figure on both hosts');
   });
 
@@ -193,3 +193,36 @@ function resultsFileRaw(name: string, text: string): string {
   writeFileSync(path, text);
   return path;
 }
+
+describe('cowlab compare of real runs: a run forced to THP against one on 4 KiB pages', () => {
+  it('reports fork() of the THP run different (its page tables hold a PMD per 2 MiB, not a PTE per 4 KiB): exit 1 with --fail-on-difference', () => {
+    const small = join(dir, 'run-4k');
+    const huge = join(dir, 'run-thp');
+    expect(runCli(['run', '--quick', 'fork-write-latency', '--out', small]).status).toBe(0);
+    const r = runCli(['run', '--quick', 'fork-write-latency', '--thp', 'always', '--out', huge, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as ResultsDocument;
+    expect(doc.options.thp).toBe('always');
+    const e = doc.experiments[0]!;
+    const thp = environment().thp.enabled;
+    if (thp === 'never' || thp === null) {
+      // THP off here: the forced run says so instead of measuring 4 KiB pages under its name.
+      expect(e.status).toBe('not-measurable');
+      expect(e.verdict.reason).toMatch(/^--thp always: THP is /);
+      return;
+    }
+    expect((e.raw as { sweepThp: string }).sweepThp).toBe('always');
+    const c = runCli(['compare', small, huge, '--json', '--fail-on-difference']);
+    expect(c.status, c.stderr).toBe(1);
+    const cmp = JSON.parse(c.stdout) as { experiments: { metrics: { key: string; outcome: string; ratio: number }[] }[] };
+    const fork = cmp.experiments[0]!.metrics.find((m) => m.key.startsWith('fork@'))!;
+    expect(fork.outcome).toBe('different');
+    expect(fork.ratio).toBeLessThan(1);
+  }, 180_000);
+
+  it('refuses a --thp that is not never or always before running anything (exit 2)', () => {
+    const r = runCli(['run', 'fork-write-latency', '--thp', 'huge', '--out', join(dir, 'never-made')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--thp: must be never or always, got 'huge'/);
+  });
+});

@@ -232,14 +232,18 @@ describe('cowlab compare', () => {
     expect(r.stdout).toMatch(/rule: a metric differs when, over its raw samples/);
   });
 
-  it('flags a metric 3x away with bands apart, a changed verdict and a different kernel', () => {
+  it('flags a time 3x away over three samples a side, a changed verdict and a different kernel', () => {
+    const times = (x: number) => ({ median: x, min: x * 0.98, max: x * 1.02, noisy: false, samples: [x * 0.98, x, x * 1.02] });
+    const base = write('base3.json', JSON.stringify(edit((d) => {
+      d.experiments.find((x) => x.name === 'copyout')!.verdict.metrics.find((x) => x.key === 'read-p50')!.value = times(1000);
+    })));
     const other = write('other.json', JSON.stringify(edit((d) => {
       d.environment.kernel = '6.1.0-elsewhere';
       const e = d.experiments.find((x) => x.name === 'copyout')!;
       e.verdict.verdict = 'refuted';
-      const m = e.verdict.metrics.find((x) => x.key === 'read-p50')!;
-      m.value = { median: m.value.max * 3, min: m.value.max * 2.9, max: m.value.max * 3.1, noisy: false };
+      e.verdict.metrics.find((x) => x.key === 'read-p50')!.value = times(3000);
     })));
+    const results = base;
     const r = runCli(['compare', results, other, '--json']);
     expect(r.status).toBe(0);
     const c = JSON.parse(r.stdout) as { environment: { field: string }[]; flagged: number; experiments: { name: string; verdictChanged: boolean; metrics: { key: string; outcome: string }[] }[] };

@@ -67,10 +67,16 @@ describe('judgeDifference', () => {
     expect(judgeDifference(bandOf([100, 101]), bandOf([150, 151])).outcome).toBe('not-enough-samples');
   });
 
-  it('with too few samples still calls bands more than 2x apart different (a 4 KiB page against a huge page)', () => {
+  it('with too few samples still calls counts more than 2x apart different (a 4 KiB page against a huge page), but never times', () => {
     const j = judgeDifference(bandOf([512]), bandOf([1]));
     expect(j.outcome).toBe('different');
     expect(j.why).toMatch(/^only 1 and 1 samples .*, but the bands do not overlap and the medians are 512\.00x apart/);
+    // Times: one run each, 2.6x apart, is what load alone does.
+    const t = judgeDifference(bandOf([39_200]), bandOf([103_800]), true);
+    expect(t.outcome).toBe('not-enough-samples');
+    expect(t.why).toMatch(/^only 1 and 1 samples \(a test needs 3 per host\): a time needs the test/);
+    // With three samples a side the test is made, for times as for counts.
+    expect(judgeDifference(bandOf([8.6e6, 8.9e6, 9.2e6]), bandOf([1.4e6, 1.8e6, 2.2e6]), true).outcome).toBe('different');
   });
 
   it('reads bands without samples (results files written before they were kept) as not enough samples', () => {

@@ -112,14 +112,23 @@ describe('compareResults', () => {
     const m = b.experiments[0]!.verdict.metrics.find((x) => x.key === 'read-p50')!;
     m.value = { median: m.value.median * 3, min: m.value.max * 2.9, max: m.value.max * 3.1, noisy: false };
     b.experiments[0]!.verdict.verdict = 'refuted';
+    // A count 3x apart, b's band without samples (as in an older file).
+    const count = (v: number) => ({ key: 'pages', label: 'pages', unit: 'count', value: { median: v, min: v, max: v, noisy: false } });
+    a.experiments[0]!.verdict.metrics.push({ ...count(1000), value: { ...count(1000).value, samples: [1000] } });
+    b.experiments[0]!.verdict.metrics.push(count(3000));
     const c = compareResults(a, b);
     expect(c.environment).toContainEqual({ field: 'kernel', a: a.environment.kernel, b: '6.1.0-other' });
     const e = c.experiments[0]!;
     expect(e.verdictChanged).toBe(true);
+    // Without samples on b: a count 3x apart with no overlap still differs; a time does not
+    // (one run of a time moves that much with the load).
+    const pages = e.metrics.find((x) => x.key === 'pages')!;
+    expect(pages.outcome).toBe('different');
+    expect(pages.why).toMatch(/samples not recorded.*3\.00x apart/);
+    expect(pages.ratio).toBeCloseTo(3, 6);
     const read = e.metrics.find((x) => x.key === 'read-p50')!;
-    // b's band carries no samples (as in an older file): 3x apart with no overlap still differs.
-    expect(read.outcome).toBe('different');
-    expect(read.why).toMatch(/samples not recorded.*3\.00x apart/);
+    expect(read.outcome).toBe('not-enough-samples');
+    expect(read.why).toMatch(/samples not recorded.*a time needs the test/);
     expect(read.ratio).toBeCloseTo(3, 6);
     expect(e.metrics.find((x) => x.key === 'store-p50')!.outcome).toBe('no-difference');
     expect(c.flagged).toBe(1);

@@ -91,8 +91,9 @@ How a difference is judged:
   medians b / a. The metric is DIFFERENT when the whole interval lies beyond a ${pct(COMPARE_TEST.minEffect)}
   change (above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x), else "no difference".
   With fewer samples (a single figure, or a results file written before samples were kept)
-  it is "not enough samples", unless the min-max bands do not overlap and the medians are
-  more than ${COMPARE_TEST.apartFactor}x apart. Times from an emulated CPU (a TCG guest) are "not comparable".
+  it is "not enough samples"; a count or a size (never a time: one run of a time moves
+  that much with the load) is DIFFERENT when the min-max bands do not overlap and the
+  medians are more than ${COMPARE_TEST.apartFactor}x apart. Times from an emulated CPU (a TCG guest) are "not comparable".
 
 Columns: a and b are median (min-max); b/a the ratio of medians; CI the interval; n the
 samples behind each side. Counts are exact (65,536). --json says why for every metric.

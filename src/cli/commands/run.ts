@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { CowlabError } from '../../errors.js';
+import { CowlabError, invalidOption } from '../../errors.js';
 import { native } from '../../native.js';
 import { renderReport } from '../../report/html.js';
 import { renderComparisonReport } from '../../report/compareHtml.js';
@@ -12,6 +12,7 @@ import { suiteInGuest } from '../../guest/commands.js';
 import type { GuestOptions } from '../../guest/runner.js';
 import type { KernelTarget } from '../../kernels/targets.js';
 import { EXPERIMENTS, parseResults, runSuite, selectExperiments, type ResultsDocument } from '../../suite/index.js';
+import { SUITE_THP, type SuiteThp } from '../../suite/types.js';
 import { chooseCostModel } from '../../calibrate/store.js';
 import { checkOutputDir, checkOutputFile, ensureOutputDir, isDirectory, writeFileAtomic } from '../../util/files.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, action } from '../run.js';
@@ -28,6 +29,7 @@ const GUEST_SUITE_DEADLINE_MS = 30 * 60_000;
 
 interface Flags extends ExportFlags {
   quick?: boolean;
+  thp: string;
   out: string;
   json?: boolean;
 }
@@ -82,7 +84,14 @@ export function printSummary(doc: ResultsDocument, files: { results: string; rep
 }
 
 /** Runs the suite here, with Ctrl-C stopping the running experiment and keeping the rest. */
-async function runOnHost(names: string[], quick: boolean, selected: number, label: string | null): Promise<ResultsDocument> {
+/** What a suite run is asked for, on any kernel. */
+interface SuiteAsk {
+  names: string[];
+  quick: boolean;
+  thp: SuiteThp;
+}
+
+async function runOnHost({ names, quick, thp }: SuiteAsk, selected: number, label: string | null): Promise<ResultsDocument> {
   const controller = new AbortController();
   let signals = 0;
   const onSignal = () => {
@@ -104,6 +113,7 @@ async function runOnHost(names: string[], quick: boolean, selected: number, labe
     return await runSuite(EXPERIMENTS, {
       names,
       quick,
+      thp,
       signal: controller.signal,
       onProgress: (p) => bar.update(finished, p.count, `${p.name}${p.detail ? `: ${p.detail}` : ''}`),
       onResult: (r) => {
@@ -121,8 +131,8 @@ async function runOnHost(names: string[], quick: boolean, selected: number, labe
 }
 
 /** The suite in a guest: one boot, the results document checked against the schema. */
-async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, names: string[], quick: boolean): Promise<ResultsDocument> {
-  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, names, quick);
+async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, ask: SuiteAsk): Promise<ResultsDocument> {
+  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, ask.names, ask.quick, ask.thp);
   return parseResults(JSON.stringify(r.doc), `the results of the ${t.label} guest`, EXPERIMENTS);
 }
 
@@ -162,6 +172,11 @@ function writeRun(dir: string, doc: ResultsDocument, root?: string): { results: 
   return files;
 }
 
+function suiteThp(value: string): SuiteThp {
+  if ((SUITE_THP as readonly string[]).includes(value)) return value as SuiteThp;
+  throw invalidOption('--thp', `must be ${SUITE_THP.join(' or ')}, got '${value}'`);
+}
+
 /** A directory name for a kernel label ("debian:6.1" -> "debian-6.1"). */
 export function kernelDirName(label: string): string {
   return label.replace(/[^A-Za-z0-9.+_-]+/g, '-').replace(/^-+|-+$/g, '') || 'kernel';
@@ -173,6 +188,7 @@ export function registerRun(program: Command): void {
     .description('run the experiment suite on this machine or on other kernels: a summary, results.json and report.html (the main command)')
     .argument('[names...]', 'experiments to run, by name or number (default: all; see cowlab list)')
     .option('--quick', 'the short suite: fewer sweep points and repeats (well under a minute)')
+    .option('--thp <mode>', `the page size of fork-write-latency's sweep: never (4 KiB pages) or always (THP), to compare the two with \`cowlab compare\`; experiments that measure both page sizes, or one by their claim, ignore it`, 'never')
     .option('--out <dir>', 'directory for results.json and report.html', DEFAULT_OUT)
     .option('--json', 'print the results document on stdout instead of the summary');
   addExportFlags(cmd, 'the verdicts and headline metrics (with several kernels, all of them)');
@@ -202,16 +218,18 @@ Examples:
   cowlab run fork-cost thp-cow
   cowlab run --quick --kernel host,debian:6.1,debian:6.12
   cowlab run 1 4 --json > results.json
+  cowlab run fork-write-latency --out a && cowlab run fork-write-latency --thp always --out b && cowlab compare a b
   cowlab run --quick zero-page --export-csv zero-page.csv --export-markdown zero-page.md`,
     )
     .action(
       action(async (names: string[], flags: Flags & KernelFlags) => {
         const selected = selectExperiments(EXPERIMENTS, names); // bad names exit 2 before anything runs
+        const thp = suiteThp(flags.thp);
         const dir = checkOutDir(flags.out, []); // --out is checked before anything runs; created only at the end
         checkExportFlags(flags);
         chooseCostModel(); // a COWLAB_COST_MODEL naming no readable model exits 2 now, not inside an experiment
         const { targets, guest } = await targetsFromFlags(flags, { multiple: true, commandDeadlineMs: GUEST_SUITE_DEADLINE_MS });
-        const quick = flags.quick === true;
+        const ask: SuiteAsk = { names, quick: flags.quick === true, thp };
         const several = targets.length > 1;
         if (several) checkOutDir(dir, targets.map((t) => kernelDirName(t.label)));
         const runs: { label: string; doc: ResultsDocument; files: { results: string; report: string } }[] = [];
@@ -219,7 +237,7 @@ Examples:
         for (const t of targets) {
           let doc: ResultsDocument;
           try {
-            doc = t.kernel === null ? await runOnHost(names, quick, selected.length, several ? t.label : null) : await runInGuestKernel(t, guest!, names, quick);
+            doc = t.kernel === null ? await runOnHost(ask, selected.length, several ? t.label : null) : await runInGuestKernel(t, guest!, ask);
           } catch (err) {
             if (err instanceof CowlabError && err.code === 'ERR_INTERRUPTED' && runs.length > 0) {
               process.stderr.write(`cowlab: ${err.message}; keeping the kernels that finished\n`);
