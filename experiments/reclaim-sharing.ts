@@ -114,7 +114,9 @@ function verdict(raw: Raw) {
       verdict: 'not-measurable' as const,
       figure: 'no swap here',
       reason: 'This machine has no swap, so reclaim keeps every anonymous page whoever maps it, and cowlab adds swap only inside a guest it boots: run it with --kernel (e.g. --kernel debian:6.12), whose guests have a zram swap.',
-      metrics,
+      // Zeros without swap are no measurement of the claim: compare must not weigh them
+      // against a kernel with swap (the raw keeps them).
+      metrics: [],
     };
   }
   const problems: string[] = [];

@@ -107,6 +107,12 @@ export function renderKernelSection(m: KernelMatrix, always = false): string {
       parts.push('<p class="muted">Under TCG the guest CPU is emulated: experiments whose verdict rests on measured time are not measurable there; every page-state verdict stands.</p>');
     }
   }
+  // The scenarios come from model-validation (or validate): a run without it has none, and
+  // an empty table with a "-" profile would only look like a failure.
+  if (m.traces.length === 0 && !always) {
+    parts.push('<p class="muted">No built-in scenarios in these runs (they come with <code>model-validation</code>, or <code>cowlab validate --kernel</code>).</p>', '</section>');
+    return parts.join('\n');
+  }
   parts.push('<h3>The built-in scenarios, validated on each kernel</h3>');
   parts.push(`<table><thead><tr>${th('scenario')}${heads}</tr></thead><tbody>${m.traces
     .map((t) => `<tr><td>${esc(t.name)}</td>${t.cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
