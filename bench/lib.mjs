@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(BENCH_DIR, '..');
 
-/** Imports the built cowlab API (run `npm run build:ts` after editing src/). */
+/** Imports the built cowlab API (run `npm run build:ts` after editing src/): the internal
+ *  entry, which holds the public API and the building blocks benchmarks use (regionWriteRun,
+ *  pageOrder, ...). */
 export async function cowlab() {
-  const index = join(ROOT, 'dist', 'src', 'index.js');
+  const index = join(ROOT, 'dist', 'src', 'internal.js');
   if (!existsSync(index)) throw new Error(`${index} is missing: run npm run build:ts`);
   return import(index);
 }
