@@ -163,18 +163,16 @@ export {
 export { parsePolicy, formatPolicy, MAX_FAULT_AROUND, type CowPolicy, type CowPolicyInput } from './region/policy.js';
 export {
   regionBench,
-  regionWriteRun,
-  createBenchRegion,
   resolveRegionBenchOptions,
   describeRegionBenchOptions,
   PER_PAGE_DEFINITIONS,
   type RegionBenchOptions,
   type RegionBenchResult,
   type ResolvedRegionBenchOptions,
-  type RegionWriteRun,
   type BenchSide,
   type PerPage,
 } from './region/bench.js';
+export { regionWriteRun, createBenchRegion, type RegionWriteRun } from './region/writeRun.js';
 export { RegionEngine, type RegionEngineOptions } from './engines/region/engine.js';
 export {
   MECHANISMS,
