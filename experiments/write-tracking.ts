@@ -123,11 +123,14 @@ function verdict(raw: Raw) {
   const floor = regionToFloor(raw);
   if (floor !== null) metrics.push({ key: 'region-to-floor', label: 'region / bare SIGSEGV + remap, p50 per store (rand)', unit: 'ratio', value: pointBand(floor) });
   if (raw.emulated === true) {
-    const offered = raw.cases[0]?.mechanisms.map((m) => (m.available ? `${m.label}: available` : `${m.label}: not available (${m.reason ?? 'not measured'})`)).join('; ');
+    const all = raw.cases[0]?.mechanisms ?? [];
+    const missing = all.filter((m) => !m.available);
+    const offered = all.map((m) => (m.available ? `${m.label}: available` : `${m.label}: not available (${m.reason ?? 'not measured'})`)).join('; ');
     return {
       verdict: 'not-measurable' as const,
-      figure: 'an emulated CPU: availability only',
-      reason: `Times on an emulated CPU (a TCG guest) are not meaningful; every run was content-checked. ${offered}.`,
+      figure: `an emulated CPU (times not meaningful): ${all.length - missing.length} of ${all.length} mechanisms available` +
+        (missing.length > 0 ? `, not ${missing.map((m) => m.mechanism).join(', ')}` : ''),
+      reason: `Times on an emulated CPU (a TCG guest) are not meaningful; what this kernel offers, every run content-checked: ${offered}.`,
       metrics,
     };
   }
