@@ -9,10 +9,6 @@
 //             mmap(MAP_FIXED|MAP_SHARED|MAP_POPULATE); the old frames stay the snapshot.
 //             Armed like the region's view.fork(): a new read-only view of the frames.
 //             `dontfork` adds the region's madvise(MADV_DONTFORK) of the new mapping.
-//   mremap    remap from a pre-mapped pool (mode 2): the copy frames are mapped (populated,
-//             MADV_DONTFORK) at setup; the handler copies into the next one and moves its
-//             mapping over the page with one mremap(MREMAP_FIXED). The moved mapping keeps
-//             VM_DONTCOPY and its page table entry: one syscall instead of mmap + madvise.
 // The handler is installed for the run only, owns only SEGV_ACCERR faults inside the tracked
 // range while a run is active, hands everything else to the handler that was installed
 // before (Node's WebAssembly trap handler, or the region's: native/sigchain.h), and is
@@ -38,11 +34,10 @@ namespace {
 struct SignalRun {
   uintptr_t base = 0, end = 0;
   size_t ps = 4096, pages = 0;
-  int mode = 0;  // 0 mprotect, 1 remap, 2 mremap from the pre-mapped pool
+  int mode = 0;  // 0 mprotect, 1 remap
   uint8_t* written = nullptr;
   int memfd = -1;
   uint8_t* staging = nullptr;  // every frame of the memfd, read-write
-  uint8_t* spare = nullptr;    // mode 2: frames N..2N-1 mapped, each moved out by its fault
   size_t nextFrame = 0, maxFrames = 0, around = 0;
   bool dontfork = false;
   int err = 0;
@@ -81,11 +76,10 @@ void Resolve(size_t p) {
   // Frame to frame through the staging mapping, as the region copies: reading the view's page
   // instead would fault it in, only for the mmap below to tear that entry down again.
   memcpy(r.staging + r.nextFrame * r.ps, r.staging + p * r.ps, n * r.ps);
-  void* m = r.mode == 2 ? mremap(r.spare + (r.nextFrame - r.pages) * r.ps, n * r.ps, n * r.ps, MREMAP_MAYMOVE | MREMAP_FIXED, page)
-                        : mmap(page, n * r.ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, r.memfd,
-                               static_cast<off_t>(r.nextFrame * r.ps));
+  void* m = mmap(page, n * r.ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, r.memfd,
+                 static_cast<off_t>(r.nextFrame * r.ps));
   if (m == MAP_FAILED) {
-    Fail(r.mode == 2 ? "mremap" : "mmap", errno);
+    Fail("mmap", errno);
     if (mprotect(page, r.ps, PROT_READ | PROT_WRITE) != 0) Fail("mprotect", errno);
     return;
   }
@@ -112,11 +106,8 @@ struct Memory {
   size_t viewBytes = 0;
   uint8_t* staging = nullptr;
   size_t stagingBytes = 0;
-  uint8_t* spare = nullptr;  // what is left of it (each fault moves a page out)
-  size_t spareBytes = 0;
   int memfd = -1;
   ~Memory() {
-    if (spare != nullptr) munmap(spare, spareBytes);
     if (view != nullptr) munmap(view, viewBytes);
     if (staging != nullptr) munmap(staging, stagingBytes);
     if (memfd >= 0) close(memfd);
@@ -131,7 +122,7 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
   const char* fn = "trackSignal";
   tracking::Input in = tracking::ReadInput(info, fn);
   Napi::Object o = info[0].As<Napi::Object>();
-  const int mode = static_cast<int>(PropCount(env, o, fn, "mode", 2));
+  const int mode = static_cast<int>(PropCount(env, o, fn, "mode", 1));
   const size_t around = PropCount(env, o, fn, "around", 256);
   const bool dontfork = o.Get("dontfork").ToBoolean().Value();
   if (g_active.load()) throw MakeError(env, "ERR_BUSY", "a signal-tracking run is already active");
@@ -155,13 +146,6 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
     mem.staging = static_cast<uint8_t*>(s);
     tracking::FillPages(mem.staging, in);
     for (size_t i = bytes; i < mem.stagingBytes; i += ps) mem.staging[i] = 1;  // copies never pay a first touch
-    if (mode == 2) {
-      void* sp = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, mem.memfd, static_cast<off_t>(bytes));
-      if (sp == MAP_FAILED) throw MakeSyscallError(env, "mmap", errno, "pre-mapping the mremap tracker's pool");
-      mem.spare = static_cast<uint8_t*>(sp);
-      mem.spareBytes = bytes;
-      if (madvise(sp, bytes, MADV_DONTFORK) != 0) throw MakeSyscallError(env, "madvise", errno, "advising the mremap tracker's pool");
-    }
   }
   double setupNs = static_cast<double>(child::NowNs() - setup0);
   tracking::Buffers buf(in);
@@ -179,7 +163,7 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
     void* v = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, mem.memfd, 0);
     if (v == MAP_FAILED) armErr = errno;
     else mem.view = static_cast<uint8_t*>(v);
-    if (armErr == 0 && (dontfork || mode == 2) && madvise(mem.view, bytes, MADV_DONTFORK) != 0) armErr = errno;
+    if (armErr == 0 && dontfork && madvise(mem.view, bytes, MADV_DONTFORK) != 0) armErr = errno;
   }
   uint64_t a1 = child::NowNs();
   if (armErr != 0) throw MakeSyscallError(env, mode == 0 ? "mprotect" : "mmap", armErr, "arming the tracker (read-only pages)");
@@ -193,7 +177,6 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
   g_run.written = written.data();
   g_run.memfd = mem.memfd;
   g_run.staging = mem.staging;
-  g_run.spare = mem.spare;
   g_run.nextFrame = in.pages;
   g_run.maxFrames = 2 * in.pages;
   g_run.around = around;
@@ -214,7 +197,7 @@ Napi::Value TrackSignal(const Napi::CallbackInfo& info) {
   g_active.store(false, std::memory_order_release);
   sigaction(SIGSEGV, &g_prev, nullptr);
   Napi::Object out = tracking::MakeResult(env, in, buf, setupNs, static_cast<double>(a1 - a0), static_cast<double>(c1 - c0),
-                                          mem.view, mode != 0 ? mem.staging : nullptr);
+                                          mem.view, mode == 1 ? mem.staging : nullptr);
   out.Set("faults", static_cast<double>(g_run.faults));
   if (g_run.err != 0) {
     out.Set("handlerErrno", ErrnoName(g_run.err));
