@@ -151,6 +151,7 @@ export {
   AttachedView,
   copyoutError,
   PAGE_STATE,
+  pageRuns,
   NO_FRAME,
   type CowRegionOptions,
   type CowRegionStats,
