@@ -43,4 +43,11 @@ installed="$tmp/prefix/lib/node_modules/cowlab"
 for f in results.json report.html; do
   [ -s "$tmp/results/$f" ] || { echo "check-package: the installed cowlab wrote no $f" >&2; exit 1; }
 done
-echo "check-package: $tarball installs and runs (cowlab run --quick from $installed)"
+# The library from a user's project beside it: ES module import and CommonJS require of each
+# entry point (NODE_PATH reaches the global prefix as a project's node_modules would).
+for entry in cowlab cowlab/suite cowlab/internal; do
+  NODE_PATH="$tmp/prefix/lib/node_modules" node --input-type=commonjs -e "const m = require('$entry'); if (Object.keys(m).length < 10) throw new Error('$entry: ' + Object.keys(m))"
+done
+(cd "$tmp" && mkdir -p project/node_modules && ln -s "$installed" project/node_modules/cowlab && cd project \
+  && node --input-type=module -e "const { forkWrite } = await import('cowlab'); const r = await forkWrite({ pages: 16, repeats: 1, warmup: 0 }); if (r.runs[0].child.faults !== 16) throw new Error('faults ' + r.runs[0].child.faults)")
+echo "check-package: $tarball installs and runs (cowlab run --quick from $installed; import and require of cowlab, cowlab/suite, cowlab/internal)"

@@ -78,6 +78,9 @@ export interface ThpBacking {
   thpPages: number | null;
 }
 
+/** One side's (child's or parent's) per-page latency over the measured runs: each figure is a
+ *  Band across runs (the median of the runs' p50s, their min and max, and the samples), not
+ *  a single run's number. */
 export interface SideSummary {
   p50: Band | null;
   p90: Band | null;

@@ -3,7 +3,7 @@ import { invalidOption } from '../errors.js';
 import { choiceOption, integerOption } from '../options.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
-import { formatPattern, parsePattern, type WritePattern } from './pattern.js';
+import { formatPattern, parsePattern, type PatternSpec, type WritePattern } from './pattern.js';
 
 export const WRITERS = ['child', 'parent', 'both'] as const;
 export type Writer = (typeof WRITERS)[number];
@@ -35,7 +35,7 @@ export interface ForkWriteOptions {
   /** Size of the region in pages (4 KiB). It is populated (written) before the first fork. */
   pages: number;
   /** seq | rand | stride:N. Default seq. */
-  pattern?: string;
+  pattern?: PatternSpec;
   /** Seed of the rand pattern. Default 1. */
   seed?: number;
   /** Write only the first `count` pages of the pattern's order. Default: all of them. */

@@ -7,6 +7,9 @@
 import { invalidOption } from '../errors.js';
 import { permutation } from '../util/prng.js';
 
+/** A pattern as written in options and on the command line: `seq`, `rand` or `stride:N`. */
+export type PatternSpec = 'seq' | 'rand' | `stride:${number}`;
+
 export type WritePattern =
   | { kind: 'seq' }
   | { kind: 'rand'; seed: number }
@@ -23,7 +26,7 @@ export function parsePattern(text: string, seed = 1, field = 'pattern'): WritePa
   throw invalidOption(field, `must be seq, rand or stride:N with N >= 1, got '${text}'`);
 }
 
-export function formatPattern(p: WritePattern): string {
+export function formatPattern(p: WritePattern): PatternSpec {
   return p.kind === 'stride' ? `stride:${p.stride}` : p.kind;
 }
 

@@ -19,7 +19,7 @@
 import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
 import { forkWrite } from '../forkwrite/forkWrite.js';
-import { formatPattern, pageOrder, parsePattern, type WritePattern } from '../forkwrite/pattern.js';
+import { formatPattern, pageOrder, parsePattern, type PatternSpec, type WritePattern } from '../forkwrite/pattern.js';
 import { integerOption } from '../options.js';
 import { band, summarize, type Band } from '../stats/summary.js';
 import { formatPolicy, parsePolicy, type CowPolicy, type CowPolicyInput } from './policy.js';
@@ -34,10 +34,10 @@ const OTHER_MECHANISMS: readonly Mechanism[] = ['sigsegv-remap', 'sigsegv-mprote
 export interface RegionBenchOptions {
   pages: number;
   /** seq | rand | stride:N (as fork-write). Default seq. */
-  pattern?: string;
+  pattern?: PatternSpec;
   seed?: number;
   /** lazy | eager | faultAround:K. Default lazy. */
-  policy?: CowPolicyInput | string;
+  policy?: CowPolicyInput;
   /** Measured repeats per side. Default 5. */
   repeats?: number;
   /** Unrecorded repeats per side first. Default 1. */

@@ -21,6 +21,8 @@ export interface LabelledRun {
   /** Where the results were read from (shown, not linked: the page loads nothing). */
   file: string;
   doc: ResultsDocument;
+  /** The run's own report.html, relative to this page (a matrix run links each kernel's). */
+  report?: string;
 }
 
 // Paired charts need room side by side: the page is wider than a single report.
@@ -147,7 +149,7 @@ function experimentSection(runs: readonly LabelledRun[], name: string, experimen
 }
 
 function runsTable(runs: readonly LabelledRun[]): string {
-  const rows = runs.map((r) => `<tr><th>${esc(r.label)}</th><td>${esc(r.file)}</td><td>${esc(r.doc.environment.kernel)}${r.doc.environment.guest ? ` (QEMU guest, ${esc(r.doc.environment.guest.accel.toUpperCase())})` : ''}</td><td>${r.doc.options.quick ? 'quick' : 'full'}</td><td>${esc(r.doc.startedAt)}</td><td class="num">${(r.doc.durationMs / 1000).toFixed(1)} s</td></tr>`);
+  const rows = runs.map((r) => `<tr><th>${r.report ? `<a href="${esc(r.report)}">${esc(r.label)}</a>` : esc(r.label)}</th><td>${esc(r.file)}</td><td>${esc(r.doc.environment.kernel)}${r.doc.environment.guest ? ` (QEMU guest, ${esc(r.doc.environment.guest.accel.toUpperCase())})` : ''}</td><td>${r.doc.options.quick ? 'quick' : 'full'}</td><td>${esc(r.doc.startedAt)}</td><td class="num">${(r.doc.durationMs / 1000).toFixed(1)} s</td></tr>`);
   return `<table><thead><tr><th></th><th>results</th><th>kernel</th><th>suite</th><th>started</th><th>took</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
@@ -176,8 +178,9 @@ function summaryTable(runs: readonly LabelledRun[], names: string[], c: Comparis
 }
 
 /**
- * The comparison page. `comparison` is compareResults(a, b) when there are exactly two runs
- * (its metric tables and ratios are shown), null for more (verdicts and charts only).
+ * The comparison page. `comparison` is compareResults(a, b) when two runs are compared (its
+ * metric tables and ratios are shown), null for verdicts and charts only: more than two runs,
+ * or the kernels of one `run --kernel` (where an emulated guest's times are not comparable).
  */
 export function renderComparisonReport(runs: readonly LabelledRun[], comparison: Comparison | null, experiments: readonly AnyExperiment[]): string {
   const names = [...new Set(runs.flatMap((r) => r.doc.experiments.map((e) => e.name)))];
@@ -189,7 +192,7 @@ export function renderComparisonReport(runs: readonly LabelledRun[], comparison:
     runsTable(runs),
     c
       ? `<p>${c.flagged} metric${c.flagged === 1 ? '' : 's'} different, ${c.notEnoughSamples} with not enough samples to judge; ${c.verdictsChanged} verdict${c.verdictsChanged === 1 ? '' : 's'} changed.</p><p class="muted">Rule: ${esc(c.rule)}.</p>`
-      : '<p class="muted">More than two runs: verdicts and charts side by side (compare any two of them for the metric tests).</p>',
+      : `<p class="muted">Verdicts and charts side by side; <code>cowlab compare</code> of two of these results files tests their metrics.${runs.some((r) => r.report) ? ' Each run\'s name links to its own report.' : ''}</p>`,
     '<p class="muted">Each experiment\'s charts are paired: the same chart of every run, on the same axes.</p>',
     '<h3>Environments</h3>',
     environmentTable(runs),

@@ -104,26 +104,6 @@ export function pageHead(title: string, extraCss = ''): string {
 <style>${CSS}${extraCss}</style></head><body>`;
 }
 
-/**
- * The report of one suite run on several kernels: each kernel's environment side by side, the
- * kernel matrix (report/kernels.ts), and a link to each kernel's own report.
- */
-export function renderKernelsReport(runs: readonly { label: string; doc: ResultsDocument; report: string }[], matrix: KernelMatrix): string {
-  const rows = environmentRows(runs[0]!.doc).map(([k], i) => [k, ...runs.map((r) => environmentRows(r.doc)[i]![1])]);
-  return [
-    pageHead(`cowlab report: ${runs.map((r) => r.label).join(', ')}`),
-    `<h1>cowlab: copy-on-write on ${runs.length} kernels</h1>`,
-    `<p class="muted">${runs.map((r) => `<a href="${esc(r.report)}">${esc(r.label)}</a> (${esc(r.doc.environment.kernel)}, ${r.doc.options.quick ? 'quick' : 'full'} suite, ${(r.doc.durationMs / 1000).toFixed(1)} s)`).join('; ')}: each link is that kernel's own report.</p>`,
-    '<p class="muted">Every experiment\'s charts of all the kernels side by side, on shared axes: <code>cowlab compare DIR --html kernels.html</code>, DIR being this report\'s directory.</p>',
-    '<h3>Environments</h3>',
-    `<table><thead><tr><th></th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr></thead><tbody>${rows
-      .map((r) => `<tr><th>${esc(r[0]!)}</th>${r.slice(1).map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
-      .join('')}</tbody></table>`,
-    renderKernelSection(matrix),
-    '</body></html>\n',
-  ].join('\n');
-}
-
 /** `cowlab validate --report`: the kernels validated, the matrix and the disagreements. */
 export function renderValidationReport(matrix: KernelMatrix, envs: readonly { label: string; env: ResultsDocument['environment'] }[]): string {
   const doc = (env: ResultsDocument['environment']) => ({ environment: env }) as ResultsDocument;

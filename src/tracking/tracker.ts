@@ -15,7 +15,7 @@
  */
 import { CowlabError } from '../errors.js';
 import { forkWrite } from '../forkwrite/forkWrite.js';
-import { formatPattern, pageOrder, parsePattern, type WritePattern } from '../forkwrite/pattern.js';
+import { formatPattern, pageOrder, parsePattern, type PatternSpec, type WritePattern } from '../forkwrite/pattern.js';
 import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
 import { native, type TrackRaw } from '../native.js';
@@ -28,7 +28,7 @@ import { MECHANISM_INFO, MECHANISMS, mechanismAvailability, type Mechanism } fro
 export interface WriteTrackerOptions {
   pages: number;
   /** seq | rand | stride:N. Default rand. */
-  pattern?: string;
+  pattern?: PatternSpec;
   seed?: number;
 }
 
@@ -279,7 +279,7 @@ export interface MechanismSummary {
 
 export interface TrackingComparison {
   pages: number;
-  pattern: string;
+  pattern: PatternSpec;
   repeats: number;
   warmup: number;
   mechanisms: MechanismSummary[];

@@ -9,7 +9,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:f
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { CowRegion, resolveForkWriteOptions } from '../../src/index.js';
+import { CowRegion, resolveForkWriteOptions } from '../../src/internal.js';
 import { checkDeadlineOutlastsChild } from '../../src/forkwrite/options.js';
 import { CowlabError } from '../../src/errors.js';
 import { environment } from '../../src/env/environment.js';

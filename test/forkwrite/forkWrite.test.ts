@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { forkWrite, pfnAccess, readVmstat, type ForkWriteResult } from '../../src/index.js';
+import { forkWrite, pfnAccess, readVmstat, type ForkWriteResult, type PatternSpec } from '../../src/index.js';
 import { CowlabError } from '../../src/errors.js';
 import { DIST_INDEX, runNode } from '../helpers/cli.js';
 import { openFdCount, zombieChildren, descendants } from '../helpers/processes.js';
@@ -47,7 +47,7 @@ describe('fork then the child writes', () => {
     }
   });
 
-  it.each([
+  it.each<{ pattern: PatternSpec; written: number }>([
     { pattern: 'seq', written: 2048 },
     { pattern: 'rand', written: 2048 },
     { pattern: 'stride:16', written: 128 },
@@ -119,6 +119,7 @@ describe('failure and hygiene', () => {
 
   it('rejects bad options before mapping anything', async () => {
     await expect(forkWrite({ pages: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    // @ts-expect-error: not a pattern (the type says so too); the run refuses it
     await expect(forkWrite({ pages: 16, pattern: 'zigzag' })).rejects.toThrow(CowlabError);
     await expect(forkWrite({ pages: 2 ** 31 })).rejects.toMatchObject({ code: 'ERR_TOO_LARGE' });
   });

@@ -10,7 +10,7 @@ import { readlinkSync } from 'node:fs';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { kernelWriteValue, type RegionSpec } from '../../src/index.js';
+import { kernelWriteValue, type RegionSpec } from '../../src/internal.js';
 import { descendants } from '../helpers/processes.js';
 import {
   all,

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { CowlabError } from '../../src/errors.js';
-import { calibrationTrace, measureKernelCosts, type KernelCostName } from '../../src/index.js';
+import { calibrationTrace, measureKernelCosts, type KernelCostName } from '../../src/internal.js';
 import { engine } from './helpers.js';
 
 const NAMES: KernelCostName[] = ['forkBaseNs', 'forkPerPageNs', 'copyNs', 'reuseNs', 'zeroFillNs', 'faultNs', 'accessNs'];

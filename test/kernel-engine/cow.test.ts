@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { kernelWriteValue, KPF, readKpageFlags } from '../../src/index.js';
+import { kernelWriteValue, KPF, readKpageFlags } from '../../src/internal.js';
 import {
   all,
   asRoot,

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { CowlabError } from '../../src/errors.js';
-import { MAX_TRACE_PROCESSES, type Step, type Trace } from '../../src/index.js';
+import { MAX_TRACE_PROCESSES, type Step, type Trace } from '../../src/internal.js';
 import { native } from '../../src/native.js';
 import { DIST_INDEX } from '../helpers/cli.js';
 import { rejection } from '../helpers/errors.js';

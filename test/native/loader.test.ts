@@ -1,7 +1,7 @@
 /** The addon loader and the error bridge: one clear message, stable codes, never an abort. */
 import { describe, expect, it } from 'vitest';
 
-import { CowlabError, loadNative } from '../../src/index.js';
+import { CowlabError, loadNative } from '../../src/internal.js';
 import { native } from '../../src/native.js';
 
 describe('loading the addon', () => {

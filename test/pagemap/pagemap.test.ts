@@ -1,7 +1,7 @@
 /** pagemap decoding, kpage reads, and what an unprivileged reader still sees. */
 import { describe, expect, it } from 'vitest';
 
-import { KPF, Mapping, PagemapEntries, pfnAccess, readKpageCounts, readKpageFlags, readPagemap } from '../../src/index.js';
+import { KPF, Mapping, PagemapEntries, pfnAccess, readKpageCounts, readKpageFlags, readPagemap } from '../../src/internal.js';
 import { DIST_INDEX, runAsNobody } from '../helpers/cli.js';
 
 const access = pfnAccess();

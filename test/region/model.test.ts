@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { CowRegion, PAGE_STATE, type CowView, type RegionPopulate } from '../../src/index.js';
+import { CowRegion, PAGE_STATE, type CowView, type RegionPopulate } from '../../src/internal.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { firstDiff } from './helpers.js';
 

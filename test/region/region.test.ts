@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { CowlabError, CowRegion, NO_FRAME, PAGE_STATE, pageRuns, pfnAccess, readPagemap, smapsFor, type CowView } from '../../src/index.js';
+import { CowlabError, CowRegion, NO_FRAME, PAGE_STATE, pageRuns, pfnAccess, readPagemap, smapsFor, type CowView } from '../../src/internal.js';
 import { native } from '../../src/native.js';
 import { collectGarbage, openFdCount } from '../helpers/processes.js';
 
@@ -293,7 +293,7 @@ describe('syscalls writing into a COW page (the xv6 copyout case)', () => {
   });
 
   it('explains EFAULT in the error our API gives', async () => {
-    const { copyoutError } = await import('../../src/index.js');
+    const { copyoutError } = await import('../../src/internal.js');
     const efault = Object.assign(new Error('EFAULT: bad address in system call argument, read'), { code: 'EFAULT', syscall: 'read' });
     const e = copyoutError(efault) as CowlabError;
     expect(e).toBeInstanceOf(CowlabError);

@@ -41,7 +41,7 @@ function toOptions(f: Flags): ForkWriteOptions {
   if (f.raw && !f.json) throw invalidOption('--raw', 'only goes with --json (it adds every per-page latency to the JSON document)');
   const o: ForkWriteOptions = {
     pages: f.pages as unknown as number,
-    pattern: f.pattern,
+    pattern: f.pattern as ForkWriteOptions['pattern'], // a string from the command line, checked by parsePattern
     seed: f.seed as unknown as number,
     thp: f.thp as ForkWriteOptions['thp'],
     writer: f.writer as ForkWriteOptions['writer'],

@@ -35,9 +35,9 @@ const FLAG: Record<keyof RegionBenchOptions, string> = {
 function toOptions(f: Flags): RegionBenchOptions {
   const o: RegionBenchOptions = {
     pages: f.pages as unknown as number,
-    pattern: f.pattern,
+    pattern: f.pattern as RegionBenchOptions['pattern'], // a string from the command line, checked by parsePattern
     seed: f.seed as unknown as number,
-    policy: f.policy,
+    policy: f.policy as RegionBenchOptions['policy'], // checked by parsePolicy
     repeats: f.repeats as unknown as number,
     warmup: f.warmup as unknown as number,
   };

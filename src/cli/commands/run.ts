@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 
 import { CowlabError } from '../../errors.js';
 import { native } from '../../native.js';
-import { renderKernelsReport, renderReport } from '../../report/html.js';
+import { renderReport } from '../../report/html.js';
+import { renderComparisonReport } from '../../report/compareHtml.js';
 import { matrixFromResults, type KernelMatrix } from '../../report/kernels.js';
 import { suiteInGuest } from '../../guest/commands.js';
 import type { GuestOptions } from '../../guest/runner.js';
@@ -244,7 +245,9 @@ Examples:
         } else {
           const report = join(dir, 'report.html');
           const matrix = matrixFromResults(runs);
-          writeFileAtomic(report, renderKernelsReport(runs.map((r) => ({ label: r.label, doc: r.doc, report: relative(dir, r.files.report) })), matrix), '--out');
+          // The kernels side by side: verdicts, the scenario matrix, every chart paired on shared axes.
+          const labelled = runs.map((r) => ({ label: r.label, doc: r.doc, file: relative(dir, r.files.results), report: relative(dir, r.files.report) }));
+          writeFileAtomic(report, renderComparisonReport(labelled, null, EXPERIMENTS), '--out');
           if (flags.json) printJson({ tool: 'cowlab', kernels: runs.map((r) => ({ kernel: r.label, results: r.doc })) });
           else printKernelsSummary(runs, matrix, report);
         }
