@@ -119,6 +119,8 @@ void Unlock();
 bool LockFromHandler();
 // Remembers this process as the one the tables belong to (at handler installation).
 void RecordOwnerProcess();
+// Registers the pthread_atfork hooks that make a fork() wait for the lock (once; 0 or errno).
+int InstallForkHooks();
 
 struct Guard {
   Guard() { Lock(); }

@@ -349,6 +349,39 @@ bool LockFromHandler() {
 
 void RecordOwnerProcess() { g_pid = static_cast<pid_t>(syscall(SYS_getpid)); }
 
+// ---- fork hooks ----
+// A fork() (glibc's, which runs pthread_atfork handlers: Node's child_process, a library's
+// fork) waits for the table operation or fault in flight, so the child never inherits a lock
+// held by a thread it does not have, and never a mapping made by a fault but not yet advised
+// MADV_DONTFORK (the window between the fault's mmap and its madvise). A thread that forks
+// while holding the lock itself (a cowlab bug, or a fork from a signal handler interrupting
+// it) does not wait for itself. _Fork() and raw clone() run no hooks: for them the window
+// stays (and the lock-held-in-the-child case is handled in LockFromHandler).
+namespace {
+bool g_forkTookLock = false;  // written only by the lock's holder
+
+void BeforeFork() {
+  uintptr_t me = Self();
+  if (g_owner.load(std::memory_order_relaxed) == me) return;  // g_forkTookLock stays false
+  SpinUntilTaken(me);
+  g_forkTookLock = true;
+}
+
+void AfterFork() {
+  if (!g_forkTookLock) return;
+  g_forkTookLock = false;
+  Unlock();
+}
+}  // namespace
+
+int InstallForkHooks() {
+  static bool installed = false;  // InstallHandler runs this once at a time (its state guard)
+  if (installed) return 0;
+  int e = pthread_atfork(BeforeFork, AfterFork, AfterFork);
+  installed = e == 0;
+  return e;
+}
+
 void Unlock() { g_owner.store(0, std::memory_order_release); }
 
 // ---- handles and tables ----

@@ -138,6 +138,11 @@ int InstallHandler() {
     return g_state.load() == 2 ? 0 : g_installError;
   }
   RecordOwnerProcess();
+  if (int e = InstallForkHooks(); e != 0) {
+    g_installError = e;
+    g_state.store(0);
+    return g_installError;
+  }
   // Read the current handler first, so that no fault ever sees a half-written g_prev.
   if (sigaction(SIGSEGV, nullptr, &g_prev) != 0) {
     g_installError = errno;

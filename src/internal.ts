@@ -42,17 +42,15 @@ export { parseVersion, compareVersions, compareDebianVersions, kernelVersion, ty
 export { guestOptions } from './guest/runner.js';
 export { envInGuest, suiteInGuest, type GuestRunInfo, type GuestTarget } from './guest/commands.js';
 export { chooseAccel, type AccelChoice, type AccelDecision } from './guest/accel.js';
-export { copyoutError, PAGE_STATE, NO_FRAME } from './region/region.js';
+export { copyoutError, PAGE_STATE, NO_FRAME, pageRuns } from './region/region.js';
 export { parsePolicy, formatPolicy, MAX_FAULT_AROUND } from './region/policy.js';
 export {
-  regionWriteRun,
-  createBenchRegion,
   resolveRegionBenchOptions,
   describeRegionBenchOptions,
   PER_PAGE_DEFINITIONS,
   type ResolvedRegionBenchOptions,
-  type RegionWriteRun,
 } from './region/bench.js';
+export { regionWriteRun, createBenchRegion, type RegionWriteRun } from './region/writeRun.js';
 export { decideAvailability } from './tracking/mechanisms.js';
 export { cheapest, checkTrackRaw, fillWord, storeTag, summarizeRuns, type ContentProblems } from './tracking/tracker.js';
 export { recordMeta, softDirtyAvailable } from './watch/record.js';

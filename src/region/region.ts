@@ -198,6 +198,27 @@ function prepareWrite(handle: number, start: number, end: number): void {
   regionCall(() => `breaking copy-on-write for pages ${start}..${end}`, () => native().regionPrepareWrite(handle, start, end));
 }
 
+/**
+ * A known write set as runs of adjacent pages: [start, end) pairs, ascending, covering every
+ * listed page once (any order, repeats allowed). Each run is one copy-on-write break, mapped
+ * with one mmap per run of adjacent free frames, where a store per page would take a fault each.
+ */
+export function pageRuns(pages: Uint32Array): [number, number][] {
+  const sorted = Uint32Array.from(pages).sort();
+  const runs: [number, number][] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j]! <= sorted[j - 1]! + 1) j++;
+    runs.push([sorted[i]!, sorted[j - 1]! + 1]);
+    i = j;
+  }
+  return runs;
+}
+
+function prepareWritePages(handle: number, list: Uint32Array): void {
+  for (const [s, e] of pageRuns(list)) prepareWrite(handle, s, e);
+}
+
 /** Page range check shared by prepareWrite and readSync. */
 function pageRange(startPage: unknown, endPage: unknown, pages: number): [number, number] {
   const start = integerOption('startPage', startPage, { min: 0, max: pages });
@@ -491,6 +512,17 @@ export class CowView {
   }
 
   /**
+   * prepareWrite for a known write set: the listed pages (a Uint32Array of page indices, any
+   * order, repeats allowed) get their copy-on-write break now, run by run of adjacent pages
+   * (pageRuns), instead of a SIGSEGV per page at the first store. Same breaks, counters and
+   * failures as prepareWrite (runs before a failing one stay broken); no fault is taken.
+   */
+  prepareWritePages(pages: Uint32Array): void {
+    this.#live('prepareWritePages on');
+    prepareWritePages(this.handle, checkPageList('pages', pages, this.pages));
+  }
+
+  /**
    * mprotect for a view: 'r' makes pages [startPage, endPage) read-only (a store there then
    * kills the process with SIGSEGV, as it would without cowlab: the handler leaves it alone);
    * 'rw' makes them writable again where this view alone maps the frame, exactly as Linux
@@ -600,6 +632,12 @@ export class AttachedView {
     this.#live('prepareWrite on');
     const [s, e] = pageRange(startPage, endPage, this.pages);
     prepareWrite(this.handle, s, e);
+  }
+
+  /** See CowView.prepareWritePages. */
+  prepareWritePages(pages: Uint32Array): void {
+    this.#live('prepareWritePages on');
+    prepareWritePages(this.handle, checkPageList('pages', pages, this.pages));
   }
 
   /** See CowView.readSync. */

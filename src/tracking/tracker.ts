@@ -20,7 +20,7 @@ import { checkFitsHalfAvailable } from '../memory/budget.js';
 import { pageSize } from '../memory/mapping.js';
 import { native, type TrackRaw } from '../native.js';
 import { choiceOption, integerOption } from '../options.js';
-import { createBenchRegion, regionWriteRun } from '../region/bench.js';
+import { createBenchRegion, regionWriteRun } from '../region/writeRun.js';
 import type { CowRegion } from '../region/region.js';
 import { band, summarize, type Band } from '../stats/summary.js';
 import { MECHANISM_INFO, MECHANISMS, mechanismAvailability, type Mechanism } from './mechanisms.js';

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 
 import { CowRegion, Mapping, pageSize } from '../../src/index.js';
@@ -212,6 +213,40 @@ describe('a real fork cannot reach the region (MADV_DONTFORK)', () => {
       Atomics.store(new Int32Array(stopFlag), 0, 1);
       await exited;
       readOnly.unmap();
+      region.close();
+    }
+  }, 120_000);
+
+  it("Node's own fork() (child_process, which runs the region's pthread_atfork hooks) waits for the lock and releases it in the parent: a writer thread keeps going", async () => {
+    const region = CowRegion.create({ pages: 16384 });
+    const shared = new SharedArrayBuffer(8); // [0] stop, [1] writer iterations
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       import(workerData.index).then(({ CowView }) => {
+         const v = CowView.attach(workerData.handle);
+         const s = new Int32Array(workerData.shared);
+         parentPort.postMessage('running');
+         while (Atomics.load(s, 0) === 0) { v.prepareWrite(0, 16384); Atomics.add(s, 1, 1); }
+         v.release();
+       });`,
+      { eval: true, workerData: { index: DIST_INDEX, handle: region.root.handle, shared } },
+    );
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    const s = new Int32Array(shared);
+    try {
+      await new Promise((resolve) => worker.once('message', resolve));
+      for (let i = 0; i < 10; i++) {
+        const before = Atomics.load(s, 1);
+        const r = spawnSync(process.execPath, ['-e', 'process.exit(7)']);
+        expect(r.status).toBe(7);
+        // The writer takes the lock again after the fork: its count moves on.
+        const t0 = Date.now();
+        while (Atomics.load(s, 1) <= before + 1 && Date.now() - t0 < 20_000) await new Promise((resolve) => setTimeout(resolve, 1));
+        expect(Atomics.load(s, 1)).toBeGreaterThan(before + 1);
+      }
+    } finally {
+      Atomics.store(s, 0, 1);
+      await exited;
       region.close();
     }
   }, 120_000);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { CowlabError, CowRegion, NO_FRAME, PAGE_STATE, pfnAccess, readPagemap, smapsFor, type CowView } from '../../src/internal.js';
+import { CowlabError, CowRegion, NO_FRAME, PAGE_STATE, pageRuns, pfnAccess, readPagemap, smapsFor, type CowView } from '../../src/internal.js';
 import { native } from '../../src/native.js';
 import { collectGarbage, openFdCount } from '../helpers/processes.js';
 
@@ -229,6 +229,41 @@ describe('prepareWrite', () => {
     const r = region({ pages: 4 });
     expect(() => r.root.prepareWrite(0, 5)).toThrow(/endPage: must be at most 4/);
     expect(() => r.root.prepareWrite(3, 2)).toThrow(/endPage: must not be below startPage/);
+  });
+});
+
+describe('prepareWritePages (a known write set)', () => {
+  it('coalesces the listed pages into ascending runs of adjacent pages, each page once', () => {
+    expect(pageRuns(Uint32Array.from([9, 3, 4, 4, 0, 5, 8, 12]))).toEqual([[0, 1], [3, 6], [8, 10], [12, 13]]);
+    expect(pageRuns(new Uint32Array(0))).toEqual([]);
+  });
+
+  it('breaks COW for exactly the listed pages, without a fault, with the bytes they shared', () => {
+    const r = region({ pages: 16 });
+    for (let p = 0; p < 16; p++) bytes(r.root).fill(p + 1, p * PS, (p + 1) * PS);
+    const snap = r.root.fork();
+    const listed = Uint32Array.from([11, 2, 3, 7, 2, 15]);
+    const before = r.stats();
+    snap.prepareWritePages(listed);
+    const after = r.stats();
+    expect(after.faults - before.faults).toBe(0);
+    expect(after.copies - before.copies).toBe(new Set(listed).size);
+    const state = snap.pageTable().state;
+    for (let p = 0; p < 16; p++) {
+      expect(state[p]).toBe(listed.includes(p) ? PAGE_STATE.writable : PAGE_STATE.cow);
+      expect(bytes(snap).subarray(p * PS, (p + 1) * PS).every((b) => b === p + 1)).toBe(true);
+    }
+    for (const p of listed) bytes(snap)[p * PS] = 0xee; // no fault: the pages are the snapshot's own
+    expect(r.stats().faults).toBe(after.faults);
+    for (let p = 0; p < 16; p++) expect(bytes(r.root)[p * PS]).toBe(p + 1);
+  });
+
+  it('rejects a list that is not a Uint32Array of pages inside the view, naming the field, before breaking anything', () => {
+    const r = region({ pages: 4 });
+    const snap = r.root.fork();
+    expect(() => snap.prepareWritePages(Uint32Array.from([1, 4]))).toThrow(/^pages: page 4 \(entry 1\) is outside the view/);
+    expect(() => snap.prepareWritePages([1, 2] as unknown as Uint32Array)).toThrow(/^pages: must be a Uint32Array/);
+    expect(r.stats().copies).toBe(0);
   });
 });
 

@@ -5,12 +5,15 @@
  * signal trackers leave SIGSEGV to the handler that was there before.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { EXPERIMENTS } from '../../experiments/index.js';
 import { CowRegion } from '../../src/region/region.js';
 import { decideAvailability, mechanismAvailability, type Mechanism } from '../../src/tracking/mechanisms.js';
 import { checkTrackRaw, compareTracking, fillWord, storeTag, WriteTracker } from '../../src/tracking/tracker.js';
+import { packageRoot } from '../../src/util/package.js';
 import { runAsNobody } from '../helpers/cli.js';
 
 const TRACKERS: Mechanism[] = ['sigsegv-mprotect', 'sigsegv-remap', 'region', 'uffd-wp-sync', 'uffd-wp-async', 'soft-dirty'];
@@ -193,5 +196,44 @@ describe('the bare remap tracker with fault-around', () => {
     } finally {
       t.close();
     }
+  });
+});
+
+describe('the write-tracking experiment on an emulated CPU', () => {
+  // Recorded by `cowlab run write-tracking --kernel debian:6.12` (and debian:6.1) in TCG guests (2026-12).
+  const exp = EXPERIMENTS.find((e) => e.name === 'write-tracking')!;
+  const recorded = (kernel = '6.12') => exp.raw.parse(JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'verdicts', `write-tracking.emulated-${kernel}.json`), 'utf8'))) as {
+    emulated?: boolean;
+    cases: { mechanisms: { mechanism: string; available: boolean; reason: string | null }[] }[];
+  };
+
+  it("still runs in a TCG guest and reports what the kernel offers; the verdict says the times are the emulator's", () => {
+    const raw = recorded();
+    expect(raw.emulated).toBe(true);
+    const all = raw.cases[0]!.mechanisms;
+    const v = exp.verdict(raw);
+    expect(v.verdict).toBe('not-measurable');
+    expect(v.figure).toContain(`${all.filter((m) => m.available).length} of ${all.length} mechanisms available`);
+    for (const m of all) expect(v.reason).toContain(m.available ? 'available' : m.reason!);
+    expect(v.reason).toMatch(/emulated CPU/);
+    const p = exp.present(raw);
+    expect(p.charts.length).toBeGreaterThan(0);
+    expect(p.tables[0]!.note).toMatch(/emulated CPU/);
+  });
+
+  it('names a mechanism the guest kernel lacks, with its reason (debian:6.1: no UFFD_FEATURE_WP_ASYNC)', () => {
+    const raw = recorded('6.1');
+    const missing = raw.cases[0]!.mechanisms.filter((m) => !m.available);
+    expect(missing.length).toBeGreaterThan(0);
+    const v = exp.verdict(raw);
+    expect(v.verdict).toBe('not-measurable');
+    expect(v.figure).toMatch(new RegExp(`, not ${missing.map((m) => m.mechanism).join(', ')}$`));
+    for (const m of missing) expect(v.reason).toContain(m.reason!);
+  });
+
+  it('the same recording without the emulated mark gets a timed verdict (the mark is what withholds it)', () => {
+    const raw = recorded();
+    delete raw.emulated;
+    expect(exp.verdict(raw).figure).not.toMatch(/emulated/);
   });
 });
