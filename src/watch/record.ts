@@ -69,7 +69,13 @@ export interface RecordOptions {
    */
   child?: number;
   onFork?: (child: number) => void;
-  onInterval?: (i: number, pagesWritten: number) => void;
+  /**
+   * After each interval's read (and clear): interval 0 is the first picture (fork) or the first
+   * clear (soft-dirty). A returned promise is awaited before the next interval's wait, so a
+   * driver that makes the process write (tests, the record-writes experiment) knows which
+   * interval its writes fall in.
+   */
+  onInterval?: (i: number, pagesWritten: number) => void | Promise<void>;
   signal?: AbortSignal;
   fields?: { pid?: string; seconds?: string; intervalMs?: string; method?: string };
 }
@@ -301,7 +307,7 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     // Pages written before the first read are all taken as written in interval 0.
     written.push(first);
     intervals.push({ tMs: nowMs() - t0, pages: first.reduce((n, l) => n + l.length, 0), readMs, clearMs: 0 });
-    options.onInterval?.(0, intervals[0]!.pages);
+    await options.onInterval?.(0, intervals[0]!.pages);
   } else {
     takeResident();
     for (const st of state) for (let i = 0; i < st.length; i++) if (st[i]! & SEEN) st[i] = SEEN | RESIDENT;
@@ -310,6 +316,7 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     t0 = nowMs();
     intervals.push({ tMs: 0, pages: 0, readMs: 0, clearMs });
     written.push(parts.map(() => []));
+    await options.onInterval?.(0, 0);
   }
 
   let unrecordedBytes = 0;
@@ -357,7 +364,7 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     written.push(now);
     const pages = now.reduce((m, l) => m + l.length, 0);
     intervals.push({ tMs: nowMs() - t0, pages, readMs, clearMs });
-    options.onInterval?.(k, pages);
+    await options.onInterval?.(k, pages);
     if (!isLive(pid)) throw new CowlabError('ERR_PROCESS_EXITED', `pid ${pid} (${comm}) exited while it was recorded`);
   }
   const elapsedS = Math.max(1e-3, (nowMs() - t0) / 1000);
