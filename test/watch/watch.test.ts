@@ -143,6 +143,38 @@ describe('record turns the snapshot\'s writes into a trace', () => {
     }
   });
 
+  it('validates a recorded trace: the simulator and real processes replaying it agree, one copy per page the program wrote in its buffer', async () => {
+    const s = await startSnapshotter();
+    let file: string;
+    try {
+      const recording = recordWrites({ pid: s.proc.pid!, seconds: 5, intervalMs: 100, method: 'fork', waitForkS: 20 });
+      setTimeout(() => s.fork(), 300);
+      const r = await recording;
+      await s.done;
+      file = join(dir, 'recorded-validate.json');
+      writeFileSync(file, JSON.stringify(r.trace));
+    } finally {
+      s.end();
+    }
+    const v = runCli(['validate', file, '--json']);
+    expect(v.status, v.stderr).toBe(0);
+    const doc = JSON.parse(v.stdout) as {
+      kernels: { traces: { status: string; observations: Record<'sim' | 'kernel', { steps: { op: string; events: Record<string, { copies: number; zeroFills: number }> }[] }> }[] }[];
+    };
+    const t = doc.kernels[0]!.traces[0]!;
+    expect(t.status).toBe('matched');
+    // The region holding the buffer: the one whose pages p0 populates (2048 zero fills before the fork).
+    const trace = loadTrace(file);
+    const forkAt = trace.steps.findIndex((st) => st.op === 'fork');
+    for (const engine of ['sim', 'kernel'] as const) {
+      const steps = t.observations[engine].steps;
+      const buffer = Object.keys(steps[0]!.events).find((id) => steps.slice(0, forkAt + 1).reduce((n, st) => n + (st.events[id]?.zeroFills ?? 0), 0) >= PAGES)!;
+      expect(buffer, engine).toBeDefined();
+      const copies = steps.slice(forkAt + 1).reduce((n, st) => n + (st.events[buffer]?.copies ?? 0), 0);
+      expect(copies, `${engine}: copies of the buffer after the fork`).toBe(WRITTEN.length);
+    }
+  });
+
   it.skipIf(softDirtyAvailable())('refuses method soft-dirty on a kernel without soft-dirty bits, naming the kernel option (this kernel has none)', async () => {
     const sleeper = spawn('sleep', ['30']);
     try {
@@ -197,7 +229,7 @@ describe('errors', () => {
   });
 
   it('watch gives up on a process that does not fork (ERR_NO_FORK, exit 1) and one that exits (ERR_PROCESS_EXITED)', async () => {
-    const sleeper = spawn('sleep', ['3']);
+    const sleeper = spawn('sleep', ['30']);
     try {
       const err = await watchFork({ pid: sleeper.pid!, timeoutS: 1 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CowlabError);
