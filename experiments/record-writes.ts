@@ -14,9 +14,8 @@
  */
 import { z } from 'zod';
 
-import { ProcessTree } from '../src/engines/kernel/tree.js';
+import { privateAnonRegion, ProcessTree } from '../src/engines/kernel/tree.js';
 import { CowlabError } from '../src/errors.js';
-import { native } from '../src/native.js';
 import { formatBytes } from '../src/report/format.js';
 import { pointBand } from '../src/suite/measure.js';
 import { sized, Steps } from '../src/suite/steps.js';
@@ -100,7 +99,7 @@ function recordedPerInterval(rec: RecordResult, address: bigint, pages: number):
 async function recordOnce(ctx: RunContext, method: Method, pages: number, writes: (k: number) => number[], intervals: number): Promise<{ rec: RecordResult; intervals: Interval[] }> {
   const tree = new ProcessTree(
     {
-      regions: [{ pages, backing: native().constants.BACKING_ANON_PRIVATE, thp: false, dontfork: false, wipeonfork: false, anywhere: false }],
+      regions: [privateAnonRegion(pages)],
       parents: Int32Array.from([-1, 0]),
       capacity: Uint32Array.from([pages, 1]),
       execPath: '/bin/cat',
