@@ -11,24 +11,40 @@ import type { WatchResult } from '../watch/watch.js';
 import { escapeXml as esc, hasData, renderChart } from './chart.js';
 import { environmentRows, htmlTable, pageHead } from './html.js';
 
-const MiB = 2 ** 20;
+/** The binary unit in which `bytes` reads as 1 to 1023 (KiB at least). */
+function unitFor(bytes: number): { name: string; bytes: number } {
+  if (bytes >= 2 ** 30) return { name: 'GiB', bytes: 2 ** 30 };
+  if (bytes >= 2 ** 20) return { name: 'MiB', bytes: 2 ** 20 };
+  return { name: 'KiB', bytes: 1024 };
+}
 
 /** The chart and tables of one watched snapshot. */
 export function watchPresentation(r: WatchResult): Presentation {
   const t = (s: WatchResult['samples'][number]) => s.tMs / 1000;
+  const x = { label: 'time since the fork was seen', unit: 's' };
+  // COW on its own chart, in the unit that fits it: beside the parent's memory a small
+  // snapshot's COW would be a flat line at zero.
+  const cow = unitFor(r.peak.cowBytes);
+  const mem = unitFor(Math.max(0, ...r.samples.map((s) => Math.max(s.parent.sharedDirty, s.parent.privateDirty))));
   return {
     charts: [
       {
         kind: 'line',
         title: `COW memory over time: pid ${r.pid} (${r.comm}) and its snapshot child ${r.child}`,
-        x: { label: 'time since the fork was seen', unit: 's' },
-        y: { label: 'memory', unit: 'MiB' },
-        series: [
-          { name: "COW: the child's Private_Dirty", points: r.samples.map((s) => ({ x: t(s), y: s.cowBytes / MiB })) },
-          { name: "the parent's Shared_Dirty (still shared)", dashed: true, points: r.samples.map((s) => ({ x: t(s), y: s.parent.sharedDirty / MiB })) },
-          { name: "the parent's Private_Dirty", dashed: true, points: r.samples.map((s) => ({ x: t(s), y: s.parent.privateDirty / MiB })) },
-        ],
+        x,
+        y: { label: "COW (the child's Private_Dirty)", unit: cow.name },
+        series: [{ name: "COW: the child's Private_Dirty", points: r.samples.map((s) => ({ x: t(s), y: s.cowBytes / cow.bytes })) }],
         caption: `Peak COW ${formatBytes(r.peak.cowBytes)} at ${(r.peak.tMs / 1000).toFixed(2)} s; the child lived at least ${(r.durationMs / 1000).toFixed(2)} s${r.childExited ? '' : ' (still running when watching stopped)'}.`,
+      },
+      {
+        kind: 'line',
+        title: "The parent's dirty memory: still shared with the child, and private to it",
+        x,
+        y: { label: 'memory', unit: mem.name },
+        series: [
+          { name: "the parent's Shared_Dirty (still shared)", points: r.samples.map((s) => ({ x: t(s), y: s.parent.sharedDirty / mem.bytes })) },
+          { name: "the parent's Private_Dirty", dashed: true, points: r.samples.map((s) => ({ x: t(s), y: s.parent.privateDirty / mem.bytes })) },
+        ],
       },
     ],
     tables: [
