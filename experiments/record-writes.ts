@@ -12,6 +12,8 @@
  * itself). The cost of recording is measured at two resident sizes: the clear_refs write and the
  * pagemap reads per interval, per GiB resident.
  */
+import { spawn } from 'node:child_process';
+
 import { z } from 'zod';
 
 import { privateAnonRegion, ProcessTree } from '../src/engines/kernel/tree.js';
@@ -21,6 +23,7 @@ import { pointBand } from '../src/suite/measure.js';
 import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import { selectPages } from '../src/trace/select.js';
+import { writableAnonVmas } from '../src/watch/proc.js';
 import { recordMeta, recordWrites, softDirtyAvailable, type RecordResult } from '../src/watch/record.js';
 
 const METHODS = ['soft-dirty', 'fork'] as const;
@@ -54,8 +57,20 @@ const IntervalSchema = z.object({
   recorded: z.array(z.number().int()),
 });
 const CostSchema = z.object({ residentBytes: z.number(), clearMs: z.number(), readMs: z.number(), intervals: z.number().int() });
+/** soft-dirty: a process whose written buffer's VMA merges with a new mapping after a clear. */
+const GrowSchema = z.object({
+  /** Pages of the old buffer (written before the clear, not after) in the next interval's write set. */
+  recordedInOld: z.number().int(),
+  bufferPages: z.number().int(),
+  /** Pages record said may be unwritten (RecordResult.wholeVma) in that interval. */
+  flaggedPages: z.number().int(),
+  merged: z.boolean(),
+  note: z.string(),
+});
+type Grow = z.infer<typeof GrowSchema>;
 const MethodRunSchema = z.object({
   method: z.enum(METHODS),
+  grow: GrowSchema.nullish(),
   /** Why this method was not run here, else null. */
   notMeasured: z.string().nullable(),
   intervals: z.array(IntervalSchema),
@@ -145,7 +160,7 @@ async function recordOnce(ctx: RunContext, method: Method, pages: number, writes
 
 async function runMethod(ctx: RunContext, steps: Steps, method: Method, costPages: number): Promise<MethodRun> {
   if (method === 'soft-dirty' && !softDirtyAvailable()) {
-    return { method, notMeasured: 'this kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)', intervals: [], costs: [], note: '' };
+    return { method, notMeasured: 'this kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)', grow: null, intervals: [], costs: [], note: '' };
   }
   steps.next(`${method}: the content cases`);
   const content = await recordOnce(ctx, method, CASES.length * CASE_PAGES, regionWrites, WRITE_INTERVALS);
@@ -158,7 +173,59 @@ async function runMethod(ctx: RunContext, steps: Steps, method: Method, costPage
     const r = await recordOnce(ctx, method, pages, (k) => range(0, pages).filter((p) => p % step === k % step), 4);
     costs.push(cost(r.rec));
   }
-  return { method, notMeasured: null, intervals: content.intervals, costs, note: content.rec.cost.note };
+  const grow = method === 'soft-dirty' ? await growCase(ctx, steps) : null;
+  return { method, notMeasured: null, grow, intervals: content.intervals, costs, note: content.rec.cost.note };
+}
+
+/**
+ * A Node process (the soft-dirty kernel's own Node) writes a 4 MiB buffer; after record's first
+ * clear it maps a second buffer, which the kernel places below the first and merges into its
+ * VMA, and writes one page of the new one. None of the old buffer's pages is written after the
+ * clear: every one in the next interval's write set is the kernel's whole-VMA soft-dirty mark.
+ */
+async function growCase(ctx: RunContext, steps: Steps): Promise<Grow> {
+  steps.next('soft-dirty: a VMA that grows');
+  const script = "const a=Buffer.alloc(4<<20,1);globalThis.a=a;process.stdout.write('ready\\n');process.stdin.on('data',()=>{const b=Buffer.alloc(4<<20);b[0]=1;globalThis.b=b;process.stdout.write('grown\\n');});";
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const said = async (word: string) => {
+    for (let i = 0; !out.includes(word); i++) {
+      if (i > 6000 || child.exitCode !== null) throw new CowlabError('ERR_NOT_MEASURABLE', `the Node child did not say '${word}'`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  try {
+    await said('ready');
+    const bufferBytes = (4 << 20) + 4096; // malloc's header page: glibc maps 4 MiB + 4 KiB
+    const vmas = () => (writableAnonVmas(child.pid!) ?? []);
+    const old = vmas().filter((v) => v.pages * 4096 === bufferBytes);
+    if (old.length === 0) throw new CowlabError('ERR_NOT_MEASURABLE', "the Node child's 4 MiB buffer is not a VMA of its own");
+    const buffer = old.at(-1)!; // the newest mapping is the lowest one
+    const rec = await recordWrites({ pid: child.pid!, seconds: 1, intervalMs: INTERVAL_MS, method: 'soft-dirty', signal: ctx.signal, onInterval: async (k) => {
+      if (k !== 0) return;
+      child.stdin.write('grow\n');
+      await said('grown');
+    } });
+    const merged = vmas().some((v) => v.start < buffer.start && v.end === buffer.end);
+    const meta = recordMeta(rec.trace)!;
+    const forkAt = rec.trace.steps.findIndex((st) => st.op === 'fork');
+    let recordedInOld = 0;
+    rec.trace.steps.slice(forkAt + 1).forEach((st, i) => {
+      if (st.op !== 'write' || meta.stepInterval[i] !== 1) return;
+      const g = rec.trace.regions.find((x) => x.id === st.region)!;
+      const start = BigInt(meta.regionStart[g.id]!);
+      for (const p of selectPages(st.pages, g.pages)) {
+        const at = start + BigInt(p) * 4096n;
+        if (at >= buffer.start && at < buffer.end) recordedInOld++;
+      }
+    });
+    const flaggedPages = rec.wholeVma.filter((w) => w.interval === 1).reduce((n, w) => n + w.pages, 0);
+    return { recordedInOld, bufferPages: buffer.pages, flaggedPages, merged, note: rec.notes.find((n) => n.includes('VM_SOFTDIRTY')) ?? '' };
+  } finally {
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+  }
 }
 
 function median(xs: number[]): number {
@@ -200,6 +267,8 @@ function problems(run: MethodRun): string[] {
     });
     if (!sameList(iv.faults, e.faults)) out.push(`${run.method} interval ${k + 1}: faults per store [${iv.faults.join(',')}], expected [${e.faults.join(',')}]`);
   });
+  const g = run.grow;
+  if (g && g.recordedInOld > g.flaggedPages) out.push(`${run.method} grow: ${g.recordedInOld} unwritten pages of the old buffer recorded as written, only ${g.flaggedPages} said to be unsure`);
   return out;
 }
 
@@ -226,7 +295,8 @@ function costFigure(run: MethodRun): string {
 const RULE =
   'Confirmed when, for each method this kernel has and each case, every interval of the recorded trace writes exactly the pages the method\'s definition gives from what the process wrote ' +
   '(soft-dirty: the pages written in that interval; fork: those first written since the fork), and each store took the minor faults the method says (one for a store the method records, none for a repeat); ' +
-  'refuted when a recorded set or a fault count differs. The fork method runs everywhere; soft-dirty only on kernels built with CONFIG_MEM_SOFT_DIRTY (not this host\'s 6.18: run it with --kernel debian:6.12).';
+  'soft-dirty also sees a VMA merge with a new mapping: the kernel then marks the whole VMA soft-dirty, and every page record keeps there that the process did not write must be in the pages record says it is unsure of; ' +
+  'refuted when a recorded set or a fault count differs, or record keeps unwritten pages without saying so. The fork method runs everywhere; soft-dirty only on kernels built with CONFIG_MEM_SOFT_DIRTY (not this host\'s 6.18: run it with --kernel debian:6.12).';
 
 export default defineExperiment<Raw>({
   number: 26,
@@ -243,7 +313,7 @@ export default defineExperiment<Raw>({
     const { costMiB } = sized(ctx, SIZES);
     const costPages = Math.floor(ctx.clamp(costMiB * MiB, 'the cost case\'s resident memory') / 4096);
     const raw: Raw = { kernel: ctx.env.kernel, runs: [] };
-    const steps = new Steps(ctx, 3 * METHODS.length);
+    const steps = new Steps(ctx, 3 * METHODS.length + 1);
     for (const m of METHODS) {
       raw.runs.push(await runMethod(ctx, steps, m, costPages));
       steps.keep(raw);
@@ -265,7 +335,8 @@ export default defineExperiment<Raw>({
     if (measured.length === 0) return { verdict: 'not-measurable', figure: 'no method ran', reason: 'Neither method could record here.', metrics };
     const bad = measured.flatMap(problems);
     const skipped = raw.runs.filter((r) => r.notMeasured !== null).map((r) => `${r.method} not measurable (${r.notMeasured})`);
-    const figure = measured.map((r) => `${r.method}: ${r.intervals.reduce((n, i) => n + i.recorded.length, 0)} pages in ${r.intervals.length} intervals ${problems(r).length ? 'NOT as written' : 'as written'}; ${costFigure(r)}`).join('; ') + (skipped.length ? `; ${skipped.join('; ')}` : '');
+    const growText = (g: Grow | null | undefined) => (g ? `; a VMA merged with a new mapping: ${g.recordedInOld} of its ${g.bufferPages} unwritten pages recorded, ${g.flaggedPages} of them said to be unsure` : '');
+    const figure = measured.map((r) => `${r.method}: ${r.intervals.reduce((n, i) => n + i.recorded.length, 0)} pages in ${r.intervals.length} intervals ${problems(r).length ? 'NOT as written' : 'as written'}${growText(r.grow)}; ${costFigure(r)}`).join('; ') + (skipped.length ? `; ${skipped.join('; ')}` : '');
     const reason = bad.length
       ? `${bad.slice(0, 6).join('; ')}${bad.length > 6 ? `; and ${bad.length - 6} more` : ''}.`
       : `On ${raw.kernel}: ${measured.map((r) => `${r.method}: every interval of the ${CASES.length} cases recorded exactly the method's set, each store faulted as the method says (${r.intervals.reduce((n, i) => n + i.faults.reduce((a, b) => a + b, 0), 0)} faults for ${r.intervals.reduce((n, i) => n + i.written.length, 0)} stores)`).join('; ')}${skipped.length ? `; ${skipped.join('; ')}` : ''}.`;
@@ -309,6 +380,12 @@ export default defineExperiment<Raw>({
             ...raw.runs.filter((r) => r.notMeasured !== null).map((r) => [r.method, 'all', '-', '-', '-', '-', `not measurable: ${r.notMeasured!}`]),
           ],
           note: 'Pages are numbered within each case\'s 256 pages. The writes of interval k happen right after record\'s k-th read (and clear), so the trace has them in interval k.',
+        },
+        {
+          title: 'soft-dirty: a VMA that merges with a new mapping after a clear',
+          head: ['method', 'old buffer pages', 'recorded in the next interval (none written)', 'said to be unsure', 'VMA merged', 'what record said'],
+          rows: measured.filter((r) => r.grow).map((r) => [r.method, String(r.grow!.bufferPages), String(r.grow!.recordedInOld), String(r.grow!.flaggedPages), r.grow!.merged ? 'yes' : 'no', r.grow!.note || '-']),
+          note: 'A Node process writes a 4 MiB buffer, then after record\'s clear maps another that the kernel merges into the first one\'s VMA. The kernel marks a new or expanded VMA soft-dirty as a whole (VM_SOFTDIRTY): pagemap shows all its pages written. record cannot tell which were, keeps them, and must say so.',
         },
         {
           title: 'Cost of recording on the recorded process',
