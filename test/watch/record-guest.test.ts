@@ -29,6 +29,7 @@ interface Interval {
 }
 interface MethodRun {
   method: 'soft-dirty' | 'fork';
+  grow?: { recordedInOld: number; bufferPages: number; flaggedPages: number; merged: boolean; note: string } | null;
   notMeasured: string | null;
   intervals: Interval[];
   costs: { residentBytes: number; clearMs: number; readMs: number; intervals: number }[];
@@ -75,7 +76,16 @@ describe('record by soft-dirty bits in Debian guests (CONFIG_MEM_SOFT_DIRTY=y)',
         iv.written.forEach((p) => before.add(p));
       });
       expect(fork.intervals.reduce((n, iv) => n + iv.recorded.length, 0)).toBe(ever.size);
-      // The clearing was done and timed at both sizes, the larger one with more memory resident.
+      // A VMA that merged with a new mapping after a clear reads soft-dirty as a whole: none of
+      // the old buffer's pages was written, every one kept is among those record says it is unsure of.
+      const g = soft.grow!;
+      expect(g, `${k.kernel} ran the grow case`).toBeTruthy();
+      if (g.merged) {
+        expect(g.recordedInOld, `${k.kernel}: the kernel marks the merged VMA soft-dirty as a whole`).toBe(g.bufferPages);
+        expect(g.flaggedPages).toBeGreaterThanOrEqual(g.recordedInOld);
+        expect(g.note).toMatch(/VM_SOFTDIRTY/);
+      }
+            // The clearing was done and timed at both sizes, the larger one with more memory resident.
       expect(soft.costs).toHaveLength(2);
       for (const c of soft.costs) expect(c.clearMs).toBeGreaterThan(0);
       expect(soft.costs[1]!.residentBytes).toBeGreaterThan(soft.costs[0]!.residentBytes + 16 * 2 ** 20);
