@@ -6,7 +6,9 @@
  *   which clears the soft-dirty bit of every page and write-protects it; the next write to a
  *   page takes a fault that sets the bit (pagemap bit 55). Each interval cowlab reads the bits
  *   and clears them again. Cost on the process: one extra minor fault per page per interval it
- *   writes, and the clear walks its page tables with the mmap lock held.
+ *   writes, and the clear walks its page tables with the mmap lock held. A VMA created or
+ *   expanded since the last clear is soft-dirty as a whole (VM_SOFTDIRTY): every page of it reads
+ *   written; cowlab notices by its bounds, keeps the pages and says so (wholeVma).
  * - 'fork' (any kernel; the only way where soft-dirty is not configured): the process's own
  *   snapshot. While a forked child shares the parent's pages, they read as not exclusive
  *   (pagemap bit 56); the first write to one (by either process) gives it a copy, and the
