@@ -29,6 +29,7 @@ import zeroPage from './zero-page.js';
 import redisBgsave from './redis-bgsave.js';
 import reclaimSharing from './reclaim-sharing.js';
 import mthpCow from './mthp-cow.js';
+import recordWritesExperiment from './record-writes.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   forkWriteLatency,
@@ -62,4 +63,6 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   // COW inside the memory manager (issue 12), continued: reclaim and swap.
   reclaimSharing,
   mthpCow,
+  // Real programs (issue 13), continued: what record sees.
+  recordWritesExperiment,
 ];

@@ -6,7 +6,9 @@
  *   which clears the soft-dirty bit of every page and write-protects it; the next write to a
  *   page takes a fault that sets the bit (pagemap bit 55). Each interval cowlab reads the bits
  *   and clears them again. Cost on the process: one extra minor fault per page per interval it
- *   writes, and the clear walks its page tables with the mmap lock held.
+ *   writes, and the clear walks its page tables with the mmap lock held. A VMA created or
+ *   expanded since the last clear is soft-dirty as a whole (VM_SOFTDIRTY): every page of it reads
+ *   written; cowlab notices by its bounds, keeps the pages and says so (wholeVma).
  * - 'fork' (any kernel; the only way where soft-dirty is not configured): the process's own
  *   snapshot. While a forked child shares the parent's pages, they read as not exclusive
  *   (pagemap bit 56); the first write to one (by either process) gives it a copy, and the
@@ -69,7 +71,13 @@ export interface RecordOptions {
    */
   child?: number;
   onFork?: (child: number) => void;
-  onInterval?: (i: number, pagesWritten: number) => void;
+  /**
+   * After each interval's read (and clear): interval 0 is the first picture (fork) or the first
+   * clear (soft-dirty). A returned promise is awaited before the next interval's wait, so a
+   * driver that makes the process write (tests, the record-writes experiment) knows which
+   * interval its writes fall in.
+   */
+  onInterval?: (i: number, pagesWritten: number) => void | Promise<void>;
   signal?: AbortSignal;
   fields?: { pid?: string; seconds?: string; intervalMs?: string; method?: string };
 }
@@ -111,6 +119,12 @@ export interface RecordResult {
   residentPages: number;
   /** Pages written in VMAs that appeared after the start: not in the trace. */
   unrecordedBytes: number;
+  /**
+   * soft-dirty: regions whose VMA grew or merged with a new mapping in an interval. The kernel
+   * marks such a VMA soft-dirty as a whole, so every present page read written: `pages` of the
+   * interval's write set there may not have been written (the trace keeps them).
+   */
+  wholeVma: { interval: number; region: string; vma: string; pages: number }[];
   stoppedBy: 'seconds' | 'child-exited' | 'abort';
   cost: {
     readMsMedian: number;
@@ -129,6 +143,11 @@ export interface RecordResult {
 export function softDirtyAvailable(): boolean {
   const e = new PagemapEntries(native().probeOwnPfn());
   return e.softDirty[0] === 1;
+}
+
+/** The VMA holding `addr`, or null. */
+function vmaAt(vmas: readonly Vma[], addr: bigint): Vma | null {
+  return vmas.find((v) => v.start <= addr && addr < v.end) ?? null;
 }
 
 /** Region ids from a VMA's name: heap, stack, anon, anon-<name>, numbered. */
@@ -301,7 +320,7 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     // Pages written before the first read are all taken as written in interval 0.
     written.push(first);
     intervals.push({ tMs: nowMs() - t0, pages: first.reduce((n, l) => n + l.length, 0), readMs, clearMs: 0 });
-    options.onInterval?.(0, intervals[0]!.pages);
+    await options.onInterval?.(0, intervals[0]!.pages);
   } else {
     takeResident();
     for (const st of state) for (let i = 0; i < st.length; i++) if (st[i]! & SEEN) st[i] = SEEN | RESIDENT;
@@ -310,9 +329,12 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     t0 = nowMs();
     intervals.push({ tMs: 0, pages: 0, readMs: 0, clearMs });
     written.push(parts.map(() => []));
+    await options.onInterval?.(0, 0);
   }
 
   let unrecordedBytes = 0;
+  let vmasAtClear = vmas;
+  const wholeVma: RecordResult['wholeVma'] = [];
   const n = Math.max(1, Math.round((seconds * 1000) / intervalMs));
   for (let k = 1; k <= n; k++) {
     const due = t0 + k * intervalMs;
@@ -349,15 +371,30 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
         break;
       }
     } else {
+      // The kernel marks a VMA created or expanded since the last clear soft-dirty as a whole
+      // (VM_SOFTDIRTY), and pagemap then shows every page of it soft-dirty, written or not. Such
+      // a VMA is seen by its bounds having changed (read after the bits: a VMA that grows
+      // after that read did not colour it); its pages are kept (an over-count) and said.
       readMs = readAll((r, i, hi) => {
         if (hi & PRESENT && hi & SOFT_DIRTY) now[r]!.push(i);
       });
+      const vmasNow = writableAnonVmas(pid) ?? [];
+      const grown = parts.map((p) => {
+        const was = vmaAt(vmasAtClear, p.start);
+        const is = vmaAt(vmasNow, p.start);
+        return is !== null && (was === null || was.start !== is.start || was.end !== is.end) ? is : null;
+      });
       clearMs = clearSoftDirty(pid);
+      vmasAtClear = vmasNow;
+      parts.forEach((p, r) => {
+        const v = grown[r];
+        if (v) wholeVma.push({ interval: k, region: p.id, vma: `0x${v.start.toString(16)}-0x${v.end.toString(16)}`, pages: now[r]!.length });
+      });
     }
     written.push(now);
     const pages = now.reduce((m, l) => m + l.length, 0);
     intervals.push({ tMs: nowMs() - t0, pages, readMs, clearMs });
-    options.onInterval?.(k, pages);
+    await options.onInterval?.(k, pages);
     if (!isLive(pid)) throw new CowlabError('ERR_PROCESS_EXITED', `pid ${pid} (${comm}) exited while it was recorded`);
   }
   const elapsedS = Math.max(1e-3, (nowMs() - t0) / 1000);
@@ -384,6 +421,11 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     }
     if (unrecordedBytes > 0) notes.push(`${(unrecordedBytes / 2 ** 20).toFixed(1)} MiB written in memory mapped after the start are not in the trace`);
   } else notes.push('memory mapped after the start is not in the trace; how much of it was written is not known (the child had exited: every page reads exclusive)');
+
+  if (wholeVma.length > 0) {
+    const pages = wholeVma.reduce((m, w) => m + w.pages, 0);
+    notes.push(`${wholeVma.length} time${wholeVma.length === 1 ? '' : 's'} a recorded VMA grew or merged with a new mapping (${[...new Set(wholeVma.map((w) => w.vma))].slice(0, 3).join(', ')}): the kernel then marks the whole VMA soft-dirty (VM_SOFTDIRTY), so its ${pages} present pages of those intervals read written whether they were or not; the trace keeps them (an over-count of at most ${(pages * PAGE_BYTES / 2 ** 20).toFixed(1)} MiB)`);
+  }
 
   // The trace.
   const regions: RegionSpec[] = parts.map((p) => ({ id: p.id, pages: p.pages, map: 'private', backing: 'anon', thp: false, advice: [], populate: 'none' }));
@@ -450,6 +492,7 @@ export async function recordWrites(options: RecordOptions): Promise<RecordResult
     pageWrites,
     residentPages,
     unrecordedBytes,
+    wholeVma,
     stoppedBy,
     cost: { readMsMedian: median(reads), readMsMax: Math.max(0, ...reads), clearMsMedian: median(clears), clearMsMax: Math.max(0, ...clears), minorFaultsPerS, note: costNote },
     notes,

@@ -3,7 +3,7 @@
  * that holds the snapshot, and writes a known set of pages meanwhile (test/watch/snapshot.c).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CowlabError } from '../../src/errors.js';
 import { selectPages } from '../../src/trace/select.js';
+import { formatBytes } from '../../src/util/units.js';
 import { loadTrace } from '../../src/trace/parse.js';
 import { predictSnapshot } from '../../src/watch/predict.js';
 import { recordMeta, recordWrites, softDirtyAvailable } from '../../src/watch/record.js';
 import { watchFork } from '../../src/watch/watch.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 
 const PAGES = 2048;
 const CHILD_MS = 1500;
@@ -32,6 +33,14 @@ beforeAll(() => {
   if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr}`);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
 
 interface Snapshotter {
   proc: ChildProcessWithoutNullStreams;
@@ -84,6 +93,62 @@ describe('watch follows a fork snapshot from outside', () => {
       expect(r.samples[0]!.child.rss).toBeGreaterThan(PAGES * 4096);
     } finally {
       s.end();
+    }
+  });
+});
+
+describe('watch --html', () => {
+  it('writes the snapshot as a page: the COW-over-time chart, and a table of every sample the JSON has', async () => {
+    const s = await startSnapshotter();
+    const page = join(dir, 'watch.html');
+    try {
+      const cli = spawn(process.execPath, [CLI, 'watch', '--pid', String(s.proc.pid), '--interval-ms', '20', '--timeout-s', '30', '--json', '--html', page]);
+      let stdout = '';
+      let stderr = '';
+      cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      cli.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((r) => cli.on('exit', (c) => r(c)));
+      // watch takes the children it ignores when it starts: fork once it waits, which it does
+      // with the process's pagemap open (its fork probe).
+      const waiting = () => {
+        try {
+          return readdirSync(`/proc/${cli.pid}/fd`).some((fd) => readlinkSafe(`/proc/${cli.pid}/fd/${fd}`) === `/proc/${s.proc.pid}/pagemap`);
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 1500 && !waiting(); i++) await new Promise((r) => setTimeout(r, 20));
+      setTimeout(() => s.fork(), 300);
+      expect(await exited, stderr).toBe(0);
+      await s.done;
+      const r = JSON.parse(stdout) as { child: number; samples: { cowBytes: number; parent: { sharedDirty: number } }[]; peak: { cowBytes: number } };
+      const html = readFileSync(page, 'utf8');
+      expect(html).toContain(`the fork snapshot of pid ${s.proc.pid} (snapshot)`);
+      expect(html).toContain(`COW memory over time: pid ${s.proc.pid} (snapshot) and its snapshot child ${r.child}`);
+      expect(html).toMatch(/<svg[^>]*>/);
+      expect(html).toContain("COW: the child&#39;s Private_Dirty");
+      // The samples table: one row per sample, the COW column as in the JSON.
+      const table = html.slice(html.indexOf('<h3>Samples'));
+      const rows = [...table.slice(0, table.indexOf('</table>')).matchAll(/<tr><td class="num">([\d.]+)<\/td><td class="num">([^<]+)<\/td><td class="num">[^<]+<\/td><td class="num">([^<]+)<\/td>/g)];
+      expect(rows.length).toBe(r.samples.length);
+      expect(rows.map((m) => m[2])).toEqual(r.samples.map((x) => formatBytes(x.cowBytes)));
+      expect(rows.map((m) => m[3])).toEqual(r.samples.map((x) => formatBytes(x.parent.sharedDirty)));
+      // The parent's pages written after the fork are in the last sample's COW.
+      expect(r.samples.at(-1)!.cowBytes).toBeGreaterThanOrEqual(WRITTEN.length * 4096);
+      expect(Math.max(...r.samples.map((x) => x.cowBytes))).toBe(r.peak.cowBytes);
+    } finally {
+      s.end();
+    }
+  });
+
+  it('refuses a directory as --html before waiting for a fork (exit 2)', () => {
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      const r = runCli(['watch', '--pid', String(sleeper.pid), '--timeout-s', '20', '--html', dir]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--html: ${dir} is a directory; give a file name (e.g. ${join(dir, 'watch.html')})`);
+    } finally {
+      sleeper.kill();
     }
   });
 });
@@ -143,6 +208,38 @@ describe('record turns the snapshot\'s writes into a trace', () => {
     }
   });
 
+  it('validates a recorded trace: the simulator and real processes replaying it agree, one copy per page the program wrote in its buffer', async () => {
+    const s = await startSnapshotter();
+    let file: string;
+    try {
+      const recording = recordWrites({ pid: s.proc.pid!, seconds: 5, intervalMs: 100, method: 'fork', waitForkS: 20 });
+      setTimeout(() => s.fork(), 300);
+      const r = await recording;
+      await s.done;
+      file = join(dir, 'recorded-validate.json');
+      writeFileSync(file, JSON.stringify(r.trace));
+    } finally {
+      s.end();
+    }
+    const v = runCli(['validate', file, '--json']);
+    expect(v.status, v.stderr).toBe(0);
+    const doc = JSON.parse(v.stdout) as {
+      kernels: { traces: { status: string; observations: Record<'sim' | 'kernel', { steps: { op: string; events: Record<string, { copies: number; zeroFills: number }> }[] }> }[] }[];
+    };
+    const t = doc.kernels[0]!.traces[0]!;
+    expect(t.status).toBe('matched');
+    // The region holding the buffer: the one whose pages p0 populates (2048 zero fills before the fork).
+    const trace = loadTrace(file);
+    const forkAt = trace.steps.findIndex((st) => st.op === 'fork');
+    for (const engine of ['sim', 'kernel'] as const) {
+      const steps = t.observations[engine].steps;
+      const buffer = Object.keys(steps[0]!.events).find((id) => steps.slice(0, forkAt + 1).reduce((n, st) => n + (st.events[id]?.zeroFills ?? 0), 0) >= PAGES)!;
+      expect(buffer, engine).toBeDefined();
+      const copies = steps.slice(forkAt + 1).reduce((n, st) => n + (st.events[buffer]?.copies ?? 0), 0);
+      expect(copies, `${engine}: copies of the buffer after the fork`).toBe(WRITTEN.length);
+    }
+  });
+
   it.skipIf(softDirtyAvailable())('refuses method soft-dirty on a kernel without soft-dirty bits, naming the kernel option (this kernel has none)', async () => {
     const sleeper = spawn('sleep', ['30']);
     try {
@@ -197,7 +294,7 @@ describe('errors', () => {
   });
 
   it('watch gives up on a process that does not fork (ERR_NO_FORK, exit 1) and one that exits (ERR_PROCESS_EXITED)', async () => {
-    const sleeper = spawn('sleep', ['3']);
+    const sleeper = spawn('sleep', ['30']);
     try {
       const err = await watchFork({ pid: sleeper.pid!, timeoutS: 1 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CowlabError);

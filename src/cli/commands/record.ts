@@ -55,7 +55,9 @@ Methods:
   soft-dirty  (kernels with CONFIG_MEM_SOFT_DIRTY) each interval: read pagemap bit 55 of every
               page, then write 4 to /proc/P/clear_refs. Sees the first write per page per
               interval, not their order; costs P one extra minor fault per page per interval it
-              writes, and the clear walks its page tables.
+              writes, and the clear walks its page tables. A VMA that grows or merges with a
+              new mapping reads soft-dirty as a whole (the kernel's VM_SOFTDIRTY): its pages
+              are kept, and record says how many may be unwritten.
   fork        (any kernel) the process's own snapshot: waits for P to fork (start it: redis-cli
               BGSAVE), then each interval reads pagemap bit 56 of P's pages: a page shared with
               the child that turned exclusive was written (by either process: its copy). Sees

@@ -1,7 +1,10 @@
 /** `cowlab watch --pid P`: wait for a running process to fork and follow the snapshot's COW cost from outside. */
 import type { Command } from 'commander';
 
+import { environment } from '../../env/environment.js';
 import { integerOption } from '../../options.js';
+import { renderWatchReport } from '../../report/watchHtml.js';
+import { checkOutputFile, writeFileAtomic } from '../../util/files.js';
 import { formatBytes } from '../../util/units.js';
 import { pidOption, watchFork, type WatchResult } from '../../watch/watch.js';
 import { action } from '../run.js';
@@ -12,6 +15,7 @@ interface Flags {
   intervalMs?: string;
   timeoutS?: string;
   json?: boolean;
+  html?: string;
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
@@ -55,6 +59,7 @@ export function registerWatch(program: Command): void {
     .option('--interval-ms <n>', 'ms between samples of parent and child while the child lives (default 50)')
     .option('--timeout-s <s>', 'give up when the process has not forked within this many seconds (default 60)')
     .option('--json', 'print the result as JSON (every sample)')
+    .option('--html <file>', 'also write the snapshot as a self-contained HTML page: the COW-over-time chart, the fork figures, every sample, the environment')
     .addHelpText(
       'after',
       `
@@ -75,13 +80,16 @@ a kernel thread); 1 when the process exits while watched or does not fork in tim
 
 Examples:
   cowlab watch --pid $(pgrep -o redis-server) &  redis-cli bgsave
-  cowlab watch --pid 1234 --interval-ms 20 --json > snapshot.json`,
+  cowlab watch --pid 1234 --interval-ms 20 --json > snapshot.json
+  cowlab watch --pid 1234 --html snapshot.html`,
     )
     .action(
       action(async (flags: Flags) => {
         const pid = pidOption('--pid', flags.pid);
         const intervalMs = flags.intervalMs === undefined ? undefined : integerOption('--interval-ms', flags.intervalMs, { min: 1, max: 60_000 });
         const timeoutS = flags.timeoutS === undefined ? undefined : integerOption('--timeout-s', flags.timeoutS, { min: 1, max: 86_400 });
+        // Checked before waiting: a bad path must not cost the snapshot.
+        const html = flags.html === undefined ? undefined : checkOutputFile(flags.html, '--html', { suggest: 'watch.html' });
         const ac = new AbortController();
         const stop = () => ac.abort();
         process.once('SIGINT', stop);
@@ -97,6 +105,7 @@ Examples:
           });
           if (flags.json) printJson(r);
           else printWatch(r);
+          if (html !== undefined) process.stderr.write(`cowlab: html: ${writeFileAtomic(html, renderWatchReport(r, environment()), '--html')}\n`);
         } finally {
           process.off('SIGINT', stop);
         }

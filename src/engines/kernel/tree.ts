@@ -29,6 +29,11 @@ const DOING: Record<string, string> = {
   reap: 'reaping a child',
 };
 
+/** A private anonymous region of `pages` 4 KiB pages (no THP) for a tree driven outside the engine (experiments). */
+export function privateAnonRegion(pages: number): ProcTreeSpec['regions'][number] {
+  return { pages, backing: native().constants.BACKING_ANON_PRIVATE, thp: false, dontfork: false, wipeonfork: false, anywhere: false };
+}
+
 const KILLED_ALL = 'every trace process was killed and reaped';
 
 export interface ProcTreeReap {
