@@ -173,7 +173,7 @@ export default defineExperiment<Raw>({
   name: 'snapshot-lifetime',
   title: 'A snapshot holds the distinct blocks overwritten since',
   claim: 'The space a snapshot holds alone grows with the distinct blocks the live file overwrote after it (the storage form of BGSAVE\'s distinct pages), counted at the file system\'s sharing unit (a block on XFS, a whole extent on Btrfs), and deleting the snapshot frees exactly that.',
-  short: 'snapshot holds distinct blocks overwritten; delete frees them',
+  short: 'snapshot holds distinct blocks overwritten, frees on delete',
   measures: 'On scratch Btrfs (quotas on) and XFS (reflink=1): a 64 MiB file (quick: 32 MiB) snapshotted (btrfs subvolume snapshot -r; XFS FICLONE), then 0, 10, 50, 100 % of its blocks (random, distinct) overwritten with fsync, and 50 % written twice; held from the file system\'s counters (btrfs quota rescan -w + qgroup show --raw exclusive; XFS FIEMAP of the clone), predicted by an extent model from the snapshot\'s FIEMAP; the snapshot deleted and the free space it gave back read (statfs, after the Btrfs cleaner / an XFS freeze); both files read back.',
   rule: 'Confirmed when, for each measured backing and case, the held bytes are within 1 MiB + 2 % of the file of the extent model (the units of the snapshot whose every block was overwritten: so the twice case holds what the once case holds), deleting the snapshot frees the held bytes within the same tolerance, and the snapshot reads back the old bytes and the live file the new ones; refuted otherwise; not measurable without root or the tools (btrfs-progs, xfsprogs, util-linux fsfreeze).',
   requirements: {},
