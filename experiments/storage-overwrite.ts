@@ -1,11 +1,13 @@
 /**
  * What first-write-cost and second-write share: the overwrite sweep (src/storage/overwrite.ts)
- * on scratch Btrfs and XFS, its schema, and the dm-snapshot row's reason. Not an experiment.
+ * on scratch Btrfs and XFS and on a dm-snapshot (src/storage/dmsnapshot.ts), its schema, and
+ * what a guest needs for it. Not an experiment.
  */
 import { z } from 'zod';
 
 import { formatBytes } from '../src/report/format.js';
-import { readSmallFile } from '../src/util/sysfs.js';
+import { CowlabError } from '../src/errors.js';
+import { deviceMapperMissing, measureDmOverwrite } from '../src/storage/dmsnapshot.js';
 import { measureOverwrite, type OverwriteObservation } from '../src/storage/overwrite.js';
 import { SECTOR_BYTES } from '../src/storage/blockdev.js';
 import { BLOCK_BYTES } from '../src/storage/files.js';
@@ -56,20 +58,26 @@ export const ROW_LABEL: Record<RowBacking, string> = {
 export const RowSchema = z.object({
   backing: z.enum(ROW_BACKINGS),
   points: z.array(PointSchema),
-  /** Why this row was not measured (dm-snapshot here). */
+  /** Why this row was not measured here (dm-snapshot without device-mapper, a missing tool). */
   notMeasured: z.string().nullable(),
 });
 export const OverwriteRawSchema = z.object({ blockBytes: z.number().int(), rows: z.array(RowSchema) });
 export type OverwriteRaw = z.infer<typeof OverwriteRawSchema>;
 
-/** Why the dm-snapshot row is not measured on this host. */
-export function dmSnapshotReason(): string {
-  const misc = readSmallFile('/proc/misc') ?? '';
-  const why = /\bdevice-mapper\b/.test(misc)
-    ? 'this kernel has device-mapper, but cowlab does not yet make dm-snapshot targets on the host'
-    : 'this kernel has no device-mapper (no device-mapper in /proc/misc), and the host kernel is not to be changed';
-  return `not measured here: copy-on-first-write needs dm-snapshot; ${why}. The route is a guest of a Debian kernel that ships dm-snapshot as a module (the --kernel guest runner), not yet wired for the storage experiments`;
+/** Why the dm-snapshot row is not measured here, or null when device-mapper can be used. */
+export function dmSnapshotReason(): string | null {
+  const missing = deviceMapperMissing();
+  if (missing === null) return null;
+  return `copy-on-first-write needs dm-snapshot, and ${missing}; the host kernel is not to be changed: run it in a guest of a Debian kernel that ships dm-snapshot as a module (\`cowlab run first-write-cost --kernel debian:6.12\`)`;
 }
+
+/** The modules and tools a guest needs for the overwrite sweep's rows (dm-snapshot, Btrfs, XFS). */
+export const OVERWRITE_GUEST = { modules: ['loop', 'dm_snapshot', 'btrfs', 'xfs'], tools: ['losetup', 'dmsetup', 'mkfs.btrfs', 'mkfs.xfs'] } as const;
+
+/** Under an emulated CPU (a TCG guest) the file is clamped: every block write is a syscall
+ *  the emulator runs slowly. */
+const TCG_FILE_BYTES = 16 * MiB;
+// (The images there are the smallest each mkfs takes, in the guest's RAM.)
 
 /** Device blocks written per block overwritten (syncfs included). */
 export function writesPerBlock(o: OverwriteObservation | z.infer<typeof ObservationSchema>, written: number): number {
@@ -85,31 +93,55 @@ export function nsPerBlock(o: z.infer<typeof ObservationSchema>, written: number
   return (o.writeNs + o.fsyncNs) / written;
 }
 
-/** The sweep: for btrfs and xfs, each fraction of a file's blocks overwritten (plain, first, second). */
+/** A row's reason when its file system or device cannot be made here (ERR_NOT_MEASURABLE). */
+function unlessNotMeasurable<T>(make: () => T): T | string {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof CowlabError && err.code === 'ERR_NOT_MEASURABLE') return err.message;
+    throw err;
+  }
+}
+
+/** The sweep: for btrfs, xfs and dm-snapshot, each fraction of a file's blocks overwritten
+ *  (plain, first, second). A row that cannot be made here says why, the others are measured. */
 export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<number>; fractions: BySize<number[]> }): Promise<OverwriteRaw> {
   const raw: OverwriteRaw = { blockBytes: BLOCK_BYTES, rows: [] };
   const fractions = sized(ctx, sizes.fractions);
   return withStorage(ctx, async (s) => {
-    const fileBytes = clampToDisk(ctx, s, sized(ctx, sizes.file), 1 / 16, 'file');
-    const steps = new Steps(ctx, 2 * fractions.length);
-    for (const kind of ['btrfs', 'xfs'] as const) {
-      const fs = s.filesystem(kind, Math.max(4 * fileBytes, 1024 * MiB));
-      const row = { backing: `${kind}-reflink` as RowBacking, points: [] as OverwritePoint[], notMeasured: null };
+    let wanted = sized(ctx, sizes.file);
+    const emulated = ctx.env.guest?.accel === 'tcg';
+    if (emulated && wanted > TCG_FILE_BYTES) {
+      ctx.note(`file: clamped from ${formatBytes(wanted)} to ${formatBytes(TCG_FILE_BYTES)} on this emulated CPU (a TCG guest)`);
+      wanted = TCG_FILE_BYTES;
+    }
+    const fileBytes = clampToDisk(ctx, s, wanted, 1 / 16, 'file');
+    const steps = new Steps(ctx, 3 * fractions.length);
+    const dmMissing = dmSnapshotReason();
+    const start = performance.now();
+    for (const backing of ROW_BACKINGS) {
+      const kind = backing === 'dm-snapshot' ? null : backing === 'btrfs-reflink' ? 'btrfs' : 'xfs';
+      const fs = kind === null ? dmMissing : unlessNotMeasurable(() => s.filesystem(kind, Math.max(4 * fileBytes, emulated ? 0 : 1024 * MiB)));
+      const row = { backing, points: [] as OverwritePoint[], notMeasured: typeof fs === 'string' ? fs : null };
       raw.rows.push(row);
+      if (typeof fs === 'string') continue;
+      const name = kind ?? 'dm-snapshot';
+      // Each row its share of what is left of the budget, so the last row is measured too.
+      const left = ROW_BACKINGS.length - ROW_BACKINGS.indexOf(backing);
+      const deadline = performance.now() + (start + ctx.budgetMs - performance.now()) / left;
       for (const [i, fraction] of fractions.entries()) {
-        if (i > 0 && ctx.overBudget()) {
-          ctx.note(`${kind}: stopped before ${formatPercent(fraction, 1)} of the blocks: the ${ctx.budgetMs / 1000} s budget was spent`);
+        if (i > 0 && (ctx.overBudget() || performance.now() > deadline)) {
+          ctx.note(`${name}: stopped before ${formatPercent(fraction, 1)} of the blocks: its share of the ${ctx.budgetMs / 1000} s budget was spent`);
           break;
         }
-        steps.next(`${kind}, ${formatPercent(fraction, 1)} of ${formatBytes(fileBytes)} overwritten`);
+        steps.next(`${name}, ${formatPercent(fraction, 1)} of ${formatBytes(fileBytes)} overwritten`);
         const count = Math.max(1, Math.round(fraction * (fileBytes / BLOCK_BYTES)));
-        const m = measureOverwrite(s, fs, fileBytes, count, 1000 + i);
+        const m = fs === null ? measureDmOverwrite(s, fileBytes, count, 1000 + i) : measureOverwrite(s, fs, fileBytes, count, 1000 + i);
         row.points.push({ fraction: m.written / m.blocks, fileBytes: m.fileBytes, blocks: m.blocks, written: m.written, plain: m.plain, plainSecond: m.plainSecond, first: m.first, second: m.second, cloneSharedAfterFirst: m.cloneSharedAfterFirst });
         steps.keep(raw);
         await checkpointTurn(ctx.signal);
       }
     }
-    raw.rows.push({ backing: 'dm-snapshot', points: [], notMeasured: dmSnapshotReason() });
     steps.finish();
     return raw;
   });

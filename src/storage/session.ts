@@ -7,7 +7,7 @@
 import { rmSync, statfsSync } from 'node:fs';
 
 import { formatBytes } from '../util/units.js';
-import { counterDelta, type BlockCounters } from './blockdev.js';
+import { counterDelta, counterSum, readBlockCounters, type BlockCounters } from './blockdev.js';
 import { Scratch, type ScratchFs, type ScratchOptions } from './scratch.js';
 
 /** What the experiments' run context gives a storage session (a subset of RunContext). */
@@ -62,19 +62,27 @@ export interface DurableIo {
 }
 
 /**
+ * Runs `op` between `sync()` before (so earlier work is not counted) and after, summing the
+ * counters of the block devices `devices` (loopN, ...) around it, and `free()` (bytes) around both.
+ */
+export function accounted<T>(devices: readonly string[], sync: () => void, free: () => number, op: () => T): { result: T; io: DurableIo } {
+  const read = () => devices.map(readBlockCounters).reduce((a, c) => counterSum(a, c));
+  sync();
+  const free0 = free();
+  const c0 = read();
+  const result = op();
+  const c1 = read();
+  sync();
+  const c2 = read();
+  return { result, io: { untilReturn: counterDelta(c0, c1), total: counterDelta(c0, c2), freeDeltaBytes: free() - free0 } };
+}
+
+/**
  * Runs `op` on `fs` between a syncfs before (so earlier work is not counted) and one after,
  * reading the device counters and free space around it.
  */
 export function durable<T>(s: Scratch, fs: ScratchFs, op: () => T): { result: T; io: DurableIo } {
-  s.syncfs(fs.mountpoint);
-  const free0 = freeBytesAt(fs.mountpoint);
-  const c0 = s.counters(fs);
-  const result = op();
-  const c1 = s.counters(fs);
-  s.syncfs(fs.mountpoint);
-  const c2 = s.counters(fs);
-  const free1 = freeBytesAt(fs.mountpoint);
-  return { result, io: { untilReturn: counterDelta(c0, c1), total: counterDelta(c0, c2), freeDeltaBytes: free1 - free0 } };
+  return accounted([fs.deviceName], () => s.syncfs(fs.mountpoint), () => freeBytesAt(fs.mountpoint), op);
 }
 
 /** Deletes files made by a measurement (to free the space for the next point). */

@@ -121,7 +121,13 @@ async function runOnHost(names: string[], quick: boolean, selected: number, labe
 
 /** The suite in a guest: one boot, the results document checked against the schema. */
 async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, names: string[], quick: boolean): Promise<ResultsDocument> {
-  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, names, quick);
+  // What the selected experiments need carried into the guest (Experiment.guest).
+  const selected = selectExperiments(EXPERIMENTS, names);
+  const carry = {
+    modules: [...new Set(selected.flatMap((e) => e.guest?.modules ?? []))],
+    tools: [...new Set(selected.flatMap((e) => e.guest?.tools ?? []))],
+  };
+  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, names, quick, carry);
   return parseResults(JSON.stringify(r.doc), `the results of the ${t.label} guest`, EXPERIMENTS);
 }
 
