@@ -95,7 +95,7 @@ export default defineExperiment<Raw>({
   title: 'Second write after a snapshot costs a plain write',
   claim: 'After the first write unshared a block, a second overwrite of it costs a plain write: what the same overwrite of a never-cloned file costs; nothing is unshared any more (the storage analogue of reuse).',
   short: 'second write after a clone costs a plain write',
-  measures: 'On scratch Btrfs and XFS, and a dm-snapshot where the kernel has device-mapper (a guest): a 64 MiB file (quick: 32 MiB; 16 MiB on an emulated CPU) cloned with FICLONE or snapshotted, 1 % to 50 % of its blocks overwritten twice (one fsync each), against the same two overwrites of a file never cloned; loop device sectors written per block (syncfs included), FIEMAP (sharing and physical address of each written block), both files read back.',
+  measures: 'On scratch Btrfs and XFS, and a dm-snapshot where the kernel has device-mapper (a guest): a 64 MiB file (quick: 32 MiB; 8 MiB on an emulated CPU) cloned with FICLONE or snapshotted, 1 % to 50 % of its blocks overwritten twice (one fsync each), against the same two overwrites of a file never cloned; loop device sectors written per block (syncfs included), FIEMAP (sharing and physical address of each written block), both files read back.',
   rule: `Confirmed when, for each measured backing and fraction, the second write's device writes are at most ${MAX_SECOND_OVER_PLAIN}x those of the second overwrite of a never-cloned file (the same blocks, written twice), FIEMAP shows its blocks still private and both files read back as written; refuted otherwise; not measurable without root or the tools.`,
   requirements: {},
   guest: OVERWRITE_GUEST,

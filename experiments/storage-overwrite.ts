@@ -76,7 +76,7 @@ export const OVERWRITE_GUEST = { modules: ['loop', 'dm_snapshot', 'btrfs', 'xfs'
 
 /** Under an emulated CPU (a TCG guest) the file is clamped: every block write is a syscall
  *  the emulator runs slowly. */
-const TCG_FILE_BYTES = 16 * MiB;
+const TCG_FILE_BYTES = 8 * MiB;
 // (The images there are the smallest each mkfs takes, in the guest's RAM.)
 
 /** Device blocks written per block overwritten (syncfs included). */

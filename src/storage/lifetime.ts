@@ -124,9 +124,10 @@ export function snapshotLifetime(s: Scratch, fs: ScratchFs, fileBytes: number, d
   const snapDir = `${fs.mountpoint}/snap-${id}`;
   const snap = btrfs ? `${snapDir}/live-${id}` : `${fs.mountpoint}/clone-${id}`;
   let snapLive = false;
-  // Subvolumes deleted before (an earlier measurement's) are freed first, or their space
-  // would be counted as what this snapshot's deletion freed.
+  // What was deleted before (an earlier measurement's subvolume or files) is freed first, or
+  // its space would be counted as what this snapshot's deletion freed.
   if (btrfs) waitCleaned(s, fs);
+  else drainXfs(s, fs);
   try {
     if (btrfs) s.run('btrfs', ['subvolume', 'create', home], 'a btrfs subvolume');
     writePatternFile(live, fileBytes, 1);

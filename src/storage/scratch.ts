@@ -2,10 +2,12 @@
  * Scratch file systems for the storage experiments: a temporary directory owned by the run
  * (`<tmpdir>/cowlab-storage-<pid>-XXXXXX`), sparse image files in it, loop devices over them
  * (`losetup --find --show`), real Btrfs and XFS made with mkfs.btrfs / mkfs.xfs, mounted under
- * the directory, and overlayfs mounts over directories of those.
+ * the directory, overlayfs mounts over directories of those, and device-mapper tables over its
+ * loop devices (named after the directory: dmName).
  *
  * Teardown always runs: close() (call it in a `finally`) unmounts every mount the run made,
- * detaches every loop device over one of its images and deletes the directory. It is
+ * removes its device-mapper tables, detaches every loop device over one of its images and
+ * deletes the directory. It is
  * synchronous, so a process 'exit' hook runs it too (a second Ctrl-C exits the CLI at once),
  * and a scratch directory whose owner process is gone (killed with SIGKILL) is swept by the
  * next open(). Nothing outside the run's directory is ever touched: a loop device is detached
