@@ -50,7 +50,7 @@ function contrastProblems(p: OverwritePoint): string[] {
 
 const amplification = (r: Raw['rows'][number]) => {
   const p = r.points.at(-1)!;
-  return `${writesPerBlock(p.first, p.written).toFixed(2)} blocks written and ${readsPerBlock(p.first, p.written).toFixed(2)} read per block (plain overwrite ${writesPerBlock(p.plain, p.written).toFixed(2)})`;
+  return `(${formatPercent(p.fraction, 1)} of ${formatBytes(p.fileBytes)}) ${writesPerBlock(p.first, p.written).toFixed(2)} blocks written and ${readsPerBlock(p.first, p.written).toFixed(2)} read per block (plain overwrite ${writesPerBlock(p.plain, p.written).toFixed(2)})`;
 };
 
 function verdict(raw: Raw) {
@@ -75,8 +75,7 @@ function verdict(raw: Raw) {
     ...judged.flatMap((r) => pointProblems(r.points.at(-1)!).concat(r.points.slice(0, -1).flatMap((p) => pointProblems(p).filter((x) => !x.includes('what a plain')))).map((x) => `${ROW_LABEL[r.backing]} ${x}`)),
     ...(dm ? dm.points.flatMap(contrastProblems).map((x) => `${ROW_LABEL['dm-snapshot']} ${x}`) : []),
   ];
-  const last = judged[0]!.points.at(-1)!;
-  const figure = `first write after a clone, ${formatPercent(last.fraction)} of ${formatBytes(last.fileBytes)}: ${judged.map((r) => `${r.backing.replace('-reflink', '')} ${amplification(r)}`).join('; ')}${dmFigure}`;
+  const figure = `first write after a clone: ${judged.map((r) => `${r.backing.replace('-reflink', '')} ${amplification(r)}`).join('; ')}${dmFigure}`;
   const reason = (problems.length ? `${problems.join('; ')}.` :
     judged.map((r) => {
       const p = r.points.at(-1)!;

@@ -93,6 +93,17 @@ export function nsPerBlock(o: z.infer<typeof ObservationSchema>, written: number
   return (o.writeNs + o.fsyncNs) / written;
 }
 
+/** The time a point of `count` blocks will take: a line (fixed cost + per block) through the
+ *  last two points, or the last point's time when there is one. */
+function predictMs(took: readonly { count: number; ms: number }[], count: number): number {
+  const b = took.at(-1);
+  const a = took.at(-2);
+  if (b === undefined) return 0;
+  if (a === undefined || b.count === a.count) return b.ms;
+  const perBlock = Math.max(0, (b.ms - a.ms) / (b.count - a.count));
+  return Math.max(b.ms, b.ms + perBlock * (count - b.count));
+}
+
 /** A row's reason when its file system or device cannot be made here (ERR_NOT_MEASURABLE). */
 function unlessNotMeasurable<T>(make: () => T): T | string {
   try {
@@ -126,18 +137,22 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
       raw.rows.push(row);
       if (typeof fs === 'string') continue;
       const name = kind ?? 'dm-snapshot';
-      // Each row its share of what is left of the budget, so the last row is measured too.
-      const left = ROW_BACKINGS.length - ROW_BACKINGS.indexOf(backing);
+      // Each row its share of what is left of the budget, so the last row is measured too
+      // (a dm-snapshot row that cannot be made here takes none).
+      const left = ROW_BACKINGS.slice(ROW_BACKINGS.indexOf(backing)).filter((b) => b !== 'dm-snapshot' || dmMissing === null).length;
       const deadline = performance.now() + (start + ctx.budgetMs - performance.now()) / left;
+      const took: { count: number; ms: number }[] = [];
       for (const [i, fraction] of fractions.entries()) {
-        if (i > 0 && (ctx.overBudget() || performance.now() > deadline)) {
+        const count = Math.max(1, Math.round(fraction * (fileBytes / BLOCK_BYTES)));
+        if (i > 0 && (ctx.overBudget() || performance.now() + predictMs(took, count) > deadline)) {
           ctx.note(`${name}: stopped before ${formatPercent(fraction, 1)} of the blocks: its share of the ${ctx.budgetMs / 1000} s budget was spent`);
           break;
         }
         steps.next(`${name}, ${formatPercent(fraction, 1)} of ${formatBytes(fileBytes)} overwritten`);
-        const count = Math.max(1, Math.round(fraction * (fileBytes / BLOCK_BYTES)));
+        const t0 = performance.now();
         const m = fs === null ? measureDmOverwrite(s, fileBytes, count, 1000 + i) : measureOverwrite(s, fs, fileBytes, count, 1000 + i);
         row.points.push({ fraction: m.written / m.blocks, fileBytes: m.fileBytes, blocks: m.blocks, written: m.written, plain: m.plain, plainSecond: m.plainSecond, first: m.first, second: m.second, cloneSharedAfterFirst: m.cloneSharedAfterFirst });
+        took.push({ count, ms: performance.now() - t0 });
         steps.keep(raw);
         await checkpointTurn(ctx.signal);
       }
