@@ -133,7 +133,7 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
     for (const backing of ROW_BACKINGS) {
       const kind = backing === 'dm-snapshot' ? null : backing === 'btrfs-reflink' ? 'btrfs' : 'xfs';
       const fs = kind === null ? dmMissing : unlessNotMeasurable(() => s.filesystem(kind, Math.max(4 * fileBytes, emulated ? 0 : 1024 * MiB)));
-      const row = { backing, points: [] as OverwritePoint[], notMeasured: typeof fs === 'string' ? fs : null };
+      const row: OverwriteRaw['rows'][number] = { backing, points: [], notMeasured: typeof fs === 'string' ? fs : null };
       raw.rows.push(row);
       if (typeof fs === 'string') continue;
       const name = kind ?? 'dm-snapshot';
@@ -150,7 +150,13 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
         }
         steps.next(`${name}, ${formatPercent(fraction, 1)} of ${formatBytes(fileBytes)} overwritten`);
         const t0 = performance.now();
-        const m = fs === null ? measureDmOverwrite(s, fileBytes, count, 1000 + i) : measureOverwrite(s, fs, fileBytes, count, 1000 + i);
+        // dm-snapshot's tables are first made here: a kernel that refuses them leaves the row
+        // not measured, with its reason, and the file system rows stand.
+        const m = fs === null ? unlessNotMeasurable(() => measureDmOverwrite(s, fileBytes, count, 1000 + i)) : measureOverwrite(s, fs, fileBytes, count, 1000 + i);
+        if (typeof m === 'string') {
+          row.notMeasured = m;
+          break;
+        }
         row.points.push({ fraction: m.written / m.blocks, fileBytes: m.fileBytes, blocks: m.blocks, written: m.written, plain: m.plain, plainSecond: m.plainSecond, first: m.first, second: m.second, cloneSharedAfterFirst: m.cloneSharedAfterFirst });
         took.push({ count, ms: performance.now() - t0 });
         steps.keep(raw);
