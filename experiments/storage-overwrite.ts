@@ -137,14 +137,17 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
       raw.rows.push(row);
       if (typeof fs === 'string') continue;
       const name = kind ?? 'dm-snapshot';
-      // Each row its share of what is left of the budget, so the last row is measured too
+      // Each row its share of what is left of the budget to start points in, so the last row
+      // is measured too
       // (a dm-snapshot row that cannot be made here takes none).
       const left = ROW_BACKINGS.slice(ROW_BACKINGS.indexOf(backing)).filter((b) => b !== 'dm-snapshot' || dmMissing === null).length;
       const deadline = performance.now() + (start + ctx.budgetMs - performance.now()) / left;
       const took: { count: number; ms: number }[] = [];
       for (const [i, fraction] of fractions.entries()) {
         const count = Math.max(1, Math.round(fraction * (fileBytes / BLOCK_BYTES)));
-        if (i > 0 && (ctx.overBudget() || performance.now() + predictMs(took, count) > deadline)) {
+        // A row past its share stops; so does one whose next point would end past the budget.
+        const now = performance.now();
+        if (i > 0 && (ctx.overBudget() || now > deadline || now + predictMs(took, count) > start + ctx.budgetMs)) {
           ctx.note(`${name}: stopped before ${formatPercent(fraction, 1)} of the blocks: its share of the ${ctx.budgetMs / 1000} s budget was spent`);
           break;
         }
