@@ -138,8 +138,7 @@ export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<n
       if (typeof fs === 'string') continue;
       const name = kind ?? 'dm-snapshot';
       // Each row its share of what is left of the budget to start points in, so the last row
-      // is measured too
-      // (a dm-snapshot row that cannot be made here takes none).
+      // is measured too (a dm-snapshot row that cannot be made here takes none).
       const left = ROW_BACKINGS.slice(ROW_BACKINGS.indexOf(backing)).filter((b) => b !== 'dm-snapshot' || dmMissing === null).length;
       const deadline = performance.now() + (start + ctx.budgetMs - performance.now()) / left;
       const took: { count: number; ms: number }[] = [];
