@@ -13,8 +13,7 @@ import { formatBytes } from '../src/report/format.js';
 import { BLOCK_BYTES } from '../src/storage/files.js';
 import { enableQuota, snapshotLifetime } from '../src/storage/lifetime.js';
 import type { Scratch, ScratchFs } from '../src/storage/scratch.js';
-import { checkpointTurn, clampToDisk, withStorage } from '../src/storage/session.js';
-import { CowlabError } from '../src/errors.js';
+import { checkpointTurn, clampForEmulatedCpu, clampToDisk, unlessNotMeasurable, withStorage } from '../src/storage/session.js';
 import { pointBand } from '../src/suite/measure.js';
 import { sized, Steps } from '../src/suite/steps.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
@@ -66,25 +65,17 @@ type Point = z.infer<typeof PointSchema>;
 
 /** The backing's file system, quotas on for Btrfs; its reason when it cannot be made here. */
 function makeFs(s: Scratch, backing: Backing, bytes: number): ScratchFs | string {
-  try {
+  return unlessNotMeasurable(() => {
     const fs = s.filesystem(backing === 'btrfs-snapshot' ? 'btrfs' : 'xfs', bytes);
     if (backing === 'btrfs-snapshot') enableQuota(s, fs);
     return fs;
-  } catch (err) {
-    if (err instanceof CowlabError && err.code === 'ERR_NOT_MEASURABLE') return err.message;
-    throw err;
-  }
+  });
 }
 
 async function run(ctx: RunContext): Promise<Raw> {
   const raw: Raw = { rows: [] };
   return withStorage(ctx, async (s) => {
-    let wanted = sized(ctx, FILE);
-    const emulated = ctx.env.guest?.accel === 'tcg';
-    if (emulated && wanted > TCG_FILE_BYTES) {
-      ctx.note(`file: clamped from ${formatBytes(wanted)} to ${formatBytes(TCG_FILE_BYTES)} on this emulated CPU (a TCG guest)`);
-      wanted = TCG_FILE_BYTES;
-    }
+    const { bytes: wanted, emulated } = clampForEmulatedCpu(ctx, sized(ctx, FILE), TCG_FILE_BYTES, 'file');
     const fileBytes = clampToDisk(ctx, s, wanted, 1 / 16, 'file');
     const steps = new Steps(ctx, BACKINGS.length * CASES.length);
     for (const backing of BACKINGS) {

@@ -6,12 +6,11 @@
 import { z } from 'zod';
 
 import { formatBytes } from '../src/report/format.js';
-import { CowlabError } from '../src/errors.js';
 import { deviceMapperMissing, measureDmOverwrite } from '../src/storage/dmsnapshot.js';
 import { measureOverwrite, type OverwriteObservation } from '../src/storage/overwrite.js';
 import { SECTOR_BYTES } from '../src/storage/blockdev.js';
 import { BLOCK_BYTES } from '../src/storage/files.js';
-import { checkpointTurn, clampToDisk, withStorage } from '../src/storage/session.js';
+import { checkpointTurn, clampForEmulatedCpu, clampToDisk, unlessNotMeasurable, withStorage } from '../src/storage/session.js';
 import { formatPercent } from '../src/suite/present.js';
 import { sized, Steps, type BySize } from '../src/suite/steps.js';
 import type { RunContext } from '../src/suite/types.js';
@@ -104,28 +103,13 @@ function predictMs(took: readonly { count: number; ms: number }[], count: number
   return Math.max(b.ms, b.ms + perBlock * (count - b.count));
 }
 
-/** A row's reason when its file system or device cannot be made here (ERR_NOT_MEASURABLE). */
-function unlessNotMeasurable<T>(make: () => T): T | string {
-  try {
-    return make();
-  } catch (err) {
-    if (err instanceof CowlabError && err.code === 'ERR_NOT_MEASURABLE') return err.message;
-    throw err;
-  }
-}
-
 /** The sweep: for btrfs, xfs and dm-snapshot, each fraction of a file's blocks overwritten
  *  (plain, first, second). A row that cannot be made here says why, the others are measured. */
 export async function runOverwriteSweep(ctx: RunContext, sizes: { file: BySize<number>; fractions: BySize<number[]> }): Promise<OverwriteRaw> {
   const raw: OverwriteRaw = { blockBytes: BLOCK_BYTES, rows: [] };
   const fractions = sized(ctx, sizes.fractions);
   return withStorage(ctx, async (s) => {
-    let wanted = sized(ctx, sizes.file);
-    const emulated = ctx.env.guest?.accel === 'tcg';
-    if (emulated && wanted > TCG_FILE_BYTES) {
-      ctx.note(`file: clamped from ${formatBytes(wanted)} to ${formatBytes(TCG_FILE_BYTES)} on this emulated CPU (a TCG guest)`);
-      wanted = TCG_FILE_BYTES;
-    }
+    const { bytes: wanted, emulated } = clampForEmulatedCpu(ctx, sized(ctx, sizes.file), TCG_FILE_BYTES, 'file');
     const fileBytes = clampToDisk(ctx, s, wanted, 1 / 16, 'file');
     const steps = new Steps(ctx, 3 * fractions.length);
     const dmMissing = dmSnapshotReason();

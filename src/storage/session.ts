@@ -6,6 +6,7 @@
  */
 import { rmSync, statfsSync } from 'node:fs';
 
+import { CowlabError } from '../errors.js';
 import { formatBytes } from '../util/units.js';
 import { counterDelta, counterSum, readBlockCounters, type BlockCounters } from './blockdev.js';
 import { Scratch, type ScratchFs, type ScratchOptions } from './scratch.js';
@@ -14,6 +15,26 @@ import { Scratch, type ScratchFs, type ScratchOptions } from './scratch.js';
 export interface SessionContext {
   signal: AbortSignal;
   note(text: string): void;
+}
+
+/** `bytes`, clamped to `limit` on an emulated CPU (a TCG guest: every block write is a slow
+ *  syscall there), with a note; `emulated` says whether it is one. */
+export function clampForEmulatedCpu(ctx: SessionContext & { env: { guest?: { accel: string } | null } }, bytes: number, limit: number, what: string): { bytes: number; emulated: boolean } {
+  const emulated = ctx.env.guest?.accel === 'tcg';
+  if (!emulated || bytes <= limit) return { bytes, emulated };
+  ctx.note(`${what}: clamped from ${formatBytes(bytes)} to ${formatBytes(limit)} on this emulated CPU (a TCG guest)`);
+  return { bytes: limit, emulated };
+}
+
+/** What `make` returns, or its message when it is not measurable here (ERR_NOT_MEASURABLE):
+ *  one row of an experiment then says why, and the others are measured. */
+export function unlessNotMeasurable<T>(make: () => T): T | string {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof CowlabError && err.code === 'ERR_NOT_MEASURABLE') return err.message;
+    throw err;
+  }
 }
 
 /** Lets pending events run (a SIGINT's handler aborts the signal), then stops if aborted. */
