@@ -129,7 +129,7 @@ export default defineExperiment<Raw>({
   rule: `Confirmed when, for each measured redirect-on-write backing (Btrfs, XFS), the first write reads under ${MAX_READS_PER_BLOCK} blocks per block written at every fraction, writes at most ${MAX_FIRST_OVER_PLAIN}x what a plain overwrite writes at the largest fraction (copy-on-first-write would be about 2x and 1 read), FIEMAP shows exactly the written blocks unshared and both files read back as written; refuted otherwise; not measurable without root or the tools. The dm-snapshot row is the copy-on-first-write contrast, measured where the kernel has device-mapper (a guest: --kernel debian:6.12): its reads and writes per block are reported against the redirect-on-write rows, not judged by this rule; only its content and its exception store (one chunk copied per block written) are checked.`,
   requirements: {},
   guest: OVERWRITE_GUEST,
-  budgetMs: { full: 30_000, quick: 12_000 },
+  budgetMs: { full: 24_000, quick: 9_000 },
   raw: OverwriteRawSchema,
   run,
   verdict,

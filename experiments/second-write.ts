@@ -99,7 +99,7 @@ export default defineExperiment<Raw>({
   rule: `Confirmed when, for each measured backing and fraction, the second write's device writes are at most ${MAX_SECOND_OVER_PLAIN}x those of the second overwrite of a never-cloned file (the same blocks, written twice), FIEMAP shows its blocks still private and both files read back as written; refuted otherwise; not measurable without root or the tools.`,
   requirements: {},
   guest: OVERWRITE_GUEST,
-  budgetMs: { full: 30_000, quick: 12_000 },
+  budgetMs: { full: 24_000, quick: 9_000 },
   raw: OverwriteRawSchema,
   run,
   verdict,
