@@ -113,7 +113,7 @@ function present(raw: Raw) {
           ])),
           ...raw.rows.filter((r) => r.notMeasured !== null).map((r) => [ROW_LABEL[r.backing], r.notMeasured!, '', '', '', '', '', '', '', '', '', '']),
         ],
-        note: 'Device figures are the loop device\'s sectors (/sys/block/loopN/stat) over the writes, their fsync and a syncfs, in 4 KiB blocks; they include the file system\'s metadata and journal. "moved": written blocks whose physical address (FIEMAP) changed.',
+        note: 'Device figures are the loop device\'s sectors (/sys/block/loopN/stat) over the writes, their fsync and a syncfs, in 4 KiB blocks; they include the file system\'s metadata and journal. "moved": written blocks whose physical address (FIEMAP) changed. dm-snapshot (the copy-on-first-write contrast, reported and not judged): the origin\'s and the COW store\'s loop devices together, no syncfs (no file system); its sharing columns come from the exception store (dmsetup status: chunks copied against blocks written), "moved" from the origin\'s image (new data not at its own offset), and its plain overwrite is a loop device with no snapshot.',
       },
     ],
   };

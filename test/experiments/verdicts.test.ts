@@ -203,3 +203,23 @@ describe('fork-cost on a noisy host', () => {
     expect(v.reason).toMatch(/posix_spawn grew more than 2x .*, and its medians by \+\d+\.\d\d ms\/GiB, more than 5 % of fork\(\)'s/);
   });
 });
+
+describe('first-write-cost with the dm-snapshot row measured (a 6.12 guest)', () => {
+  const exp = experiment('first-write-cost');
+  const raw = () => experiment('first-write-cost').raw.parse(JSON.parse(readFileSync(join(FIXTURES, 'first-write-cost.guest-6.12.json'), 'utf8'))) as { rows: { backing: string; points: { first: { liveMismatches: number } }[] }[] };
+
+  it('reports copy-on-first-write as the contrast, not judged by the redirect-on-write rule', () => {
+    const v = exp.verdict(raw());
+    // dm-snapshot read one block and wrote two per block: the rule would refute a redirect-on-write row for it.
+    expect(v.verdict).toBe('confirmed');
+    expect(v.figure).toMatch(/copy-on-first-write contrast, dm-snapshot \(100\.0 % of 8\.00 MiB\) 2\.0\d blocks written and 1\.00 read per block/);
+    expect(v.reason).toMatch(/the contrast \(reported, not judged by the rule\)/);
+    expect(v.metrics.some((m) => m.key.startsWith('dm-snapshot@'))).toBe(true);
+  });
+
+  it('is refuted when the contrast reads back wrong: its content is still checked', () => {
+    const r = raw();
+    r.rows.find((x) => x.backing === 'dm-snapshot')!.points[0]!.first.liveMismatches = 3;
+    expect(exp.verdict(r).verdict).toBe('refuted');
+  });
+});
