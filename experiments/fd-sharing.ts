@@ -1,5 +1,5 @@
 /**
- * Experiment 18: what fork shares and what it copies. A child's private memory is a copy (COW):
+ * Experiment 19: what fork shares and what it copies. A child's private memory is a copy (COW):
  * its stores never reach the parent. A MAP_SHARED mapping is not copied: they do. And the file
  * descriptors it inherits are not copies either: they point at the parent's open file
  * descriptions, so the child's read(2) moves the offset the parent reads from next, the
@@ -155,7 +155,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 18,
+  number: 19,
   name: 'fd-sharing',
   title: 'What fork shares: descriptors and memory',
   claim:

@@ -11,7 +11,7 @@ import { pointBand } from '../src/suite/measure.js';
 import { formatPercent } from '../src/suite/present.js';
 import { defineExperiment, type Metric, type RunContext } from '../src/suite/types.js';
 import {
-  nsPerBlock, OverwriteRawSchema, readsPerBlock, ROW_LABEL, runOverwriteSweep, writesPerBlock, type OverwritePoint, type OverwriteRaw,
+  nsPerBlock, OVERWRITE_GUEST, OverwriteRawSchema, readsPerBlock, ROW_LABEL, runOverwriteSweep, writesPerBlock, type OverwritePoint, type OverwriteRaw,
 } from './storage-overwrite.js';
 
 type Raw = OverwriteRaw;
@@ -38,6 +38,21 @@ function pointProblems(p: OverwritePoint): string[] {
   return out;
 }
 
+/** The copy-on-first-write contrast's own checks: content, and one chunk copied into the
+ *  exception store per block written (none for the others). Its figures are not judged. */
+function contrastProblems(p: OverwritePoint): string[] {
+  const at = `at ${formatPercent(p.fraction, 1)}`;
+  const out: string[] = [];
+  if (p.first.writtenStillShared + p.first.othersNotShared > 0) out.push(`${at} the exception store copied ${p.written - p.first.writtenStillShared + p.first.othersNotShared} chunks for ${p.written} blocks written`);
+  if (p.first.liveMismatches + p.first.cloneMismatches > 0) out.push(`${at} ${p.first.liveMismatches} origin and ${p.first.cloneMismatches} snapshot blocks read back wrong`);
+  return out;
+}
+
+const amplification = (r: Raw['rows'][number]) => {
+  const p = r.points.at(-1)!;
+  return `(${formatPercent(p.fraction, 1)} of ${formatBytes(p.fileBytes)}) ${writesPerBlock(p.first, p.written).toFixed(2)} blocks written and ${readsPerBlock(p.first, p.written).toFixed(2)} read per block (plain overwrite ${writesPerBlock(p.plain, p.written).toFixed(2)})`;
+};
+
 function verdict(raw: Raw) {
   const measured = raw.rows.filter((r) => r.points.length > 0);
   const metrics: Metric[] = [];
@@ -48,21 +63,24 @@ function verdict(raw: Raw) {
       metrics.push({ key: `${k}:ns-per-block`, label: `${ROW_LABEL[r.backing]}: write + fsync per block, first write, ${formatPercent(p.fraction, 1)}`, unit: 'ns', value: pointBand(nsPerBlock(p.first, p.written)), timed: true });
     }
   }
-  if (measured.length === 0) return { verdict: 'not-measurable' as const, figure: 'nothing measured', reason: 'No backing was measured.', metrics };
-  const problems = measured.flatMap((r) => pointProblems(r.points.at(-1)!).concat(r.points.slice(0, -1).flatMap((p) => pointProblems(p).filter((x) => !x.includes('what a plain'))))
-    .map((x) => `${ROW_LABEL[r.backing]} ${x}`));
-  const headline = measured.map((r) => {
-    const p = r.points.at(-1)!;
-    return `${r.backing.replace('-reflink', '')} ${writesPerBlock(p.first, p.written).toFixed(2)} blocks written and ${readsPerBlock(p.first, p.written).toFixed(2)} read per block (plain overwrite ${writesPerBlock(p.plain, p.written).toFixed(2)})`;
-  });
-  const last = measured[0]!.points.at(-1)!;
-  const figure = `first write after a clone, ${formatPercent(last.fraction)} of ${formatBytes(last.fileBytes)}: ${headline.join('; ')}`;
-  const dm = raw.rows.find((r) => r.backing === 'dm-snapshot' && r.notMeasured !== null);
+  const judged = measured.filter((r) => r.backing !== 'dm-snapshot');
+  const dm = measured.find((r) => r.backing === 'dm-snapshot');
+  const unmeasured = raw.rows.filter((r) => r.notMeasured !== null).map((r) => ` The ${r.backing} row was not measured: ${r.notMeasured}.`).join('');
+  const dmFigure = dm ? `; copy-on-first-write contrast, dm-snapshot ${amplification(dm)}` : '';
+  const dmReason = dm ? ` ${ROW_LABEL['dm-snapshot']}, the contrast (reported, not judged by the rule): ${amplification(dm)}, ${dm.points.at(-1)!.first.relocated} of ${dm.points.at(-1)!.written} written blocks moved (new data in place, the old copied out), one chunk copied per block written, content as written.` : '';
+  if (judged.length === 0) {
+    return { verdict: 'not-measurable' as const, figure: dm ? `no redirect-on-write backing measured${dmFigure}` : 'nothing measured', reason: `No redirect-on-write backing was measured.${dmReason}${unmeasured}`, metrics };
+  }
+  const problems = [
+    ...judged.flatMap((r) => pointProblems(r.points.at(-1)!).concat(r.points.slice(0, -1).flatMap((p) => pointProblems(p).filter((x) => !x.includes('what a plain')))).map((x) => `${ROW_LABEL[r.backing]} ${x}`)),
+    ...(dm ? dm.points.flatMap(contrastProblems).map((x) => `${ROW_LABEL['dm-snapshot']} ${x}`) : []),
+  ];
+  const figure = `first write after a clone: ${judged.map((r) => `${r.backing.replace('-reflink', '')} ${amplification(r)}`).join('; ')}${dmFigure}`;
   const reason = (problems.length ? `${problems.join('; ')}.` :
-    measured.map((r) => {
+    judged.map((r) => {
       const p = r.points.at(-1)!;
       return `${ROW_LABEL[r.backing]}: ${readsPerBlock(p.first, p.written).toFixed(2)} reads and ${writesPerBlock(p.first, p.written).toFixed(2)} writes per block (${formatRatio(writesPerBlock(p.first, p.written) / writesPerBlock(p.plain, p.written))} a plain overwrite), ${p.first.relocated} of ${p.written} written blocks moved, FIEMAP exactly the written blocks unshared, content as written.`;
-    }).join(' ')) + (dm ? ` The dm-snapshot row is ${dm.notMeasured}` : '');
+    }).join(' ') + dmReason) + unmeasured;
   return { verdict: problems.length ? ('refuted' as const) : ('confirmed' as const), figure, reason, metrics };
 }
 
@@ -95,7 +113,7 @@ function present(raw: Raw) {
           ])),
           ...raw.rows.filter((r) => r.notMeasured !== null).map((r) => [ROW_LABEL[r.backing], r.notMeasured!, '', '', '', '', '', '', '', '', '', '']),
         ],
-        note: 'Device figures are the loop device\'s sectors (/sys/block/loopN/stat) over the writes, their fsync and a syncfs, in 4 KiB blocks; they include the file system\'s metadata and journal. "moved": written blocks whose physical address (FIEMAP) changed.',
+        note: 'Device figures are the loop device\'s sectors (/sys/block/loopN/stat) over the writes, their fsync and a syncfs, in 4 KiB blocks; they include the file system\'s metadata and journal. "moved": written blocks whose physical address (FIEMAP) changed. dm-snapshot (the copy-on-first-write contrast, reported and not judged): the origin\'s and the COW store\'s loop devices together, no syncfs (no file system); its sharing columns come from the exception store (dmsetup status: chunks copied against blocks written), "moved" from the origin\'s image (new data not at its own offset), and its plain overwrite is a loop device with no snapshot.',
       },
     ],
   };
@@ -107,10 +125,11 @@ export default defineExperiment<Raw>({
   title: 'First write after a snapshot: redirect-on-write',
   claim: 'Btrfs and XFS reflinks are redirect-on-write: the first write of a block after a clone writes the new data elsewhere (about one device write per block, as a plain overwrite, and no read of the old block), not copy-on-first-write\'s 1 read + 2 writes; FIEMAP then shows exactly the written blocks unshared.',
   short: 'first write after a clone: ~1 write, no read',
-  measures: 'On scratch Btrfs and XFS on loop devices: a 64 MiB file (quick: 32 MiB) cloned with FICLONE, then 0.1 % to 100 % of its blocks (random, distinct) overwritten with one fsync; device sectors read and written (loop device counters, syncfs included) per block against the same overwrite of a file never cloned; FIEMAP of the live file block by block; both files read back.',
-  rule: `Confirmed when, for each measured backing, the first write reads under ${MAX_READS_PER_BLOCK} blocks per block written at every fraction, writes at most ${MAX_FIRST_OVER_PLAIN}x what a plain overwrite writes at the largest fraction (copy-on-first-write would be about 2x and 1 read), FIEMAP shows exactly the written blocks unshared and both files read back as written; refuted otherwise; not measurable without root or the tools. The dm-snapshot row needs device-mapper (a guest).`,
+  measures: 'On scratch Btrfs and XFS on loop devices, and a dm-snapshot of a loop device where the kernel has device-mapper: a 64 MiB file or origin (quick: 32 MiB; 8 MiB on an emulated CPU) cloned with FICLONE or snapshotted, then 0.1 % to 100 % of its blocks (random, distinct) overwritten with one fsync; device sectors read and written (loop device counters, syncfs included) per block against the same overwrite of a file never cloned; FIEMAP of the live file block by block; both files read back.',
+  rule: `Confirmed when, for each measured redirect-on-write backing (Btrfs, XFS), the first write reads under ${MAX_READS_PER_BLOCK} blocks per block written at every fraction, writes at most ${MAX_FIRST_OVER_PLAIN}x what a plain overwrite writes at the largest fraction (copy-on-first-write would be about 2x and 1 read), FIEMAP shows exactly the written blocks unshared and both files read back as written; refuted otherwise; not measurable without root or the tools. The dm-snapshot row is the copy-on-first-write contrast, measured where the kernel has device-mapper (a guest: --kernel debian:6.12): its reads and writes per block are reported against the redirect-on-write rows, not judged by this rule; only its content and its exception store (one chunk copied per block written) are checked.`,
   requirements: {},
-  budgetMs: { full: 20_000, quick: 9_000 },
+  guest: OVERWRITE_GUEST,
+  budgetMs: { full: 24_000, quick: 9_000 },
   raw: OverwriteRawSchema,
   run,
   verdict,

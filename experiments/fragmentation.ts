@@ -1,5 +1,5 @@
 /**
- * Experiment 22: COW copies fragment physical memory. A transparent huge page is one physically
+ * Experiment 23: COW copies fragment physical memory. A transparent huge page is one physically
  * contiguous, aligned 2 MiB frame. After a fork the child's writes copy it 4 KiB at a time, and
  * each copy lands wherever the page allocator has a free frame: the copy of a huge page is no
  * longer one contiguous block, so it can only be mapped by 512 PTEs (until khugepaged collapses
@@ -181,7 +181,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 22,
+  number: 23,
   name: 'fragmentation',
   title: 'COW copies fragment physical memory',
   claim:

@@ -22,6 +22,7 @@ import refcounts from './refcounts.js';
 import secondWrite from './second-write.js';
 import sharedVsPrivate from './shared-vs-private.js';
 import snapshotInstant from './snapshot-instant.js';
+import snapshotLifetime from './snapshot-lifetime.js';
 import { simulatorPredictor, snapshotLoadExperiment } from './snapshot-load.js';
 import thpCow from './thp-cow.js';
 import writeTracking from './write-tracking.js';
@@ -49,6 +50,7 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   firstWriteCost,
   secondWrite,
   overlayCopyUp,
+  snapshotLifetime,
   // COW inside the memory manager (issue 12).
   pins,
   fdSharing,

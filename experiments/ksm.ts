@@ -1,5 +1,5 @@
 /**
- * Experiment 20: KSM, copy-on-write in reverse. ksmd finds anonymous pages of MADV_MERGEABLE
+ * Experiment 21: KSM, copy-on-write in reverse. ksmd finds anonymous pages of MADV_MERGEABLE
  * memory with the same content and maps them all to one write-protected frame (kpageflags KSM,
  * one PFN); a write to one of them is then an ordinary COW fault that gives only that page a
  * frame of its own again. With use_zero_pages, pages of zeros are mapped to the zero page
@@ -181,7 +181,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 20,
+  number: 21,
   name: 'ksm',
   title: 'KSM: COW in reverse',
   claim:

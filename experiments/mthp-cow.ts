@@ -1,5 +1,5 @@
 /**
- * Experiment 25: copy-on-write of multi-size THP (mTHP, Linux 6.8+). With a folio size below
+ * Experiment 26: copy-on-write of multi-size THP (mTHP, Linux 6.8+). With a folio size below
  * the PMD's enabled (/sys/kernel/mm/transparent_hugepage/hugepages-<size>/enabled), a write
  * fault on untouched anonymous memory maps a whole 16 KiB to 1 MiB folio at once. After fork a
  * write copies only the 4 KiB page written (wp_page_copy): the rest of the folio stays shared.
@@ -205,7 +205,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 25,
+  number: 26,
   name: 'mthp-cow',
   title: 'Copy-on-write of multi-size THP copies 4 KiB',
   claim:

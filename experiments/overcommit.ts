@@ -1,5 +1,5 @@
 /**
- * Experiment 19: fork promises memory it does not have. A fork of a parent holding N bytes of
+ * Experiment 20: fork promises memory it does not have. A fork of a parent holding N bytes of
  * private writable memory adds N to the commit charge (Committed_AS) and almost nothing to the
  * memory in use: the pages are shared until someone writes. Under vm.overcommit_memory=2 the
  * kernel refuses a fork whose promise would pass CommitLimit (ENOMEM) while vfork+exec and
@@ -315,7 +315,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 19,
+  number: 20,
   name: 'overcommit',
   title: 'Fork and overcommit',
   claim:

@@ -1,5 +1,5 @@
 /**
- * Experiment 17: pins and COW. A page pinned read-only with vmsplice(2) must keep showing what
+ * Experiment 18: pins and COW. A page pinned read-only with vmsplice(2) must keep showing what
  * it held when it was pinned, whatever the other process of a fork writes afterwards: the
  * class of bug behind CVE-2020-29374 (a child read its parent's later writes through a pipe),
  * fixed by making a read-only pin of a shared anonymous page unshare it first. The cases of the
@@ -138,7 +138,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 17,
+  number: 18,
   name: 'pins',
   title: 'Pins and COW (vmsplice)',
   claim:

@@ -1,5 +1,5 @@
 /**
- * Experiment 24: page replacement respects sharing. MADV_PAGEOUT asks the kernel to reclaim
+ * Experiment 25: page replacement respects sharing. MADV_PAGEOUT asks the kernel to reclaim
  * pages now; it skips every folio mapped by more than one process, so pages a child still
  * shares after fork stay resident. Once the child has exited the same call swaps them out
  * (pagemap bit 62), and a write to one of them swaps it back in and decides COW on the spot:
@@ -166,7 +166,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 24,
+  number: 25,
   name: 'reclaim-sharing',
   title: 'Page replacement respects sharing',
   claim:

@@ -1,5 +1,5 @@
 /**
- * Experiment 26: `cowlab record` sees exactly what a process wrote. A real process (the kernel
+ * Experiment 27: `cowlab record` sees exactly what a process wrote. A real process (the kernel
  * engine's p0: a fork of cowlab running the native command loop) writes a known set of pages per
  * interval while `record` watches it from outside, by each method this kernel has:
  *
@@ -299,7 +299,7 @@ const RULE =
   'refuted when a recorded set or a fault count differs, or record keeps unwritten pages without saying so. The fork method runs everywhere; soft-dirty only on kernels built with CONFIG_MEM_SOFT_DIRTY (not this host\'s 6.18: run it with --kernel debian:6.12).';
 
 export default defineExperiment<Raw>({
-  number: 26,
+  number: 27,
   name: 'record-writes',
   title: 'record sees exactly what a process wrote, and what that costs it',
   claim: "cowlab record's trace of a running process holds, interval by interval, exactly the pages it wrote (soft-dirty: each interval's; fork: each page's first write of the snapshot), at one minor fault per page and interval it writes (soft-dirty) or per page of the whole snapshot (fork: the COW fault itself). The time record takes per interval (pagemap reads, clear_refs) is measured, shown, not judged.",

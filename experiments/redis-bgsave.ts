@@ -1,5 +1,5 @@
 /**
- * Experiment 23: a real Redis BGSAVE under a steady write load. cowlab's three figures of the
+ * Experiment 24: a real Redis BGSAVE under a steady write load. cowlab's three figures of the
  * snapshot's COW memory (watch: the child's Private_Dirty from outside; the simulator's
  * prediction from the write set record saw; Redis's own rdb_last_cow_size) and two of its fork
  * time (watch from outside; Redis's latest_fork_usec) must agree.
@@ -194,7 +194,7 @@ function pct(a: number, b: number): string {
 }
 
 export default defineExperiment<Raw>({
-  number: 23,
+  number: 24,
   name: 'redis-bgsave',
   title: "A real Redis BGSAVE: cowlab's COW and fork figures against Redis's own",
   claim:

@@ -1,5 +1,5 @@
 /**
- * Experiment 21: userspace write tracking compared (issue 15). Which mechanism tells a
+ * Experiment 22: userspace write tracking compared (issue 15). Which mechanism tells a
  * snapshotting runtime, a GC or a CRIU/QEMU-style dirty tracker cheapest which pages were
  * written, on this kernel, for this pattern? Each mechanism runs over the same pages in the
  * same order (random, sequential, strided), in native code, and gives the three costs a user
@@ -197,7 +197,7 @@ function present(raw: Raw) {
 }
 
 export default defineExperiment<Raw>({
-  number: 21,
+  number: 22,
   name: 'write-tracking',
   title: 'Userspace write tracking compared',
   claim:

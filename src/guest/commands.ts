@@ -16,6 +16,8 @@ import type { ConfigFact, KernelConfig } from '../kernels/config.js';
 import type { CachedKernel } from '../kernels/store.js';
 import type { Trace } from '../trace/types.js';
 import type { ObserveDocument } from '../cli/commands/observe.js';
+import { builtinModules, indexModules, moduleKey } from '../kernels/modules.js';
+import { findTool, TOOL_PACKAGES, type ToolName } from '../util/tools.js';
 import { REQUEST_DIR } from './disk.js';
 import { runInGuest, type GuestHooks, type GuestOptions, type GuestResult } from './runner.js';
 
@@ -50,6 +52,17 @@ export function checkKernelFeatures(kernel: CachedKernel, needs: readonly string
       throw new CowlabError('ERR_KERNEL_FEATURE', `kernel ${kernel.release} has no ${f.what} (${f.option} is not set), which ${why} needs`, { field: '--kernel' });
     }
   }
+}
+
+/** The modules of `wanted` the kernel has (as modules or built in); the others are said. */
+function availableModules(t: GuestTarget, wanted: readonly string[]): string[] {
+  const index = t.kernel.modulesDir === null ? new Map<string, string>() : indexModules(t.kernel.modulesDir);
+  const builtin = t.kernel.modulesDir === null ? new Set<string>() : builtinModules(t.kernel.modulesDir);
+  return wanted.filter((m) => {
+    if (index.has(moduleKey(m)) || builtin.has(moduleKey(m))) return true;
+    t.hooks.say?.(`kernel ${t.kernel.release} has no module ${m}: the experiments that need it say so in the guest`);
+    return false;
+  });
 }
 
 function info(r: GuestResult): GuestRunInfo {
@@ -111,10 +124,27 @@ export async function envInGuest(t: GuestTarget): Promise<{ env: Environment } &
   return { ...info(r), env: jsonResult<Environment>(t, r, 'cowlab env') };
 }
 
-/** `cowlab run --json` in the guest: the results document as the guest wrote it (unchecked). */
-export async function suiteInGuest(t: GuestTarget, names: readonly string[], quick: boolean, thp: 'never' | 'always' = 'never'): Promise<{ doc: unknown } & GuestRunInfo> {
+/**
+ * `cowlab run --json` in the guest: the results document as the guest wrote it (unchecked).
+ * `carry`: the modules and tools the selected experiments need there (Experiment.guest); a
+ * module the kernel lacks is left out with a warning, and the experiment then says why it
+ * cannot measure.
+ */
+export async function suiteInGuest(
+  t: GuestTarget,
+  names: readonly string[],
+  quick: boolean,
+  carry: { modules: readonly string[]; tools: readonly ToolName[] } = { modules: [], tools: [] },
+  thp: 'never' | 'always' = 'never',
+): Promise<{ doc: unknown } & GuestRunInfo> {
   const argv = ['run', ...names, '--json', '--out', '/tmp/cowlab-results', ...(quick ? ['--quick'] : []), '--thp', thp];
-  const r = await runInGuest(t.kernel, { argv, needs: ['pagemap'] }, t.options, t.hooks);
+  const modules = availableModules(t, carry.modules);
+  const tools = carry.tools.filter((tool) => {
+    if (findTool(tool) !== null) return true;
+    t.hooks.say?.(`${tool} is not installed here, so the guest runs without it (install it with \`apt-get install ${TOOL_PACKAGES[tool]}\`)`);
+    return false;
+  });
+  const r = await runInGuest(t.kernel, { argv, needs: ['pagemap'], modules, tools }, t.options, t.hooks);
   // run exits 1 when an experiment failed; the document still says which and why.
   if (r.exitCode === 1 && r.stdout.length > 0) return { ...info(r), doc: JSON.parse(r.stdout.toString('utf8')) as unknown };
   return { ...info(r), doc: jsonResult<unknown>(t, r, 'cowlab run') };

@@ -5,6 +5,7 @@
  *   /init                          busybox sh: mounts, loads modules, runs the agent, powers off
  *   /bin/busybox + applet links    the shell and tools of /init (busybox-static)
  *   /usr/bin/node + its libraries  the Node running this cowlab, and what ldd says it loads
+ *   /bin/<tool> + its libraries    host tools a command asked for (dmsetup, losetup, mkfs.*)
  *   /cowlab/                       package.json, bin/, dist/ (JavaScript only), the built-in
  *                                  scenarios, the production dependencies, the addon in use
  *   /cowlab-guest/modules/         the kernel modules the guest needs, dependencies first
@@ -23,7 +24,7 @@ import { indexModules, resolveModules, type ModuleFile } from '../kernels/module
 import { nativePath } from '../native.js';
 import { packageRoot } from '../util/package.js';
 import { processAlive } from '../util/process.js';
-import { requireTool, runTool } from '../util/tools.js';
+import { requireTool, runTool, type ToolName } from '../util/tools.js';
 import { CpioWriter } from './cpio.js';
 import { MARK } from './disk.js';
 
@@ -61,7 +62,9 @@ export PATH=/bin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
+# /tmp holds the storage experiments' sparse scratch images too (src/storage/scratch.ts wants
+# twice an image's size free): three quarters of the guest's RAM, used only as it fills.
+mount -t tmpfs -o size=75% tmpfs /tmp
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 # cgroup v2 with the memory controller for the children of the root cgroup: experiments make
 # memory cgroups of their own (src/memory/cgroup.ts). The guest is the run's own machine.
@@ -159,8 +162,10 @@ export function productionPackages(root: string): string[] {
   return [...found].sort();
 }
 
-/** Every host file the initramfs holds, by guest path (modules and /init come separately). */
-function hostFiles(): FileEntry[] {
+/** Every host file the initramfs holds, by guest path (modules and /init come separately);
+ *  `tools`: host binaries an experiment runs in the guest, put in /bin (before busybox's
+ *  applet of the same name), each with its shared libraries, as node is. */
+function hostFiles(tools: readonly ToolName[] = []): FileEntry[] {
   const root = packageRoot();
   const entries: FileEntry[] = [];
   const add = (path: string, from: string, mode = 0o644) => entries.push({ path, from, size: statSync(from).size, mode });
@@ -168,7 +173,9 @@ function hostFiles(): FileEntry[] {
   add('/usr/bin/node', node, 0o755);
   const busybox = requireTool('busybox', 'building a guest initramfs');
   add('/bin/busybox', busybox, 0o755);
-  for (const lib of new Set([...sharedLibraries(node), ...sharedLibraries(busybox)])) add(lib, lib, 0o755);
+  const binaries = tools.map((t) => requireTool(t, 'a guest that runs the storage experiments'));
+  binaries.forEach((b, i) => add(`/bin/${tools[i]}`, b, 0o755));
+  for (const lib of new Set([node, busybox, ...binaries].flatMap(sharedLibraries))) add(lib, lib, 0o755);
   add('/cowlab/addon/cowlab.node', nativePath(), 0o755);
   add('/cowlab/package.json', join(root, 'package.json'));
   add('/cowlab/bin/cowlab.js', join(root, 'bin', 'cowlab.js'), 0o755);
@@ -229,7 +236,7 @@ export function initramfsDir(): string {
  * The initramfs for `kernel` with `extraModules` (and the base ones): from the cache when this
  * exact content was built before, else built now (a few seconds: gzip -1 of about 150 MB).
  */
-export async function guestInitramfs(kernel: CachedKernel, extraModules: readonly string[] = [], say: (s: string) => void = () => {}): Promise<Initramfs> {
+export async function guestInitramfs(kernel: CachedKernel, extraModules: readonly string[] = [], say: (s: string) => void = () => {}, tools: readonly ToolName[] = []): Promise<Initramfs> {
   const builtIn = (name: string) => {
     const opt = BUILTIN_BY_CONFIG[name];
     return opt !== undefined && kernel.config.values[opt] === 'y';
@@ -243,7 +250,7 @@ export async function guestInitramfs(kernel: CachedKernel, extraModules: readonl
   if (kernel.modulesDir === null && extraModules.length > 0) {
     throw new CowlabError('ERR_KERNEL_FEATURE', `kernel ${kernel.release} came without modules, and this command needs ${extraModules.join(', ')}: give its .deb or build tree`);
   }
-  const files = hostFiles();
+  const files = hostFiles([...new Set(tools)].sort());
   const key = digestOf(files, mods, kernel);
   const dir = initramfsDir();
   const path = join(dir, `${safeId(kernel.id)}-${key}.cpio.gz`);

@@ -24,7 +24,7 @@ import { meminfo } from '../env/environment.js';
 import type { CachedKernel } from '../kernels/store.js';
 import { integerOption } from '../options.js';
 import { processAlive } from '../util/process.js';
-import { requireTool } from '../util/tools.js';
+import { requireTool, type ToolName } from '../util/tools.js';
 import { chooseAccel, type Accel, type AccelChoice } from './accel.js';
 import { encodeFrame, MARK, readFrame, type GuestRequest, type GuestResultMeta } from './disk.js';
 import { guestInitramfs } from './initramfs.js';
@@ -73,7 +73,9 @@ export interface GuestCommand {
   /** Kernel features checked in the guest before the command starts ('pagemap', 'thp'). */
   needs?: string[];
   /** Kernel modules to load besides the guest's own (virtio). */
-  modules?: string[];
+  modules?: readonly string[];
+  /** Host tools the command runs, copied into the guest with their libraries. */
+  tools?: readonly ToolName[];
 }
 
 export interface GuestResult {
@@ -215,7 +217,7 @@ export async function runInGuest(kernel: CachedKernel, cmd: GuestCommand, option
   const say = hooks.say ?? (() => {});
   const { accel, note } = await chooseAccel(options.accel, kernel.image, say);
   if (note) say(note);
-  const initrd = await guestInitramfs(kernel, cmd.modules ?? [], say);
+  const initrd = await guestInitramfs(kernel, cmd.modules ?? [], say, cmd.tools ?? []);
   hooks.signal?.throwIfAborted();
 
   sweepTemp();

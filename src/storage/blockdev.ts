@@ -52,3 +52,15 @@ export function counterDelta(a: BlockCounters, b: BlockCounters): BlockCounters 
     flushIos: b.flushIos - a.flushIos,
   };
 }
+
+/** a + b, field by field (the I/O of several devices together). */
+export function counterSum(a: BlockCounters, b: BlockCounters): BlockCounters {
+  return {
+    readIos: a.readIos + b.readIos,
+    readSectors: a.readSectors + b.readSectors,
+    writeIos: a.writeIos + b.writeIos,
+    writtenSectors: a.writtenSectors + b.writtenSectors,
+    discardSectors: a.discardSectors + b.discardSectors,
+    flushIos: a.flushIos + b.flushIos,
+  };
+}

@@ -32,11 +32,12 @@ function elapsed(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0);
 }
 
-/** Creates `path` with `bytes` (a multiple of BLOCK_BYTES) of generation `gen`, fsync'd. */
-export function writePatternFile(path: string, bytes: number, gen: number): { ns: number } {
+/** Creates `path` with `bytes` (a multiple of BLOCK_BYTES) of generation `gen`, fsync'd
+ *  (`existing`: writes into a file that is already there, e.g. a loop device's image). */
+export function writePatternFile(path: string, bytes: number, gen: number, existing = false): { ns: number } {
   if (bytes % BLOCK_BYTES !== 0 || bytes <= 0) throw new CowlabError('ERR_INVALID_ARGUMENT', `writePatternFile: ${bytes} is not a positive multiple of ${BLOCK_BYTES}`);
   const buf = Buffer.allocUnsafe(CHUNK_BLOCKS * BLOCK_BYTES);
-  const fd = openSync(path, 'wx', 0o600);
+  const fd = openSync(path, existing ? 'r+' : 'wx', 0o600);
   try {
     const t0 = nowNs();
     for (let off = 0; off < bytes; off += buf.length) {
@@ -133,13 +134,14 @@ export interface ContentCheck {
   first: { block: number; foundGen: number } | null;
 }
 
-/** Reads `path` back and compares every byte of every block with generation `genOf(block)`. */
-export function checkContent(path: string, genOf: (block: number) => number): ContentCheck {
+/** Reads `path` back and compares every byte of every block with generation `genOf(block)`;
+ *  `size` bytes of it (default: the file's size; a block device has to say). */
+export function checkContent(path: string, genOf: (block: number) => number, size?: number): ContentCheck {
   const buf = Buffer.allocUnsafe(CHUNK_BLOCKS * BLOCK_BYTES);
   const want = Buffer.allocUnsafe(BLOCK_BYTES);
   const fd = openSync(path, 'r');
   try {
-    const bytes = fstatSync(fd).size;
+    const bytes = size ?? fstatSync(fd).size;
     const blocks = Math.ceil(bytes / BLOCK_BYTES);
     let mismatched = 0;
     let first: ContentCheck['first'] = null;

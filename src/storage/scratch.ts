@@ -2,10 +2,12 @@
  * Scratch file systems for the storage experiments: a temporary directory owned by the run
  * (`<tmpdir>/cowlab-storage-<pid>-XXXXXX`), sparse image files in it, loop devices over them
  * (`losetup --find --show`), real Btrfs and XFS made with mkfs.btrfs / mkfs.xfs, mounted under
- * the directory, and overlayfs mounts over directories of those.
+ * the directory, overlayfs mounts over directories of those, and device-mapper tables over its
+ * loop devices (named after the directory: dmName).
  *
  * Teardown always runs: close() (call it in a `finally`) unmounts every mount the run made,
- * detaches every loop device over one of its images and deletes the directory. It is
+ * removes its device-mapper tables, detaches every loop device over one of its images and
+ * deletes the directory. It is
  * synchronous, so a process 'exit' hook runs it too (a second Ctrl-C exits the CLI at once),
  * and a scratch directory whose owner process is gone (killed with SIGKILL) is swept by the
  * next open(). Nothing outside the run's directory is ever touched: a loop device is detached
@@ -15,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, openSync, closeSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, sep } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 
 import { CowlabError } from '../errors.js';
 import { processAlive } from '../util/process.js';
@@ -54,6 +56,16 @@ export interface ScratchFs {
   /** loopN: its counters are /sys/block/loopN/stat. */
   deviceName: string;
   mountpoint: string;
+  bytes: number;
+}
+
+/** A loop device over one of the scratch space's images. */
+export interface ScratchLoop {
+  image: string;
+  /** /dev/loopN */
+  device: string;
+  /** loopN: its counters are /sys/block/loopN/stat. */
+  deviceName: string;
   bytes: number;
 }
 
@@ -129,17 +141,47 @@ function sleepMs(ms: number): void {
 /** What a teardown did, and what it could not undo (empty `left` when all is gone). */
 export interface TeardownReport {
   unmounted: string[];
+  /** Device-mapper tables removed (dmsetup remove). */
+  removed: string[];
   detached: string[];
   left: string[];
 }
+
+/** The prefix of the device-mapper tables a scratch space makes: its directory's name, so a
+ *  sweep of a dead run's directory finds its tables too. */
+export function dmPrefix(dir: string): string {
+  return `${basename(dir)}-`;
+}
+
+/** Every device-mapper table (from /sys/block/dm-* /dm/name), with its dm-N device name. */
+export function listDmTables(): { name: string; device: string }[] {
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block').filter((n) => /^dm-\d+$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: { name: string; device: string }[] = [];
+  for (const device of names) {
+    try {
+      out.push({ name: readFileSync(`/sys/block/${device}/dm/name`, 'utf8').trim(), device });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** dmsetup without udev: a guest has none, and the run waits for no udev event. */
+export const DMSETUP_ENV = { DM_DISABLE_UDEV: '1' };
 
 /**
  * Unmounts every mount inside `dir` (deepest first), detaches every loop device whose backing
  * file is inside it, then deletes it, unless something could not be undone (then it stays,
  * for the next sweep, and `left` says what). Synchronous.
  */
-export function teardownDir(dir: string, tools: { umount: string | null; losetup: string | null }): TeardownReport {
-  const report: TeardownReport = { unmounted: [], detached: [], left: [] };
+export function teardownDir(dir: string, tools: { umount: string | null; losetup: string | null; dmsetup?: string | null }): TeardownReport {
+  const report: TeardownReport = { unmounted: [], removed: [], detached: [], left: [] };
   const mounted = () => listMounts().filter((m) => inside(dir, m.mountpoint)).map((m) => m.mountpoint).sort((a, b) => b.length - a.length);
   for (let attempt = 0; attempt < 5; attempt++) {
     const mps = mounted();
@@ -154,6 +196,17 @@ export function teardownDir(dir: string, tools: { umount: string | null; losetup
     if (mounted().length > 0) sleepMs(100 * (attempt + 1));
   }
   for (const mp of mounted()) report.left.push(`mount ${mp}`);
+  // Device-mapper tables before the loop devices under them. A snapshot holds its origin's
+  // device open: what is busy now goes on the next attempt.
+  const tables = () => listDmTables().filter((t) => t.name.startsWith(dmPrefix(dir)));
+  for (let attempt = 0; attempt < 5 && tables().length > 0 && tools.dmsetup; attempt++) {
+    for (const t of tables().sort((a, b) => b.name.localeCompare(a.name))) {
+      const r = spawnSync(tools.dmsetup, ['remove', '--noudevsync', t.name], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...DMSETUP_ENV } });
+      if (r.status === 0) report.removed.push(t.name);
+    }
+    if (tables().length > 0) sleepMs(100 * (attempt + 1));
+  }
+  for (const t of tables()) report.left.push(`device-mapper table ${t.name} (/dev/${t.device})`);
   for (let attempt = 0; attempt < 5; attempt++) {
     const loops = listLoopDevices().filter((l) => inside(dir, l.backingFile));
     if (loops.length === 0) break;
@@ -217,7 +270,7 @@ export class Scratch {
     probe.tool('losetup', 'a loop device over the scratch image');
     probe.tool('mount', 'mounting the scratch file system');
     probe.tool('umount', 'unmounting the scratch file system');
-    const tools = { umount: probe.tool('umount', ''), losetup: probe.tool('losetup', '') };
+    const tools = { umount: probe.tool('umount', ''), losetup: probe.tool('losetup', ''), dmsetup: findTool('dmsetup', opts.searchPath) };
     for (const stale of staleScratchDirs(parent)) teardownDir(stale, tools);
     const dir = mkdtempSync(join(parent, `${SCRATCH_PREFIX}${process.pid}-`));
     const s = new Scratch(dir, opts.searchPath);
@@ -234,9 +287,9 @@ export class Scratch {
   }
 
   /** Runs a tool; ERR_SYSCALL-like failure (code ERR_NOT_MEASURABLE when the kernel refuses). */
-  run(name: ToolName, args: readonly string[], why: string): string {
+  run(name: ToolName, args: readonly string[], why: string, env: Record<string, string> = {}): string {
     const path = this.tool(name, why);
-    const r = spawnSync(path, args, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, LC_ALL: 'C' } });
+    const r = spawnSync(path, args, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, LC_ALL: 'C', ...env } });
     if (r.status !== 0) {
       const text = `${r.stderr ?? ''}\n${r.stdout ?? ''}${r.error ? `\n${r.error.message}` : ''}`.split('\n').map((l) => l.trim()).filter(Boolean);
       throw new CowlabError('ERR_NOT_MEASURABLE', `${why}: \`${name} ${args.join(' ')}\` failed: ${text.at(-1) ?? `exit status ${r.status}`}`);
@@ -275,16 +328,7 @@ export class Scratch {
     if (size > this.freeBytes() / 2) {
       throw notMeasurable(`a ${kind} scratch image of ${size} bytes needs more than half of the ${this.freeBytes()} bytes free under ${this.dir}`);
     }
-    const image = join(this.dir, `${name}.img`);
-    const fd = openSync(image, 'wx', 0o600);
-    try {
-      ftruncateSync(fd, size);
-    } finally {
-      closeSync(fd);
-    }
-    const device = this.run('losetup', ['--find', '--show', image], `attaching a loop device to ${image}`).trim();
-    const deviceName = device.replace(/^\/dev\//, '');
-    if (!/^loop\d+$/.test(deviceName)) throw new CowlabError('ERR_VERIFY', `losetup --find --show printed '${device}', not a loop device`);
+    const { image, device, deviceName } = this.loopDevice(name, size);
     const r = spawnSync(mkfsPath, mkfs.args(device), { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) throw notMeasurable(`${mkfs.tool} failed on ${device}: ${(r.stderr || r.stdout).trim().split('\n').at(-1) ?? ''}`);
     const mountpoint = this.mkdir(name);
@@ -292,6 +336,43 @@ export class Scratch {
     const fs: ScratchFs = { kind, image, device, deviceName, mountpoint, bytes: size };
     this.#filesystems.push(fs);
     return fs;
+  }
+
+  /**
+   * A loop device over a new sparse image <dir>/<name>.img of `bytes`; `fill` may write the
+   * image's content first (the device then reads it). Detached at close.
+   */
+  loopDevice(name: string, bytes: number, fill?: (image: string) => void): ScratchLoop {
+    this.#check();
+    const image = join(this.dir, `${name}.img`);
+    const fd = openSync(image, 'wx', 0o600);
+    try {
+      ftruncateSync(fd, bytes);
+    } finally {
+      closeSync(fd);
+    }
+    fill?.(image);
+    const device = this.run('losetup', ['--find', '--show', image], `attaching a loop device to ${image}`).trim();
+    const deviceName = device.replace(/^\/dev\//, '');
+    if (!/^loop\d+$/.test(deviceName)) throw new CowlabError('ERR_VERIFY', `losetup --find --show printed '${device}', not a loop device`);
+    return { image, device, deviceName, bytes };
+  }
+
+  /** Detaches a loop device made by loopDevice (before close, to free its image's space). */
+  detach(loop: ScratchLoop): void {
+    this.run('losetup', ['-d', loop.device], `detaching ${loop.device}`);
+    rmSync(loop.image, { force: true });
+  }
+
+  /** `dmsetup <args>` without udev (see DMSETUP_ENV); ERR_NOT_MEASURABLE when it fails. */
+  dmsetup(args: readonly string[], why: string): string {
+    this.#check();
+    return this.run('dmsetup', ['--noudevsync', ...args], why, DMSETUP_ENV);
+  }
+
+  /** The name of a device-mapper table of this scratch space (removed at close). */
+  dmName(name: string): string {
+    return `${dmPrefix(this.dir)}${name}`;
   }
 
   /** mount(8) with `args`; the mount point (inside the scratch directory) is unmounted at close. */
@@ -335,12 +416,13 @@ export class Scratch {
    * throws; `lastTeardown` says what was done and what (if anything) is left.
    */
   close(): TeardownReport {
-    if (this.#closed) return this.lastTeardown ?? { unmounted: [], detached: [], left: [] };
+    if (this.#closed) return this.lastTeardown ?? { unmounted: [], removed: [], detached: [], left: [] };
     this.#closed = true;
     open.delete(this);
     const report = teardownDir(this.dir, {
       umount: findTool('umount', this.#searchPath) ?? findTool('umount'),
       losetup: findTool('losetup', this.#searchPath) ?? findTool('losetup'),
+      dmsetup: findTool('dmsetup', this.#searchPath) ?? findTool('dmsetup'),
     });
     this.lastTeardown = report;
     return report;

@@ -6,14 +6,35 @@
  */
 import { rmSync, statfsSync } from 'node:fs';
 
+import { CowlabError } from '../errors.js';
 import { formatBytes } from '../util/units.js';
-import { counterDelta, type BlockCounters } from './blockdev.js';
+import { counterDelta, counterSum, readBlockCounters, type BlockCounters } from './blockdev.js';
 import { Scratch, type ScratchFs, type ScratchOptions } from './scratch.js';
 
 /** What the experiments' run context gives a storage session (a subset of RunContext). */
 export interface SessionContext {
   signal: AbortSignal;
   note(text: string): void;
+}
+
+/** `bytes`, clamped to `limit` on an emulated CPU (a TCG guest: every block write is a slow
+ *  syscall there), with a note; `emulated` says whether it is one. */
+export function clampForEmulatedCpu(ctx: SessionContext & { env: { guest?: { accel: string } | null } }, bytes: number, limit: number, what: string): { bytes: number; emulated: boolean } {
+  const emulated = ctx.env.guest?.accel === 'tcg';
+  if (!emulated || bytes <= limit) return { bytes, emulated };
+  ctx.note(`${what}: clamped from ${formatBytes(bytes)} to ${formatBytes(limit)} on this emulated CPU (a TCG guest)`);
+  return { bytes: limit, emulated };
+}
+
+/** What `make` returns, or its message when it is not measurable here (ERR_NOT_MEASURABLE):
+ *  one row of an experiment then says why, and the others are measured. */
+export function unlessNotMeasurable<T>(make: () => T): T | string {
+  try {
+    return make();
+  } catch (err) {
+    if (err instanceof CowlabError && err.code === 'ERR_NOT_MEASURABLE') return err.message;
+    throw err;
+  }
 }
 
 /** Lets pending events run (a SIGINT's handler aborts the signal), then stops if aborted. */
@@ -62,19 +83,27 @@ export interface DurableIo {
 }
 
 /**
+ * Runs `op` between `sync()` before (so earlier work is not counted) and after, summing the
+ * counters of the block devices `devices` (loopN, ...) around it, and `free()` (bytes) around both.
+ */
+export function accounted<T>(devices: readonly string[], sync: () => void, free: () => number, op: () => T): { result: T; io: DurableIo } {
+  const read = () => devices.map(readBlockCounters).reduce((a, c) => counterSum(a, c));
+  sync();
+  const free0 = free();
+  const c0 = read();
+  const result = op();
+  const c1 = read();
+  sync();
+  const c2 = read();
+  return { result, io: { untilReturn: counterDelta(c0, c1), total: counterDelta(c0, c2), freeDeltaBytes: free() - free0 } };
+}
+
+/**
  * Runs `op` on `fs` between a syncfs before (so earlier work is not counted) and one after,
  * reading the device counters and free space around it.
  */
 export function durable<T>(s: Scratch, fs: ScratchFs, op: () => T): { result: T; io: DurableIo } {
-  s.syncfs(fs.mountpoint);
-  const free0 = freeBytesAt(fs.mountpoint);
-  const c0 = s.counters(fs);
-  const result = op();
-  const c1 = s.counters(fs);
-  s.syncfs(fs.mountpoint);
-  const c2 = s.counters(fs);
-  const free1 = freeBytesAt(fs.mountpoint);
-  return { result, io: { untilReturn: counterDelta(c0, c1), total: counterDelta(c0, c2), freeDeltaBytes: free1 - free0 } };
+  return accounted([fs.deviceName], () => s.syncfs(fs.mountpoint), () => freeBytesAt(fs.mountpoint), op);
 }
 
 /** Deletes files made by a measurement (to free the space for the next point). */

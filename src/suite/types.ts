@@ -17,6 +17,7 @@ import type { EngineName } from '../engines/types.js';
 import type { Environment } from '../env/environment.js';
 import type { ChartSpec } from '../report/chart.js';
 import type { Band } from '../stats/summary.js';
+import type { ToolName } from '../util/tools.js';
 
 export const VERDICTS = ['confirmed', 'refuted', 'not-measurable'] as const;
 export type VerdictKind = (typeof VERDICTS)[number];
@@ -75,6 +76,15 @@ export interface Requirements {
 export const SUITE_THP = ['never', 'always'] as const;
 export type SuiteThp = (typeof SUITE_THP)[number];
 
+/** What a guest booted for this experiment (`--kernel`) must carry besides cowlab itself. */
+export interface GuestNeeds {
+  /** Kernel modules /init loads (with their dependencies), where the kernel has them as modules. */
+  modules?: readonly string[];
+  /** Host binaries copied into the guest with their shared libraries (they replace busybox's
+   *  applets of the same name). */
+  tools?: readonly ToolName[];
+}
+
 export interface RunContext {
   /** The short suite: fewer sweep points and repeats. */
   quick: boolean;
@@ -116,6 +126,8 @@ export interface Experiment<Raw = unknown> {
   /** What it measures and how (cowlab list). */
   measures: string;
   requirements: Requirements;
+  /** What a guest must carry to run it (modules, tools); none by default. */
+  guest?: GuestNeeds;
   /** Time budget: the default suite and --quick. */
   budgetMs: { full: number; quick: number };
   /** Schema of the raw measurements (results files are checked against it). */

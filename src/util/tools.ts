@@ -29,6 +29,7 @@ export const TOOL_PACKAGES = {
   'mkfs.xfs': 'xfsprogs',
   dmsetup: 'dmsetup',
   sync: 'coreutils',
+  fsfreeze: 'util-linux',
   'redis-server': 'redis-server',
 } as const;
 

@@ -61,7 +61,7 @@ describe('cowlab run --quick', () => {
     }
     // Everything runs here (this VM has THP in madvise mode), except what needs root (kpagecount;
     // loop devices for the storage experiments) and KSM, a global setting changed only in a guest.
-    const ROOT_ONLY = new Set(['refcounts', 'ksm', 'fragmentation', 'snapshot-instant', 'first-write-cost', 'second-write', 'overlay-copy-up']);
+    const ROOT_ONLY = new Set(['refcounts', 'ksm', 'fragmentation', 'snapshot-instant', 'first-write-cost', 'second-write', 'overlay-copy-up', 'snapshot-lifetime']);
     for (const e of doc.experiments) {
       // KSM and the mTHP sizes are global settings, changed only in a guest.
       if ((e.name === 'ksm' || e.name === 'mthp-cow') && doc.environment.guest == null) {

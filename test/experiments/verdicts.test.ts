@@ -45,6 +45,7 @@ const CASES = [
   { name: 'snapshot-instant', refuted: 'the btrfs clone of the largest file took as long and as much space as a copy', notMeasurable: 'no backing was measured', nothingMeasured: true },
   { name: 'first-write-cost', refuted: 'the first write after a clone read five blocks per block written', notMeasurable: 'no backing was measured', nothingMeasured: true },
   { name: 'second-write', refuted: 'the second write wrote five times what a plain second overwrite does', notMeasurable: 'no backing was measured', nothingMeasured: true },
+  { name: 'snapshot-lifetime', refuted: 'deleting the btrfs snapshot freed nothing of the 64 MiB it held', notMeasurable: 'neither mkfs is installed', nothingMeasured: true },
   { name: 'overlay-copy-up', refuted: 'a 1-byte write into a lower file wrote almost nothing on the upper device', notMeasurable: 'no case was measured', nothingMeasured: true },
   { name: 'fd-sharing', refuted: "the parent's offset did not move with the child's read", notMeasurable: 'no fork was measured', nothingMeasured: true },
   { name: 'overcommit', refuted: 'fork() succeeded under vm.overcommit_memory=2 past CommitLimit', notMeasurable: 'no case could run (no kernel engine, no guest, no memory cgroup)', nothingMeasured: true },
@@ -201,5 +202,25 @@ describe('fork-cost on a noisy host', () => {
     const v = exp.verdict(raw);
     expect(v.verdict).toBe('refuted');
     expect(v.reason).toMatch(/posix_spawn grew more than 2x .*, and its medians by \+\d+\.\d\d ms\/GiB, more than 5 % of fork\(\)'s/);
+  });
+});
+
+describe('first-write-cost with the dm-snapshot row measured (a 6.12 guest)', () => {
+  const exp = experiment('first-write-cost');
+  const raw = () => experiment('first-write-cost').raw.parse(JSON.parse(readFileSync(join(FIXTURES, 'first-write-cost.guest-6.12.json'), 'utf8'))) as { rows: { backing: string; points: { first: { liveMismatches: number } }[] }[] };
+
+  it('reports copy-on-first-write as the contrast, not judged by the redirect-on-write rule', () => {
+    const v = exp.verdict(raw());
+    // dm-snapshot read one block and wrote two per block: the rule would refute a redirect-on-write row for it.
+    expect(v.verdict).toBe('confirmed');
+    expect(v.figure).toMatch(/copy-on-first-write contrast, dm-snapshot \(100\.0 % of 8\.00 MiB\) 2\.0\d blocks written and 1\.00 read per block/);
+    expect(v.reason).toMatch(/the contrast \(reported, not judged by the rule\)/);
+    expect(v.metrics.some((m) => m.key.startsWith('dm-snapshot@'))).toBe(true);
+  });
+
+  it('is refuted when the contrast reads back wrong: its content is still checked', () => {
+    const r = raw();
+    r.rows.find((x) => x.backing === 'dm-snapshot')!.points[0]!.first.liveMismatches = 3;
+    expect(exp.verdict(r).verdict).toBe('refuted');
   });
 });

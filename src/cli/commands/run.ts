@@ -132,7 +132,13 @@ async function runOnHost({ names, quick, thp }: SuiteAsk, selected: number, labe
 
 /** The suite in a guest: one boot, the results document checked against the schema. */
 async function runInGuestKernel(t: KernelTarget, guest: GuestOptions, ask: SuiteAsk): Promise<ResultsDocument> {
-  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, ask.names, ask.quick, ask.thp);
+  // What the selected experiments need carried into the guest (Experiment.guest).
+  const selected = selectExperiments(EXPERIMENTS, ask.names);
+  const carry = {
+    modules: [...new Set(selected.flatMap((e) => e.guest?.modules ?? []))],
+    tools: [...new Set(selected.flatMap((e) => e.guest?.tools ?? []))],
+  };
+  const r = await suiteInGuest({ kernel: t.kernel!, options: guest, hooks: guestHooks(t.label) }, ask.names, ask.quick, carry, ask.thp);
   return parseResults(JSON.stringify(r.doc), `the results of the ${t.label} guest`, EXPERIMENTS);
 }
 
