@@ -1,6 +1,6 @@
 /**
  * `cowlab compare` on results files built from a recorded run, with metrics whose samples we
- * choose: same distribution, 2x apart, too few samples, exact counts; --fail-on-difference,
+ * choose: same distribution, 3x apart, 1.5x apart (a time against a count), too few samples, exact counts; --fail-on-difference,
  * --only-differences, the CSV and markdown exports, and bad input.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,7 +55,10 @@ const count = (key: string, values: number[]): Metric => ({ key, label: `${key} 
 
 const base = resultsFile('base.json', [ns('store-p50', samplesAround(5000, 20, 1)), count('pages', [65536])]);
 const same = resultsFile('same.json', [ns('store-p50', samplesAround(5000, 20, 2)), count('pages', [65536])], '2026-11-21T16:05:00.000Z');
-const doubled = resultsFile('doubled.json', [ns('store-p50', samplesAround(10000, 20, 2)), count('pages', [65536])]);
+const tripled = resultsFile('tripled.json', [ns('store-p50', samplesAround(15000, 20, 2)), count('pages', [65536])]);
+// 1.5x: beyond the 10 % a count or size needs, within the 2x a time needs.
+const halfAgain = resultsFile('half-again.json', [ns('store-p50', samplesAround(7500, 20, 2)), count('pages', samplesAround(98304, 20, 3))]);
+const pagesBase = resultsFile('pages-base.json', [ns('store-p50', samplesAround(5000, 20, 1)), count('pages', samplesAround(65536, 20, 4))]);
 const fewA = resultsFile('few-a.json', [ns('store-p50', [822]), count('pages', [59392])]);
 const fewB = resultsFile('few-b.json', [ns('store-p50', [961]), count('pages', [59392])]);
 
@@ -76,21 +79,30 @@ describe('cowlab compare: the test', () => {
     for (const l of rule) expect(l.length).toBeLessThanOrEqual(120);
   });
 
-  it('calls medians 2x apart with 20 samples different: exit 1 with --fail-on-difference, 0 without', () => {
-    const r = runCli(['compare', base, doubled, '--fail-on-difference']);
+  it('calls times 3x apart with 20 samples different: exit 1 with --fail-on-difference, 0 without', () => {
+    const r = runCli(['compare', base, tripled, '--fail-on-difference']);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/^store-p50 label .* 2\.0\dx +1\.9\dx-2\.\d\dx +20 \/ 20 +DIFFERENT/m);
+    expect(r.stdout).toMatch(/^store-p50 label .* 3\.0\dx +2\.\d\dx-3\.\d\dx +20 \/ 20 +DIFFERENT/m);
     expect(r.stdout).toMatch(/^1 metric different, 0 with not enough samples to judge; 0 verdicts changed \(exit 1: --fail-on-difference\)$/m);
-    expect(runCli(['compare', base, doubled]).status).toBe(0);
-    const m = metricsOf(runCli(['compare', base, doubled, '--json']).stdout).find((x) => x.key === 'store-p50')!;
+    expect(runCli(['compare', base, tripled]).status).toBe(0);
+    const m = metricsOf(runCli(['compare', base, tripled, '--json']).stdout).find((x) => x.key === 'store-p50')!;
     expect(m.outcome).toBe('different');
     expect(m.interval!.level).toBe(0.95);
     expect(m.interval!.low).toBeGreaterThan(1.1);
     expect(m.samples).toEqual({ a: 20, b: 20 });
   });
 
+  it('calls a count 1.5x apart different but a time 1.5x apart not (a time must move beyond 2x)', () => {
+    const ms = metricsOf(runCli(['compare', pagesBase, halfAgain, '--json']).stdout);
+    const time = ms.find((x) => x.key === 'store-p50')!;
+    expect(time.outcome).toBe('no-difference');
+    expect(time.interval!.low).toBeGreaterThan(1.1); // beyond 10 %, but not beyond 2x
+    expect(time.why).toMatch(/is not wholly beyond a 100 % change/);
+    expect(ms.find((x) => x.key === 'pages')!.outcome).toBe('different');
+  });
+
   it('gives the same answer every time (the bootstrap is seeded)', () => {
-    expect(runCli(['compare', base, doubled, '--json']).stdout).toBe(runCli(['compare', base, doubled, '--json']).stdout);
+    expect(runCli(['compare', base, tripled, '--json']).stdout).toBe(runCli(['compare', base, tripled, '--json']).stdout);
   });
 
   it('says "not enough samples" for single figures (822 against 961 ns), never different, and exits 0 with --fail-on-difference', () => {
@@ -131,7 +143,7 @@ describe('cowlab compare and report: results files written before samples were k
 
 describe('cowlab compare: --only-differences', () => {
   it('shows only the experiments and metrics that differ', () => {
-    const r = runCli(['compare', base, doubled, '--only-differences']);
+    const r = runCli(['compare', base, tripled, '--only-differences']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/store-p50 label/);
     expect(r.stdout).not.toMatch(/pages label/);
@@ -158,11 +170,11 @@ describe('cowlab compare: exports', () => {
 
   it('writes markdown with the two runs, the rule and a metrics table', () => {
     const md = join(dir, 'c.md');
-    expect(runCli(['compare', base, doubled, '--export-markdown', md]).status).toBe(0);
+    expect(runCli(['compare', base, tripled, '--export-markdown', md]).status).toBe(0);
     const text = readFileSync(md, 'utf8');
     expect(text).toMatch(/^# cowlab compare\n\n- \*\*a\*\* = `.*base\.json`: kernel /);
     expect(text).toContain('| experiment | metric | a | b | b/a | 95 % CI of b/a | n a / b | judged |');
-    expect(text).toMatch(/^\| copyout \| store-p50 label \| .* \| 2\.0\dx \| 1\.9\dx-2\.\d\dx \| 20 \/ 20 \| DIFFERENT \|$/m);
+    expect(text).toMatch(/^\| copyout \| store-p50 label \| .* \| 3\.0\dx \| 2\.\d\dx-3\.\d\dx \| 20 \/ 20 \| DIFFERENT \|$/m);
     expect(text).toMatch(/^\| copyout \| pages label \| 65,536 \| 65,536 \| 1\.00x \| - \| 1 \/ 1 \| no difference \|$/m);
   });
 });

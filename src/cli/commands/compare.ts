@@ -89,7 +89,9 @@ How a difference is judged:
   ${COMPARE_TEST.minSamples} samples per run, a percentile bootstrap (${COMPARE_TEST.resamples} resamples, seeded: the same
   files always give the same answer) gives a ${pct(COMPARE_TEST.level)} confidence interval for the ratio of
   medians b / a. The metric is DIFFERENT when the whole interval lies beyond a ${pct(COMPARE_TEST.minEffect)}
-  change (above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x), else "no difference".
+  change (above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x) for a count or a size, and
+  beyond ${1 + COMPARE_TEST.timeMinEffect}x for a time (between runs a time moves more than its samples within
+  one run show), else "no difference".
   With fewer samples (a single figure, or a results file written before samples were kept)
   it is "not enough samples"; a count or a size (never a time: one run of a time moves
   that much with the load) is DIFFERENT when the min-max bands do not overlap and the
