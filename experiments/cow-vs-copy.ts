@@ -134,7 +134,7 @@ function verdict(raw: Raw) {
   ];
   if (!first || !last) return { verdict: 'not-measurable' as const, figure: 'no COW point measured', reason: 'No COW point was measured.', metrics };
   const x = crossover(raw.cow, eager.median);
-  if (x !== null) metrics.push({ key: 'crossover', label: 'crossover: fraction of pages written', unit: 'percent', value: pointBand(x * 100) });
+  if (x !== null) metrics.push({ key: 'crossover', label: 'crossover: fraction of pages written', unit: 'percent', value: pointBand(x * 100), timed: true }); // where two times cross
   const region = formatBytes(raw.pages * raw.pageSize);
   const where =
     x !== null

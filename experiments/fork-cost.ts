@@ -61,17 +61,37 @@ const RawSchema = z.object({
   hidden: z.object({ pages: z.number().int(), side: SideSummarySchema }).nullable(),
   /** The simulator's run of the hidden-cost trace (absent in results written before). */
   predicted: PredictionSchema.optional(),
+  /** How the timed calls were scheduled: at SCHED_FIFO, or normal where that is not allowed
+   *  (absent in results written before: normal). */
+  scheduling: z.enum(['realtime', 'normal']).optional(),
 });
 type Raw = z.infer<typeof RawSchema>;
 type Size = z.infer<typeof SizeSchema>;
 
-async function timeKinds(ctx: RunContext, program: string, repeats: number): Promise<Pick<Size, Kind>> {
+/**
+ * Whether the timed calls can run at real-time priority (timeSpawn's `realtime`): without it
+ * a spawn's time is at random its own (110 µs) or that plus the program's whole run (550 µs),
+ * by where the scheduler wakes the parent; measured between two runs as a 5.7x "difference".
+ * Tried once: no CAP_SYS_NICE gives EPERM, and the run says so.
+ */
+async function schedulingFor(ctx: RunContext, program: string): Promise<Raw['scheduling']> {
+  try {
+    await timeSpawn({ kind: 'vfork', program, deadlineMs: 10_000, realtime: true });
+    return 'realtime';
+  } catch (err) {
+    if (!(err instanceof CowlabError) || err.errno !== 'EPERM') throw err;
+    ctx.note('the calls run at normal priority (no CAP_SYS_NICE for SCHED_FIFO): a vfork()+exec or posix_spawn time may include the program\'s own run, by where the scheduler wakes the parent');
+    return 'normal';
+  }
+}
+
+async function timeKinds(ctx: RunContext, program: string, repeats: number, realtime: boolean): Promise<Pick<Size, Kind>> {
   const out = { fork: { callNs: [], totalNs: [] }, vfork: { callNs: [], totalNs: [] }, posix_spawn: { callNs: [], totalNs: [] } } as Pick<Size, Kind>;
   // Interleaved, so drift (host memory, other load) hits every kind alike; call 0 is a warm-up.
   for (let r = 0; r <= repeats; r++) {
     for (const kind of KINDS) {
       ctx.signal.throwIfAborted();
-      const t = await timeSpawn({ kind, program, deadlineMs: 10_000 });
+      const t = await timeSpawn({ kind, program, deadlineMs: 10_000, realtime });
       if (r === 0) continue;
       out[kind].callNs.push(t.callNs);
       out[kind].totalNs.push(t.totalNs);
@@ -91,7 +111,7 @@ async function run(ctx: RunContext): Promise<Raw> {
   const backings: Size['backing'][] = ['4k'];
   if (ctx.env.thp.enabled === 'never' || ctx.env.thp.enabled === null) ctx.note(`THP series skipped: THP is ${ctx.env.thp.enabled ?? 'not available'}`);
   else backings.push('thp');
-  const raw: Raw = { program, repeats, sizes: [], hidden: null };
+  const raw: Raw = { program, repeats, sizes: [], hidden: null, scheduling: await schedulingFor(ctx, program) };
   const steps = new Steps(ctx, backings.length * sizes.length + 1);
   for (const backing of backings) {
     const m = maxBytes > 0 ? Mapping.create({ pages: maxBytes / ps, thp: backing === 'thp' ? 'always' : 'never' }) : null;
@@ -107,7 +127,7 @@ async function run(ctx: RunContext): Promise<Raw> {
             populated = bytes;
           }
           const hugeBytes = m && bytes > 0 ? smapsFor('self', m.address, m.address + BigInt(m.bytes)).anonHugePagesBytes : 0;
-          raw.sizes.push({ backing, heldBytes: bytes, hugeBytes, ...(await timeKinds(ctx, program, repeats)) });
+          raw.sizes.push({ backing, heldBytes: bytes, hugeBytes, ...(await timeKinds(ctx, program, repeats, raw.scheduling === 'realtime')) });
         },
       });
     } finally {
@@ -245,7 +265,7 @@ function present(raw: Raw) {
         title: 'Call time in the parent (median, min–max over repeats)',
         head: ['held', 'pages', 'fork()', 'vfork()+exec', 'posix_spawn', 'fork() until reaped'],
         rows,
-        note: `${raw.repeats} timed calls per kind and size, interleaved, after one warm-up call each. fork(): the child execs ${raw.program}; vfork and posix_spawn return once the child has exec'd.`,
+        note: `${raw.repeats} timed calls per kind and size, interleaved, after one warm-up call each. fork(): the child execs ${raw.program}; vfork and posix_spawn return once the child has exec'd. ${raw.scheduling === 'realtime' ? 'Each call ran with its thread at SCHED_FIFO, so the parent woken by the exec ran at once.' : "The calls ran at normal priority: a spawn's time may include the program's own run."}`,
       },
       ...(h
         ? [{

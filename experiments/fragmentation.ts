@@ -130,8 +130,11 @@ function verdict(raw: Raw) {
   const c = raw.copies;
   const metrics: Metric[] = [
     { key: 'original-runs', label: "PFN runs of the parent's THP region", unit: 'count', value: pointBand(o.runs) },
-    { key: 'copy-runs', label: "PFN runs of the child's copies", unit: 'count', value: pointBand(c.runs) },
-    { key: 'copy-longest-run', label: "longest PFN run of the child's copies", unit: 'pages', value: pointBand(c.longestRun) },
+    // How many runs the copies form, and the longest, follow the free lists of the moment (1,410
+    // to 2,022 runs, longest 4 to 20 pages, in four quick runs an hour apart): compare sees the
+    // longest run only beyond a huge page, the one run the rule counts, and the count it counts.
+    { key: 'copy-contiguous', label: "child's 2 MiB ranges copied into one contiguous aligned frame", unit: 'count', value: pointBand(c.hugeCandidates) },
+    { key: 'copy-longest-run', label: "longest PFN run of the child's copies", unit: 'pages', value: pointBand(c.longestRun), resolution: raw.pages / raw.hugePages },
   ];
   if (o.hugeCandidates === 0) {
     return { verdict: 'not-measurable' as const, figure: 'the region got no huge pages', reason: `None of the ${raw.hugePages} huge pages of the region was one contiguous frame before the fork: the kernel gave it no huge pages here.`, metrics };

@@ -217,10 +217,11 @@ export interface NativeAddon extends NativeTracking {
   /** waitpid(pid, WNOHANG): the status, or null while the child runs. */
   reapChild(pid: number): number | null;
   /** Starts `path` by fork+exec (0), vfork+exec (1) or posix_spawn (2); times the call in the
-   *  parent and the whole life until reaped (native/spawnprobe.cc). */
+   *  parent and the whole life until reaped (native/spawnprobe.cc); `realtime`: the call at
+   *  SCHED_FIFO (children reset to normal), or ERR_SYSCALL EPERM without CAP_SYS_NICE. */
   spawnProbe(
     input:
-      | { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number }
+      | { kind: 0 | 1 | 2; path: string; args?: string[]; deadlineMs: number; realtime?: boolean }
       | { kind: 3; addresses: BigUint64Array; value: bigint; deadlineMs: number; readFd?: number; readBytes?: number },
   ): Promise<{ callNs: number; totalNs: number }>;
   /** A vmsplice(2) pin case of the kernel's cow.c selftests on memory of its own, forking Node once

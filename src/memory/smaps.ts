@@ -77,3 +77,26 @@ export function smapsRollup(pid: number | 'self'): SmapsTotals {
   sumSmapsFields(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), FIELDS, out);
   return out;
 }
+
+/**
+ * Bytes a fork of `pid` adds to the commit charge (Committed_AS): dup_mmap charges every VMA
+ * flagged VM_ACCOUNT ("ac" in smaps VmFlags: private writable, not MAP_NORESERVE) except those
+ * not copied at all (VM_DONTCOPY, "dc"). Read just before the fork, it is the charge the
+ * kernel should add, Node's own heap included; that part differs from run to run.
+ */
+export function forkChargeBytes(pid: number | 'self'): number {
+  const text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  let total = 0;
+  let size = 0;
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (head) {
+      size = Number(BigInt(`0x${head[2]}`) - BigInt(`0x${head[1]}`));
+      continue;
+    }
+    if (!line.startsWith('VmFlags:')) continue;
+    const flags = line.slice('VmFlags:'.length).trim().split(/\s+/);
+    if (flags.includes('ac') && !flags.includes('dc')) total += size;
+  }
+  return total;
+}

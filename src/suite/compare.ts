@@ -8,6 +8,7 @@ import type { Band } from '../stats/summary.js';
 import { matrixFromResults } from '../report/kernels.js';
 import type { Disagreement } from '../validate/disagreements.js';
 import type { ResultsDocument } from './schema.js';
+import { formatMetricValue } from './present.js';
 import type { Metric } from './types.js';
 
 /** The test `compare` applies to each metric (COMPARE_RULE says it in words). */
@@ -38,6 +39,7 @@ export const COMPARE_RULE =
   `of the ratio of medians b / a (${COMPARE_TEST.resamples} resamples, seeded: the same files give the same answer) lies wholly beyond a ${pct(COMPARE_TEST.minEffect)} change ` +
   `(above ${(1 + COMPARE_TEST.minEffect).toFixed(2)}x or below ${(1 / (1 + COMPARE_TEST.minEffect)).toFixed(2)}x) for a count or a size, beyond ${1 + COMPARE_TEST.timeMinEffect}x for a time ` +
   '(the noise band of the measuring rules: between runs a time moves more than within one). ' +
+  "Medians closer than a metric's stated resolution (the smallest change its experiment's rule counts, for figures near zero) are no difference. " +
   `With fewer samples (or none recorded, in older results files) it is "not enough samples"; for a count or a size (not a time) it is different when the two min-max bands do not overlap and the medians are more than ` +
   `${COMPARE_TEST.apartFactor}x apart (wider than the measuring rules' noise band); the same figure on both hosts is no difference. ` +
   'Times measured on an emulated CPU (a TCG guest) are never compared: they are not comparable';
@@ -109,6 +111,12 @@ export interface Comparison {
   kernelDifferences: Disagreement[];
 }
 
+/** The coarser of the two sides' stated resolutions (a figure's, from its experiment's rule). */
+function resolutionOf(a: Metric, b: Metric): { value: number; unit: string } | undefined {
+  const r = Math.max(a.resolution ?? 0, b.resolution ?? 0);
+  return r > 0 ? { value: r, unit: a.unit } : undefined;
+}
+
 /** A time, or a figure derived from times. */
 export function isTimed(m: Metric): boolean {
   return m.timed === true || m.unit === 'ns' || m.unit === 'ns/GiB';
@@ -147,8 +155,12 @@ function sameFigures(a: Band, b: Band): boolean {
  * land more than 2x apart from load alone (measured: 13 such metrics between two quick runs a
  * minute apart while other work ran), while a count or a size does not move that way.
  */
-export function judgeDifference(a: Band, b: Band, timed = false): Judgement {
+export function judgeDifference(a: Band, b: Band, timed = false, resolution?: { value: number; unit: string }): Judgement {
   if (sameFigures(a, b)) return { outcome: 'no-difference', interval: null, why: a.min === a.max ? 'the same figure on both hosts' : 'the same figures on both hosts' };
+  if (resolution && Math.abs(b.median - a.median) < resolution.value) {
+    const fmt = formatMetricValue(resolution.unit);
+    return { outcome: 'no-difference', interval: null, why: `the medians are ${fmt(Math.abs(b.median - a.median))} apart, less than the ${fmt(resolution.value)} its experiment's rule resolves` };
+  }
   const na = a.samples?.length ?? null;
   const nb = b.samples?.length ?? null;
   const { minSamples, level } = COMPARE_TEST;
@@ -219,7 +231,7 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
         ma && mb
           ? emulated > 0 && isTimed(m)
             ? { outcome: 'not-comparable', interval: null, why: `a time measured on an emulated CPU (a TCG guest) on ${emulated === 2 ? 'both sides' : a.environment.guest?.accel === 'tcg' ? 'host a' : 'host b'}: not comparable` }
-            : judgeDifference(ma.value, mb.value, isTimed(m))
+            : judgeDifference(ma.value, mb.value, isTimed(m), resolutionOf(ma, mb))
           : { outcome: 'one-side', interval: null, why: `measured on host ${ma ? 'a' : 'b'} only` };
       return {
         key,
@@ -263,7 +275,17 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
   };
 }
 
-/** Anything that differs between the two runs: a metric, a verdict, or a kernel observation. */
+/**
+ * An observation that differs only by where the kernel placed a region the trace left to it (its
+ * offset from a 2 MiB boundary): that differs between any two runs, of one kernel too, and says
+ * nothing about the kernel.
+ */
+export function placementOnly(d: Disagreement): boolean {
+  return d.explainedBy.length > 0 && d.explainedBy.every((x) => x.option === 'placement');
+}
+
+/** Anything that differs between the two runs: a metric, a verdict, or a kernel observation
+ *  that placement alone does not explain. */
 export function anyDifference(c: Comparison): boolean {
-  return c.flagged > 0 || c.verdictsChanged > 0 || c.kernelDifferences.length > 0;
+  return c.flagged > 0 || c.verdictsChanged > 0 || c.kernelDifferences.some((d) => !placementOnly(d));
 }

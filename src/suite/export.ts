@@ -4,7 +4,7 @@
  * in full; markdown is the summary a person pastes into an issue or a pull request.
  */
 import { markdownTable, markdownText, toCsv, type Cell } from '../report/export.js';
-import type { Comparison, MetricComparison } from './compare.js';
+import { placementOnly, type Comparison, type MetricComparison } from './compare.js';
 import { formatBand, formatMetricValue } from './present.js';
 import type { ResultsDocument } from './schema.js';
 import type { Band } from '../stats/summary.js';
@@ -127,13 +127,20 @@ export function formatSampleCounts(m: MetricComparison): string {
   return `${n(m.samples.a, m.a)} / ${n(m.samples.b, m.b)}`;
 }
 
+/** "3 kernel observations differ (2 only by where the kernel placed a region)". */
+function kernelObservationsText(c: Comparison): string {
+  const n = c.kernelDifferences.length;
+  const placed = c.kernelDifferences.filter(placementOnly).length;
+  return `${n} kernel observation${n === 1 ? '' : 's'} differ${n === 1 ? 's' : ''}${placed ? ` (${placed === n ? 'all' : placed} only by where the kernel placed a region)` : ''}`;
+}
+
 /** The comparison for an issue or a pull request: the two runs, the rule, then every metric kept. */
 export function comparisonMarkdown(c: Comparison, files: { a: string; b: string }, keep: (m: MetricComparison) => boolean = () => true): string {
   const side = (name: string, f: string, s: Comparison['a']) => `- **${name}** = \`${f}\`: kernel ${s.kernel}, ${s.quick ? 'quick' : 'full'} suite, ${s.startedAt}`;
   const out = ['# cowlab compare', '', side('a', files.a, c.a), side('b', files.b, c.b), '', `Rule: ${markdownText(c.rule)}.`, ''];
   out.push(
     `${c.flagged} metric${c.flagged === 1 ? '' : 's'} different, ${c.notEnoughSamples} with not enough samples; ${c.verdictsChanged} verdict${c.verdictsChanged === 1 ? '' : 's'} changed; ` +
-      `${c.kernelDifferences.length} kernel observation${c.kernelDifferences.length === 1 ? '' : 's'} differ.`,
+      `${kernelObservationsText(c)}.`,
   );
   if (c.environment.length) out.push('', '## Environment', '', markdownTable(['field', 'a', 'b'], c.environment.map((d) => [d.field, d.a, d.b])));
   const rows = c.experiments.flatMap((e) =>

@@ -28,6 +28,8 @@ export const MetricSchema = z.object({
   unit: z.string(),
   value: BandSchema,
   timed: z.boolean().optional(),
+  /** The smallest change its experiment's rule counts, in its unit (see Metric). */
+  resolution: z.number().nonnegative().optional(),
 });
 
 export const VerdictSchema = z.object({

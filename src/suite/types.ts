@@ -33,6 +33,11 @@ export interface Metric {
   /** A time, or derived from times (ns and ns/GiB units always are): not comparable with a
    *  measurement on an emulated CPU (a TCG guest). */
   timed?: boolean;
+  /** The smallest change of this figure the experiment's rule counts, in its unit (e.g. "less
+   *  than 10 % of N" for a figure that should be near zero): compare calls medians closer than
+   *  this no difference, whatever the test says. For figures whose noise is absolute, not
+   *  relative: a drop of 5 MiB against 8 MiB is 0.6x, yet both are "almost none" of 256 MiB. */
+  resolution?: number;
 }
 
 export interface Verdict {

@@ -133,6 +133,32 @@ describe('snapshot-load predictions', () => {
   });
 });
 
+describe('snapshot-instant, a sweep cut short by the budget', () => {
+  // Recorded by a quick run: the Btrfs sweep stopped at 16 MiB, and its reflink's 3 repeats
+  // spread 0.91-1.11 ms at 1 MiB and 1.20-1.96 ms at 16 MiB (median 1.63x for 16x the size).
+  type Row = { backing: string; points: { cloneNs: { median: number; min: number; max: number; samples?: number[] } }[] };
+  const noisy = () => fixture('snapshot-instant', 'noisy-quick') as { rows: Row[] };
+
+  it('is confirmed when the clone grew within its repeats\' spread', () => {
+    const raw = noisy();
+    const reflink = raw.rows.find((r) => r.backing === 'btrfs-reflink')!;
+    expect(reflink.points.at(-1)!.cloneNs.median / reflink.points[0]!.cloneNs.median).toBeGreaterThan(1.6);
+    expect(experiment('snapshot-instant').verdict(raw).verdict).toBe('confirmed');
+  });
+
+  it('is refuted when even its fastest large clone took 4x its slowest small one', () => {
+    const raw = noisy();
+    const big = raw.rows.find((r) => r.backing === 'btrfs-reflink')!.points.at(-1)!.cloneNs;
+    const slowestSmall = raw.rows.find((r) => r.backing === 'btrfs-reflink')!.points[0]!.cloneNs.max;
+    const k = (4 * slowestSmall) / big.min;
+    for (const f of ['median', 'min', 'max'] as const) big[f] *= k;
+    big.samples = big.samples?.map((v) => v * k);
+    const v = experiment('snapshot-instant').verdict(raw);
+    expect(v.verdict).toBe('refuted');
+    expect(v.reason).toMatch(/Btrfs, FICLONE reflink: its time grew .* \(at least 4\.00x/);
+  });
+});
+
 describe('copyout, the region half', () => {
   it('is refuted when a read(2) into a COW page of the region succeeds without prepareWrite', () => {
     const exp = experiment('copyout');

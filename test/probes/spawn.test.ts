@@ -2,7 +2,7 @@
  * timeSpawn against real processes: each kind really runs the program (it leaves a file
  * behind naming its pid), waits for its exit, reaps it, and reports a failing exit as one.
  */
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { CowlabError, Mapping, SPAWN_KINDS, timeSpawn } from '../../src/index.js';
 import { forkAndStore } from '../../src/probes/spawn.js';
+import { DIST_INDEX, runAsNobody, runCliAsNobody } from '../helpers/cli.js';
 import { descendants } from '../helpers/processes.js';
 
 const SH = '/bin/sh';
@@ -51,6 +52,52 @@ describe.each(SPAWN_KINDS)('timeSpawn, kind %s', (kind) => {
     const p = timeSpawn({ kind, program: '/bin/sleep', args: ['30'], deadlineMs: 100 });
     await expect(p).rejects.toMatchObject({ code: 'ERR_CHILD_DEADLINE' });
     expect(descendants()).toEqual([]);
+  });
+});
+
+/** The scheduling policy field of /proc/<pid>[/task/<tid>]/stat (0 normal, 1 SCHED_FIFO). */
+const policyOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+const asRoot = process.getuid?.() === 0;
+
+describe('timeSpawn at real-time priority', () => {
+  it.runIf(asRoot).each(SPAWN_KINDS)('%s: the child starts as a normal task, and every thread of this process is normal again afterwards', async (kind) => {
+    const out = join(dir, `${kind}.policy`);
+    // The program reads its own policy before anything else: reset on fork, not inherited.
+    const t = await timeSpawn({ kind, program: SH, args: ['-c', `cat /proc/$$/stat > ${out}`], realtime: true });
+    expect(t.callNs).toBeGreaterThan(0);
+    expect(policyOf(readFileSync(out, 'utf8'))).toBe(0);
+    const tasks = readdirSync('/proc/self/task');
+    expect(tasks.length).toBeGreaterThan(1); // the call ran on a worker thread, which is among them
+    for (const tid of tasks) expect(policyOf(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'))).toBe(0);
+  });
+
+  it.runIf(asRoot)('is refused with EPERM for a user without CAP_SYS_NICE, nothing started (as nobody; needs root to switch user)', () => {
+    const r = runAsNobody(
+      `import { timeSpawn } from ${JSON.stringify(DIST_INDEX)};
+       try { await timeSpawn({ kind: 'posix_spawn', program: '/bin/true', realtime: true }); console.log('started'); }
+       catch (e) { console.log(e.code, e.errno); }`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('ERR_SYSCALL EPERM');
+  });
+
+  it.runIf(asRoot)("fork-cost without CAP_SYS_NICE times the calls at normal priority and says so (as nobody)", () => {
+    const out = mkdtempSync(join(tmpdir(), 'cowlab-spawn-nobody-'));
+    try {
+      chmodSync(out, 0o777);
+      const r = runCliAsNobody(['run', 'fork-cost', '--quick', '--out', join(out, 'r')], { timeout: 60_000 });
+      expect([0, 1]).toContain(r.status); // a verdict either way: the run itself did not fail
+      const doc = JSON.parse(readFileSync(join(out, 'r', 'results.json'), 'utf8')) as { experiments: { raw: { scheduling: string }; notes: string[] }[] };
+      const e = doc.experiments[0]!;
+      expect(e.raw.scheduling).toBe('normal');
+      expect(e.notes.join('\n')).toMatch(/normal priority \(no CAP_SYS_NICE for SCHED_FIFO\)/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a realtime that is not a boolean', async () => {
+    await expect(timeSpawn({ kind: 'vfork', program: SH, realtime: 'yes' as never })).rejects.toThrow(/^realtime: must be a boolean, got yes$/);
   });
 });
 

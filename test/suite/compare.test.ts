@@ -59,6 +59,23 @@ describe('judgeDifference', () => {
     expect(j.outcome).toBe('no-difference'); // ...but not 10 %
   });
 
+  it("calls medians closer than the metric's resolution no difference, with the test or without; beyond it the test decides", () => {
+    // MemAvailable lost by a fork of 256 MiB: 5 MiB against 8 MiB is 0.6x, both "almost none".
+    const MiB = 2 ** 20;
+    const res = { value: 25.6 * MiB, unit: 'bytes' };
+    const a = bandOf(samplesAround(8 * MiB, 5, 11, 0.01));
+    const b = bandOf(samplesAround(5 * MiB, 5, 12, 0.01));
+    expect(judgeDifference(a, b).outcome).toBe('different');
+    const j = judgeDifference(a, b, false, res);
+    expect(j.outcome).toBe('no-difference');
+    expect(j.why).toMatch(/^the medians are 3\.\d\d MiB apart, less than the 25\.6 MiB its experiment's rule resolves$/);
+    // Single samples of the longest PFN run, 16 against 4 pages, with a huge page's 512 as resolution.
+    expect(judgeDifference(bandOf([16]), bandOf([4])).outcome).toBe('different');
+    expect(judgeDifference(bandOf([16]), bandOf([4]), false, { value: 512, unit: 'pages' }).outcome).toBe('no-difference');
+    // A huge page's worth apart is beyond it: the bands decide again.
+    expect(judgeDifference(bandOf([16]), bandOf([528]), false, { value: 512, unit: 'pages' }).outcome).toBe('different');
+  });
+
   it('says "not enough samples" with fewer than 3 a side, even when the bands do not overlap', () => {
     // The case: two single-sample bands, 822 against 961 ns.
     const j = judgeDifference(bandOf([822]), bandOf([961]));

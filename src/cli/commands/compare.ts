@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 
 import { formatRatio, wrapText } from '../../report/format.js';
 import { formatBand, formatMetricValue } from '../../suite/present.js';
-import { anyDifference, compareResults, COMPARE_TEST, type Comparison, type MetricComparison } from '../../suite/compare.js';
+import { anyDifference, compareResults, placementOnly, COMPARE_TEST, type Comparison, type MetricComparison } from '../../suite/compare.js';
 import { comparisonCsv, comparisonMarkdown, formatInterval, formatSampleCounts, OUTCOME_WORDS } from '../../suite/export.js';
 import { describeExplanation } from '../../validate/disagreements.js';
 import type { Band } from '../../stats/summary.js';
@@ -78,7 +78,7 @@ export function registerCompare(program: Command): void {
     .argument('[b]', 'results.json of run b (ratios are b / a), or a directory; omitted when <a> holds several kernels')
     .option('--json', 'print the comparison as JSON (every metric with its interval, sample counts, outcome and why)')
     .option('--only-differences', 'show only experiments whose verdict changed and metrics judged different (also in --json and the exports)')
-    .option('--fail-on-difference', 'exit 1 when anything differs: a metric judged different, a verdict changed, or a kernel observation (for CI)')
+    .option('--fail-on-difference', 'exit 1 when anything differs: a metric judged different, a verdict changed, or a kernel observation that placement alone does not explain (for CI)')
     .option('--html <file>', 'also write the comparison as one self-contained HTML page: per experiment each run\'s charts paired on the same axes, the metric tests, the kernel matrix (with more than two runs: verdicts and charts)');
   addExportFlags(cmd, 'the comparison (one row per metric)')
     .addHelpText(
@@ -96,6 +96,11 @@ How a difference is judged:
   it is "not enough samples"; a count or a size (never a time: one run of a time moves
   that much with the load) is DIFFERENT when the min-max bands do not overlap and the
   medians are more than ${COMPARE_TEST.apartFactor}x apart. Times from an emulated CPU (a TCG guest) are "not comparable".
+  A metric may state a resolution, the smallest change its experiment's rule counts (for
+  figures near zero, such as MemAvailable lost by a fork): medians closer than that are
+  "no difference".
+  The built-in scenarios' observations are compared page by page; those that differ only by
+  where the kernel placed a region (which differs between any two runs) do not count.
 
 Columns: a and b are median (min-max); b/a the ratio of medians; CI the interval; n the
 samples behind each side. Counts are exact (65,536). --json says why for every metric.
@@ -155,16 +160,24 @@ Examples:
             print(table(['metric', 'a', 'b', 'b/a', `${pct(c.test.level)} CI`, 'n a / b', 'judged'], e.metrics.map(metricRow), ['left', 'right', 'right', 'right', 'right', 'right', 'left']));
           }
         }
-        if (c.kernelDifferences.length) {
+        // With --only-differences, observations that placement alone explains are counted, not listed.
+        const listed = flags.onlyDifferences ? c.kernelDifferences.filter((d) => !placementOnly(d)) : c.kernelDifferences;
+        const unlisted = c.kernelDifferences.length - listed.length;
+        const who = c.a.kernel === c.b.kernel ? 'runs' : 'kernels';
+        if (listed.length) {
           print();
-          print(`What the two kernels showed differently in the built-in scenarios (${c.kernelDifferences.length} observations):`);
+          print(`What the two ${who} showed differently in the built-in scenarios (${listed.length} observations):`);
           print(
             table(
               ['scenario', 'step', 'observation', 'a', 'b', 'explained by'],
-              c.kernelDifferences.map((d) => [d.trace, d.step < 0 ? 'setup' : `${d.step} ${d.op} by ${d.proc}`, `${d.field}@${d.where}`, d.values[0] ?? '-', d.values[1] ?? '-', describeExplanation(d)]),
+              listed.map((d) => [d.trace, d.step < 0 ? 'setup' : `${d.step} ${d.op} by ${d.proc}`, `${d.field}@${d.where}`, d.values[0] ?? '-', d.values[1] ?? '-', describeExplanation(d)]),
               ['left', 'left', 'left', 'right', 'right', 'left'],
             ),
           );
+        }
+        if (unlisted > 0) {
+          print();
+          print(`${unlisted} observation${unlisted === 1 ? '' : 's'} of the built-in scenarios differ only by where the kernel placed a region (not listed: see the full compare)`);
         }
         if (flags.onlyDifferences && c.experiments.length === 0) {
           print();
