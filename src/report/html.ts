@@ -36,10 +36,15 @@ export function badge(v: string): string {
   return `<span class="badge ${esc(v)}">${esc(v.replace('-', ' '))}</span>`;
 }
 
+/** The longest cell right-aligned as a figure: "2.53 µs (2.42 µs–2.55 µs) noisy" is 31. */
+const FIGURE_MAX_CHARS = 40;
+
 export function htmlTable(t: TableSpec): string {
   // Figures (cells that start with a number) are right-aligned; a measurement that differs
   // from its prediction (predictionTable's DIFFERS) stands out.
-  const numeric = (s: string) => /^[-+≈]?\d/.test(s.trim());
+  // A sentence that happens to start with a number ("95 % CI of b/a ... is not wholly beyond")
+  // is prose, and reads left-aligned: a figure is short.
+  const numeric = (s: string) => /^[-+≈]?\d/.test(s.trim()) && s.length <= FIGURE_MAX_CHARS;
   const cls = (s: string) => (s === 'DIFFERS' ? ' class="differs"' : numeric(s) ? ' class="num"' : '');
   const head = t.head.map((h) => `<th>${esc(h)}</th>`).join('');
   const rows = t.rows

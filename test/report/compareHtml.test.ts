@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { environment } from '../../src/env/environment.js';
 import { shareAxes } from '../../src/report/compareHtml.js';
+import { htmlTable } from '../../src/report/html.js';
 import { RESULTS_VERSION, type ResultsDocument } from '../../src/suite/schema.js';
 import { packageRoot } from '../../src/util/package.js';
 import { chartLayouts, HAVE_CHROMIUM, CHROMIUM, withPage } from '../helpers/chartLayout.js';
@@ -91,6 +92,12 @@ describe('cowlab compare --html', () => {
     // The same axis on both sides of a pair: identical y tick labels.
     for (const [x, y] of paired) expect(yTicks(x!)).toEqual(yTicks(y!));
     expect(html).not.toContain('Kernels side by side'); // one kernel: no matrix
+    // The "why" of a metric is a sentence even when it starts with a number: left-aligned,
+    // while the figures beside it are right-aligned.
+    expect(html).toMatch(/<td>(only \d+ and \d+ samples|\d+ % CI of b\/a|the same figure)[^<]*<\/td>/);
+    const rightAligned = [...html.matchAll(/<td class="num">([^<]*)<\/td>/g)].map((m) => m[1]!);
+    expect(rightAligned).toContainEqual(expect.stringMatching(/^\d[\d.]*x$/));
+    for (const cell of rightAligned) expect(cell).not.toMatch(/samples\)|wholly beyond/);
   });
 
   it('takes the directory of a run on two kernels as a and b, with the kernel matrix on the page', () => {
@@ -139,6 +146,15 @@ describe('cowlab compare --html', () => {
       expect(c.outside, c.title).toEqual([]);
     }
   }, 60_000);
+});
+
+describe('htmlTable alignment', () => {
+  it('right-aligns figures and leaves a sentence that starts with a number left-aligned', () => {
+    const html = htmlTable({ title: 't', head: ['a', 'b', 'c'], rows: [['2.53 µs (2.42 µs–2.55 µs) noisy', '95 % CI of b/a 0.97x-1.19x (3 and 3 samples) is not wholly beyond a 100 % change', 'no difference']] });
+    expect(html).toContain('<td class="num">2.53 µs (2.42 µs–2.55 µs) noisy</td>');
+    expect(html).toContain('<td>95 % CI of b/a 0.97x-1.19x (3 and 3 samples) is not wholly beyond a 100 % change</td>');
+    expect(html).toContain('<td>no difference</td>');
+  });
 });
 
 describe('shareAxes', () => {
